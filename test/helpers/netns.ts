@@ -1,0 +1,85 @@
+/**
+ * Network namespaces for tests. Every test that touches the kernel makes its own namespace here
+ * and deletes it afterwards, also on failure; the global teardown removes any a crashed worker
+ * left behind (they all carry this run's prefix). The host's own namespace is never changed.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+/** Prefix of every namespace this test run creates: `tkt-<runid>-`. */
+export function runPrefix(): string {
+  const id = process.env.TUNKEEPER_TEST_RUN ?? String(process.ppid);
+  return `tkt-${id}-`;
+}
+
+export class Netns {
+  readonly path: string;
+  constructor(readonly name: string) {
+    this.path = `/run/netns/${name}`;
+  }
+
+  /** Runs a command inside the namespace; resolves with stdout, rejects with stderr in the message. */
+  async exec(cmd: string, args: string[], opts: { input?: string } = {}): Promise<string> {
+    try {
+      const p = execFileAsync('ip', ['netns', 'exec', this.name, cmd, ...args], { maxBuffer: 256 << 20 });
+      if (opts.input !== undefined) p.child.stdin?.end(opts.input);
+      const { stdout } = await p;
+      return stdout;
+    } catch (e) {
+      const err = e as { stderr?: string; message: string };
+      throw new Error(`${cmd} ${args.join(' ')} (in ${this.name}) failed: ${err.stderr?.trim() || err.message}`);
+    }
+  }
+
+  /** `ip -n NAME ...` */
+  async ip(...args: string[]): Promise<string> {
+    try {
+      const { stdout } = await execFileAsync('ip', ['-n', this.name, ...args], { maxBuffer: 256 << 20 });
+      return stdout;
+    } catch (e) {
+      const err = e as { stderr?: string; message: string };
+      throw new Error(`ip ${args.join(' ')} (in ${this.name}) failed: ${err.stderr?.trim() || err.message}`);
+    }
+  }
+
+  /** `ip -j -n NAME ...` parsed: the oracle the tests compare against. */
+  async ipJson<T = unknown>(...args: string[]): Promise<T> {
+    const out = await this.ip('-j', ...args);
+    return JSON.parse(out.trim() === '' ? '[]' : out) as T;
+  }
+
+  async delete(): Promise<void> {
+    await execFileAsync('ip', ['netns', 'delete', this.name]).catch(() => undefined);
+  }
+}
+
+/** Creates a fresh namespace with loopback up. */
+export async function createNetns(tag = 'ns'): Promise<Netns> {
+  const name = `${runPrefix()}${tag}-${randomBytes(3).toString('hex')}`;
+  await execFileAsync('ip', ['netns', 'add', name]);
+  const ns = new Netns(name);
+  await ns.ip('link', 'set', 'lo', 'up');
+  return ns;
+}
+
+/** Runs fn with a fresh namespace, deleting it however fn ends. */
+export async function withNetns<T>(fn: (ns: Netns) => Promise<T>, tag = 'ns'): Promise<T> {
+  const ns = await createNetns(tag);
+  try {
+    return await fn(ns);
+  } finally {
+    await ns.delete();
+  }
+}
+
+/** Namespaces left by this run (used by the global teardown). */
+export function leftoverNamespaces(prefix = runPrefix()): string[] {
+  const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(prefix));
+}
