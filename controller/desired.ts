@@ -1,0 +1,80 @@
+/**
+ * The desired state after validation and defaulting: what the schema (controller/schema) produces
+ * from a TunDevice document and what plan (controller/plan) consumes. Every field is explicit and
+ * canonical here (defaults applied, addresses and prefixes normalised) so plan compares values,
+ * never spellings.
+ */
+
+export type TunMode = 'tun' | 'tap';
+export type IpFamily = 4 | 6;
+
+export interface DesiredAddress {
+  family: IpFamily;
+  /** Canonical text: dotted quad, or RFC 5952 lowercase compressed IPv6. */
+  address: string;
+  prefixLength: number;
+}
+
+export interface DesiredRoute {
+  family: IpFamily;
+  /** Network address of the destination prefix, canonical (host bits cleared). */
+  dst: string;
+  /** 0 for `to: default`. */
+  dstLength: number;
+  /** Gateway, canonical; absent for a device route. */
+  via?: string;
+  /** RTA_PRIORITY; absent means the kernel's default (0 for IPv4, 1024 for IPv6). */
+  metric?: number;
+  /** Routing table id; 254 (main) by default. */
+  table: number;
+  /** Preferred source (RTA_PREFSRC), canonical. */
+  src?: string;
+  /** RTAX_MTU. */
+  mtu?: number;
+  /** Gateway is on-link even though no address of the device covers it (RTNH_F_ONLINK). */
+  onLink: boolean;
+}
+
+export interface DesiredDevice {
+  /** metadata.name of the TunDevice: the ownership marker is `tunkeeper:<name>` in ifalias. */
+  name: string;
+  ifname: string;
+  mode: TunMode;
+  mtu: number;
+  up: boolean;
+  txQueueLength?: number;
+  /** tap only; lowercase colon-separated. */
+  macAddress?: string;
+  owner?: number;
+  group?: number;
+  /** Fixed at creation: a change means recreating the device. */
+  multiQueue: boolean;
+  vnetHdr: boolean;
+  packetInfo: boolean;
+  addresses: DesiredAddress[];
+  routes: DesiredRoute[];
+  /** Where the declaration came from, for messages: `path:line:col` or `TunDevice/<name>`. */
+  origin: string;
+}
+
+/** The agent's policy: what it may own. */
+export interface Policy {
+  /** ifname prefixes a desired device must start with. */
+  allowedPrefixes: string[];
+  /** Whether routes to 0.0.0.0/0 or ::/0 may be owned. */
+  allowDefaultRoute: boolean;
+  /** rtm_protocol that marks tunkeeper's routes (and IFA_PROTO of its addresses). */
+  routeProtocol: number;
+}
+
+export const DEFAULT_POLICY: Policy = {
+  allowedPrefixes: ['tk-', 'tun-', 'tap-'],
+  allowDefaultRoute: false,
+  routeProtocol: 116,
+};
+
+/** The ifalias that marks a link as tunkeeper's. */
+export const OWNER_MARKER_PREFIX = 'tunkeeper:';
+export function ownerMarker(deviceName: string): string {
+  return OWNER_MARKER_PREFIX + deviceName;
+}
