@@ -1,0 +1,7 @@
+import type { Command } from 'commander';
+import type { CommandContext } from '../context.js';
+
+export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
+
+/** Every command of the CLI, in the order `--help` lists them. */
+export const commands: RegisterCommand[] = [];
