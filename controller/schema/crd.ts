@@ -1,0 +1,197 @@
+/**
+ * The CustomResourceDefinitions, generated from the TypeBox schemas. The API server wants a
+ * structural schema: every node typed, no $ref, no anyOf/oneOf carrying types, and
+ * `additionalProperties` never next to `properties` (unknown fields are pruned, or refused by
+ * `kubectl --validate=strict`). toStructural() converts TypeBox's output into that form and throws
+ * on any keyword it does not know, so a schema change cannot silently produce a broken CRD.
+ *
+ * What JSON Schema cannot say travels as CEL (`x-kubernetes-validations`, written next to the
+ * fields in tundevice.ts). The agent also runs the full TypeScript validation on every object it
+ * reads, so checks CEL cannot express (host bits, gateway reachability, byte 0xA0 in a name)
+ * still refuse the device, visibly, in TunNodeState.
+ */
+import type { TSchema } from '@sinclair/typebox';
+import { stringify } from 'yaml';
+import { API_VERSION, GROUP, TUN_DEVICE_KIND, TunDeviceSpecSchema, VERSION } from './tundevice.js';
+import { TUN_NODE_STATE_KIND, TunNodeStateStatusSchema } from './tunnodestate.js';
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+/** Keywords copied as they are, in this order (the order they appear in the CRD). */
+const COPIED = ['description', 'type', 'format', 'enum', 'default', 'minimum', 'maximum', 'minLength', 'maxLength', 'pattern', 'minItems', 'maxItems', 'nullable'];
+/** TypeBox bookkeeping and our own keywords: never part of the CRD. */
+const DROPPED = new Set(['additionalProperties', 'x-tunkeeper-format', 'x-tunkeeper-hint', '$id']);
+const HANDLED = new Set([...COPIED, 'properties', 'required', 'items', 'anyOf', 'const', 'patternProperties']);
+
+const ANY_KEY = '^(.*)$';
+
+export function toStructural(schema: TSchema, where = '<root>'): JsonObject {
+  const out: JsonObject = {};
+  for (const key of Object.keys(schema)) {
+    if (!HANDLED.has(key) && !DROPPED.has(key) && !key.startsWith('x-kubernetes-')) {
+      throw new Error(`CRD generation: keyword "${key}" at ${where} has no structural form; extend toStructural or change the schema`);
+    }
+  }
+  const literals = literalValues(schema);
+  if (literals) {
+    if (schema.description !== undefined) out.description = schema.description as string;
+    out.type = typeof literals[0] === 'number' ? 'integer' : typeof literals[0];
+    out.enum = literals as Json[];
+    if (schema.default !== undefined) out.default = schema.default as Json;
+  } else {
+    if (schema.anyOf !== undefined) throw new Error(`CRD generation: anyOf at ${where} is not a union of literals`);
+    for (const key of COPIED) if (schema[key] !== undefined) out[key] = schema[key] as Json;
+  }
+  if (schema.items !== undefined) out.items = toStructural(schema.items as TSchema, `${where}[]`);
+  if (schema.properties !== undefined) {
+    const props: JsonObject = {};
+    for (const [name, child] of Object.entries(schema.properties as Record<string, TSchema>)) props[name] = toStructural(child, `${where}.${name}`);
+    out.properties = props;
+    const required = (schema.required as string[] | undefined) ?? [];
+    if (required.length > 0) out.required = required;
+  }
+  if (schema.patternProperties !== undefined) {
+    const entries = Object.entries(schema.patternProperties as Record<string, TSchema>);
+    if (entries.length !== 1 || entries[0][0] !== ANY_KEY) throw new Error(`CRD generation: patternProperties at ${where} must be a plain string map`);
+    out.additionalProperties = toStructural(entries[0][1], `${where}{}`);
+  }
+  for (const key of Object.keys(schema)) if (key.startsWith('x-kubernetes-')) out[key] = schema[key] as Json;
+  return out;
+}
+
+function literalValues(schema: TSchema): unknown[] | undefined {
+  if ('const' in schema) return [schema.const];
+  const variants = schema.anyOf as TSchema[] | undefined;
+  if (variants && variants.every((v) => 'const' in v && Object.keys(v).every((k) => k === 'const' || k === 'type'))) return variants.map((v) => v.const);
+  return undefined;
+}
+
+const TYPE_META = {
+  apiVersion: {
+    description: 'APIVersion defines the versioned schema of this representation of an object.',
+    type: 'string',
+  },
+  kind: {
+    description: 'Kind is a string value representing the REST resource this object represents.',
+    type: 'string',
+  },
+  metadata: { type: 'object' },
+} satisfies JsonObject;
+
+interface PrinterColumn extends JsonObject {
+  name: string;
+  type: 'string' | 'integer' | 'boolean' | 'date' | 'number';
+  jsonPath: string;
+}
+
+interface CrdInput {
+  kind: string;
+  plural: string;
+  shortNames: string[];
+  description: string;
+  properties: JsonObject;
+  columns: PrinterColumn[];
+  statusSubresource: boolean;
+}
+
+function crd(input: CrdInput): JsonObject {
+  const singular = input.kind.toLowerCase();
+  const version: JsonObject = {
+    name: VERSION,
+    served: true,
+    storage: true,
+    schema: {
+      openAPIV3Schema: {
+        description: input.description,
+        type: 'object',
+        properties: { ...TYPE_META, ...input.properties },
+      },
+    },
+    additionalPrinterColumns: input.columns,
+  };
+  if (input.statusSubresource) version.subresources = { status: {} };
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${input.plural}.${GROUP}`,
+      labels: { 'app.kubernetes.io/name': 'tunkeeper', 'app.kubernetes.io/component': 'crd' },
+    },
+    spec: {
+      group: GROUP,
+      names: {
+        kind: input.kind,
+        listKind: `${input.kind}List`,
+        plural: input.plural,
+        singular,
+        shortNames: input.shortNames,
+        categories: ['tunkeeper'],
+      },
+      scope: 'Cluster',
+      versions: [version],
+    },
+  };
+}
+
+const AGE: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+
+export function tunDeviceCrd(): JsonObject {
+  return crd({
+    kind: TUN_DEVICE_KIND,
+    plural: 'tundevices',
+    shortNames: ['tund'],
+    description: 'A TUN/TAP device that tunkeeper creates and keeps on the selected nodes, with its addresses and routes. Per-node status is in TunNodeState.',
+    properties: { spec: toStructural(TunDeviceSpecSchema, 'spec') },
+    columns: [
+      { name: 'Ifname', type: 'string', jsonPath: '.spec.ifname', description: 'Interface name (empty: the object name)' },
+      { name: 'Mode', type: 'string', jsonPath: '.spec.mode' },
+      { name: 'MTU', type: 'integer', jsonPath: '.spec.mtu' },
+      { name: 'Up', type: 'boolean', jsonPath: '.spec.up', priority: 1 },
+      { name: 'Addresses', type: 'string', jsonPath: '.spec.addresses', priority: 1 },
+      AGE,
+    ],
+    // No status: what happened on each node is in that node's TunNodeState, so that N agents
+    // writing status do not wake the N agents watching TunDevices.
+    statusSubresource: false,
+  });
+}
+
+export function tunNodeStateCrd(): JsonObject {
+  return crd({
+    kind: TUN_NODE_STATE_KIND,
+    plural: 'tunnodestates',
+    shortNames: ['tuns'],
+    description: "What one node's tunkeeper agent did with the TunDevices selected for it. Named after the node; written only by its agent.",
+    properties: { status: toStructural(TunNodeStateStatusSchema, 'status') },
+    columns: [
+      { name: 'Devices', type: 'integer', jsonPath: '.status.deviceCount' },
+      { name: 'Ready', type: 'integer', jsonPath: '.status.readyCount' },
+      { name: 'Last Sync', type: 'date', jsonPath: '.status.lastSyncTime' },
+      { name: 'Ifnames', type: 'string', jsonPath: '.status.devices[*].ifname', priority: 1 },
+      AGE,
+    ],
+    statusSubresource: true,
+  });
+}
+
+export const REGENERATE_COMMAND = 'npm run build:ts && bin/tunkeeper crds --output-dir crds';
+
+/** The files of crds/, by name, with their exact contents. */
+export function crdFiles(): { name: string; text: string }[] {
+  const header = [
+    `# Generated from controller/schema by \`tunkeeper crds\` (${API_VERSION}); do not edit.`,
+    `# Regenerate with: ${REGENERATE_COMMAND}`,
+  ].join('\n');
+  return [tunDeviceCrd(), tunNodeStateCrd()].map((doc) => ({
+    name: `${(doc.metadata as JsonObject).name as string}.yaml`,
+    text: `${header}\n${stringify(doc, { lineWidth: 0, minContentWidth: 0 })}`,
+  }));
+}
+
+/** Every CRD as one multi-document YAML stream. */
+export function renderCrds(): string {
+  return crdFiles()
+    .map((f) => f.text)
+    .join('---\n');
+}

@@ -1,0 +1,84 @@
+/**
+ * TunNodeState (tunkeeper.io/v1alpha1, cluster-scoped): one per node, named after the node, written
+ * only by that node's agent (through the status subresource). It reports, for every TunDevice
+ * selected for the node, what happened to it there. Per-node objects rather than a list inside
+ * TunDevice.status, so that N agents writing status do not wake N agents watching TunDevices.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+export const TUN_NODE_STATE_KIND = 'TunNodeState';
+
+export const CONDITION_TYPES = ['Ready', 'Degraded', 'Conflict', 'Refused'] as const;
+export type TunConditionType = (typeof CONDITION_TYPES)[number];
+
+/** metav1.Condition, with the same constraints the API machinery puts on it. */
+export const ConditionSchema = Type.Object(
+  {
+    type: Type.Union(
+      CONDITION_TYPES.map((t) => Type.Literal(t)),
+      {
+        description:
+          'Ready: the device, its addresses and routes are as declared. Degraded: something could not be applied and is being retried. Conflict: another declaration or a foreign link claims the name. Refused: outside the agent\'s policy or invalid.',
+      },
+    ),
+    status: Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')]),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The TunDevice generation this condition was set for.' })),
+    lastTransitionTime: Type.String({ format: 'date-time', description: 'When the condition last changed status.' }),
+    reason: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
+      description: 'A CamelCase word for programs, e.g. Converged, PolicyRefused, NameTaken.',
+    }),
+    message: Type.String({ maxLength: 32768, description: 'What happened, for people.' }),
+  },
+  { additionalProperties: false },
+);
+
+export const DeviceStatusSchema = Type.Object(
+  {
+    name: Type.String({ description: 'metadata.name of the TunDevice.' }),
+    ifname: Type.String({ description: 'The interface name on this node.' }),
+    ifindex: Type.Optional(Type.Integer({ minimum: 1, description: 'The kernel\'s interface index; absent while the device does not exist.' })),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The TunDevice generation last reconciled on this node.' })),
+    conditions: Type.Optional(
+      Type.Array(ConditionSchema, {
+        maxItems: 8,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['type'],
+      }),
+    ),
+    lastError: Type.Optional(Type.String({ maxLength: 32768, description: 'The last error applying this device, if any.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const TunNodeStateStatusSchema = Type.Object(
+  {
+    devices: Type.Optional(
+      Type.Array(DeviceStatusSchema, {
+        description: 'One entry per TunDevice selected for this node.',
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+      }),
+    ),
+    deviceCount: Type.Optional(Type.Integer({ minimum: 0, description: 'Number of entries in devices.' })),
+    readyCount: Type.Optional(Type.Integer({ minimum: 0, description: 'Number of devices whose Ready condition is True.' })),
+    lastSyncTime: Type.Optional(Type.String({ format: 'date-time', description: 'End of the last reconcile on this node.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const TunNodeStateSchema = Type.Object(
+  {
+    apiVersion: Type.String(),
+    kind: Type.String(),
+    metadata: Type.Object({}),
+    status: Type.Optional(TunNodeStateStatusSchema),
+  },
+  { description: "What one node's tunkeeper agent did with the TunDevices selected for it. Named after the node; written only by its agent." },
+);
+
+export type TunCondition = Static<typeof ConditionSchema>;
+export type TunDeviceStatus = Static<typeof DeviceStatusSchema>;
+export type TunNodeStateStatus = Static<typeof TunNodeStateStatusSchema>;
