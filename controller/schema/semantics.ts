@@ -274,7 +274,7 @@ function checkRoute(
       );
     }
   } else if (route.onLink && checkable(at('onLink'))) {
-    fail(at('onLink'), 'onLink: true needs a gateway (via); a route without via is already on-link', 'key');
+    fail(at('onLink'), 'is true but the route has no gateway (via); a route without via is already on-link', 'key');
   }
 
   if (src) {

@@ -62,7 +62,7 @@ function message(e: ValueError): string | undefined {
       return undefined; // reported by the caller, which knows the allowed names
     case ValueErrorType.Integer:
       if (typeof v === 'number' && Number.isFinite(v)) return withHint(s, `must be a whole number, got ${v}`);
-      return `must be a whole number, got ${describeValue(v)}`;
+      return `must be a whole number, got ${describeValue(v)}${typeof v === 'string' && /^-?[0-9]+$/.test(v) ? ' (remove the quotes)' : ''}`;
     case ValueErrorType.Number:
       return `must be a number, got ${describeValue(v)}`;
     case ValueErrorType.IntegerMinimum:

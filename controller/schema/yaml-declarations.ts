@@ -9,7 +9,7 @@
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import type { DesiredDevice } from '../desired.js';
-import { fieldMessage, formatPath, type Anchor, type FieldPath, type Problem } from './problem.js';
+import { compareProblems, fieldMessage, formatPath, type Anchor, type FieldPath, type Problem } from './problem.js';
 import { validateTunDevice, type DeclarationContext } from './validate.js';
 import { checkYamlShape } from './yaml-guard.js';
 
@@ -112,6 +112,7 @@ export function parseDeclarations(text: string, file: string, options: ParseOpti
       declarations.push({ device: result.device, nameAt: place(['metadata', 'name']), ifnameAt: place(result.ifnamePath) });
     }
   }
+  problems.sort(compareProblems);
   if (problems.length > limits.maxProblems) {
     const rest = problems.length - limits.maxProblems;
     problems.length = limits.maxProblems;

@@ -1,7 +1,12 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
+import { registerCrds } from './crds.js';
+import { registerValidate } from './validate.js';
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
 
 /** Every command of the CLI, in the order `--help` lists them. */
-export const commands: RegisterCommand[] = [];
+export const commands: RegisterCommand[] = [
+  registerValidate,
+  registerCrds,
+];
