@@ -273,7 +273,7 @@ function checkRoute(
           'add an address that covers it, or set onLink: true if the gateway is reachable on this link anyway',
       );
     }
-  } else if (route.onLink && checkable(at('onLink'))) {
+  } else if (route.via === undefined && route.onLink && checkable(at('onLink'))) {
     fail(at('onLink'), 'is true but the route has no gateway (via); a route without via is already on-link', 'key');
   }
 

@@ -89,7 +89,8 @@ export function parseDeclarations(text: string, file: string, options: ParseOpti
     const start = doc.contents?.range?.[0] ?? doc.range[0];
     const yamlIssues = [...doc.errors, ...doc.warnings];
     for (const e of yamlIssues) problems.push({ ...at(e.pos[0]), message: `invalid YAML: ${yamlMessage(e.message)}` });
-    if (doc.contents === null) continue; // an empty document (`---` alone, or only comments)
+    // An empty document (`---` alone, or only comments) declares nothing and is fine.
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
     documents++;
     if (doc.errors.length > 0) continue;
     let value: unknown;
