@@ -112,7 +112,9 @@ export function checkYamlShape(text: string, limits: ShapeLimits): ShapeVerdict 
         // after an indicator, or (in flow) right after a bracket or comma. Elsewhere it is part of
         // a plain scalar, like the apostrophe in `description: don't`.
         const afterIndicator = prevNonBlank === '' || ':-?[{,'.includes(prevNonBlank) || /(^|[ \t])[!&][^ \t]*[ \t]+$/.test(line.slice(0, i));
-        if ((atTokenStart || (flow > 0 && '[{,:'.includes(prev))) && afterIndicator) quote = c;
+        // In flow, a quote may also follow `:` directly, but only after a JSON-like key ("a":'b').
+        const jsonKeyValue = prev === ':' && i >= 2 && `"']}`.includes(line[i - 2]);
+        if ((atTokenStart || (flow > 0 && ('[{,'.includes(prev) || jsonKeyValue))) && afterIndicator) quote = c;
       } else if (c === '[' || c === '{') {
         if (flow > 0 || atTokenStart) {
           flow++;

@@ -52,9 +52,12 @@ export interface FileSourceOptions extends FileLoadOptions {
   maxDelayMs?: number;
   /** Period of the safety-net rescan; 0 turns it off. */
   rescanIntervalMs?: number;
+  /** Use fs.watch (default). Off, only the periodic rescan notices changes: for filesystems
+   * without inotify events (NFS, some FUSE), with a shorter rescanIntervalMs. */
+  watch?: boolean;
 }
 
-export const FILE_SOURCE_DEFAULTS = { debounceMs: 200, maxDelayMs: 2000, rescanIntervalMs: 60_000 };
+export const FILE_SOURCE_DEFAULTS = { debounceMs: 200, maxDelayMs: 2000, rescanIntervalMs: 60_000, watch: true };
 
 interface FileState {
   root: string;
@@ -213,7 +216,7 @@ export class FileSource {
       files: [...this.states.keys()].sort(),
     };
     this.scans++;
-    if (!this.closed) await this.updateWatches(listing.files);
+    if (!this.closed && this.options.watch) await this.updateWatches(listing.files);
     if (this.closed) return;
     if (this.latest === undefined || !equal(this.latest, snapshot)) {
       this.latest = snapshot;
