@@ -123,7 +123,7 @@ export function parseCidr(text: string): Parsed<IpPrefix> {
 }
 
 export function formatIp(family: IpFamily, bytes: Uint8Array): string {
-  if (family === 4) return Array.from(bytes.subarray(0, 4)).join('.');
+  if (family === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   const words: number[] = [];
   for (let i = 0; i < 8; i++) words.push((bytes[2 * i] << 8) | bytes[2 * i + 1]);
   // RFC 5952 4.2: shorten the longest run of at least two zero groups, the first on a tie.
@@ -163,7 +163,8 @@ export function networkOf(p: IpPrefix): IpPrefix {
 }
 
 export function hasHostBits(p: IpPrefix): boolean {
-  return !sameBytes(networkOf(p).bytes, p.bytes);
+  for (let bit = p.prefixLength; bit < p.bytes.length * 8; bit++) if (p.bytes[bit >> 3] & (0x80 >> (bit & 7))) return true;
+  return false;
 }
 
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -177,9 +178,12 @@ export function sameAddress(a: IpAddress, b: IpAddress): boolean {
 /** Whether `addr` lies inside `prefix`. */
 export function prefixContains(prefix: IpPrefix, addr: IpAddress): boolean {
   if (prefix.family !== addr.family) return false;
-  const net = networkOf(prefix).bytes;
-  const masked = networkOf({ ...addr, prefixLength: prefix.prefixLength }).bytes;
-  return sameBytes(net, masked);
+  const whole = prefix.prefixLength >> 3;
+  for (let i = 0; i < whole; i++) if (prefix.bytes[i] !== addr.bytes[i]) return false;
+  const rest = prefix.prefixLength & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (prefix.bytes[whole] & mask) === (addr.bytes[whole] & mask);
 }
 
 const prefixOf = (family: IpFamily, text: string): IpPrefix => {

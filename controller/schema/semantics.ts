@@ -9,6 +9,7 @@ import { ifnameProblem } from './ifname.js';
 import {
   formatAddress,
   formatPrefix,
+  hasHostBits,
   isIPv6LinkLocal,
   networkOf,
   nonUnicastReason,
@@ -64,6 +65,7 @@ export function checkSemantics(input: SemanticInput): SemanticResult {
   const report = (path: FieldPath, detail: string, anchor?: 'key') => problems.push(anchor ? { path, detail, anchor } : { path, detail });
   // A field is checked only if neither it nor anything above it has a structural problem.
   const checkable = (path: FieldPath) => {
+    if (input.invalid.size === 0) return true;
     for (let i = 1; i <= path.length; i++) if (input.invalid.has(pathKey(path.slice(0, i)))) return false;
     return true;
   };
@@ -248,7 +250,7 @@ function checkRoute(
     } else {
       const p = parseCidr(route.to);
       if (!p.ok) fail(at('to'), p.error);
-      else if (networkOf(p.value).bytes.some((b, i) => b !== p.value.bytes[i])) {
+      else if (hasHostBits(p.value)) {
         fail(
           at('to'),
           `${JSON.stringify(route.to)} has host bits set: the network is ${formatPrefix(networkOf(p.value))} (a route goes to a network; an address of the device belongs in spec.addresses)`,

@@ -3,6 +3,7 @@
  * with messages written for people: `must be from 68 to 65535, got 50`, not `Expected integer`.
  */
 import type { TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import { FORMAT, HINT } from './keywords.js';
@@ -132,7 +133,20 @@ export const pathKey = (path: FieldPath): string => JSON.stringify(path);
  * Every structural problem of `value` against `schema`, at most one per field. `allowedKeys`
  * names the properties of the object at a path, for "unknown field" messages.
  */
+const compiled = new WeakMap<TSchema, TypeCheck<TSchema>>();
+
+/** The compiled checker: a valid document (the common case) is checked at generated-code speed. */
+function checker(schema: TSchema): TypeCheck<TSchema> {
+  let check = compiled.get(schema);
+  if (!check) {
+    check = TypeCompiler.Compile(schema);
+    compiled.set(schema, check);
+  }
+  return check;
+}
+
 export function structuralProblems(schema: TSchema, value: unknown): StructuralResult {
+  if (checker(schema).Check(value)) return { problems: [], invalid: new Set() };
   const byPath = new Map<string, { path: FieldPath; error: ValueError }>();
   for (const error of Value.Errors(schema, value)) {
     const path = pointerToPath(error.path, value);
@@ -191,4 +205,44 @@ function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length];
+}
+
+const isMappingValue = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * `value` with the schema's defaults filled in where fields are absent, nested defaults included
+ * (a defaulted `spec: {}` gets its own defaults too), as the API server's structural defaulting does.
+ * Returns new objects along the way; the input is not changed. Values of the wrong type are left
+ * alone: they are reported by structuralProblems.
+ */
+export function withDefaults(schema: TSchema, value: unknown): unknown {
+  if (value === undefined) {
+    return schema.default === undefined ? undefined : withDefaults(schema, structuredClone(schema.default));
+  }
+  const props = propertyList(schema);
+  if (props && isMappingValue(value)) {
+    const out: Record<string, unknown> = { ...value };
+    for (const [key, child] of props) {
+      if (out[key] === undefined && child.default === undefined && !propertyList(child)) continue;
+      const v = withDefaults(child, out[key]);
+      if (v !== undefined) out[key] = v;
+    }
+    return out;
+  }
+  const items = schema.items as TSchema | undefined;
+  if (items && Array.isArray(value) && (propertyList(items) || items.default !== undefined)) return value.map((v) => withDefaults(items, v));
+  return value;
+}
+
+const propertyLists = new WeakMap<TSchema, [string, TSchema][] | null>();
+
+/** A schema's properties as a list, computed once per schema node (defaulting runs per route). */
+function propertyList(schema: TSchema): [string, TSchema][] | undefined {
+  let list = propertyLists.get(schema);
+  if (list === undefined) {
+    const props = schema.properties as Record<string, TSchema> | undefined;
+    list = props ? Object.entries(props) : null;
+    propertyLists.set(schema, list);
+  }
+  return list ?? undefined;
 }

@@ -24,7 +24,7 @@ export const MAX_MTU = 65535;
 /** IPv6 needs links of at least 1280 bytes (RFC 8200 section 5); below it the kernel disables IPv6 on the device. */
 export const IPV6_MIN_MTU = 1280;
 export const MAX_ADDRESSES = 1024;
-/** Generous on purpose: one device may carry a large routing table (a 65k-route declaration is ~1.3 MiB of YAML). */
+/** Generous on purpose: one device may carry a large routing table (65k routes, one flow mapping per line, are ~3 MiB of YAML). */
 export const MAX_ROUTES = 65536;
 
 /** A CEL rule for the CRD (x-kubernetes-validations). Each one has a twin in semantics.ts. */

@@ -4,11 +4,10 @@
  * kernel's rules (semantics.ts). Problems are field paths with sentences; the YAML layer turns the
  * paths into file:line:col.
  */
-import { Value } from '@sinclair/typebox/value';
 import type { DesiredDevice } from '../desired.js';
 import type { FieldPath, FieldProblem } from './problem.js';
 import { checkSemantics, type DeclarationContext } from './semantics.js';
-import { structuralProblems } from './structural.js';
+import { structuralProblems, withDefaults } from './structural.js';
 import { API_VERSION, GROUP, TUN_DEVICE_KIND, TunDeviceSchema, type LabelSelector, type TunDeviceManifest, type TunDeviceSpec } from './tundevice.js';
 
 export type { DeclarationContext };
@@ -66,7 +65,7 @@ export function validateTunDevice(doc: unknown, options: ValidateOptions = {}): 
   }
 
   const structural = structuralProblems(TunDeviceSchema, value);
-  const defaulted = Value.Default(TunDeviceSchema, structuredClone(value)) as Partial<TunDeviceManifest>;
+  const defaulted = withDefaults(TunDeviceSchema, value) as Partial<TunDeviceManifest>;
   const metadata: Record<string, unknown> = isMapping(defaulted.metadata) ? defaulted.metadata : {};
   const name = typeof metadata.name === 'string' ? metadata.name : undefined;
   const spec = (isMapping(defaulted.spec) ? defaulted.spec : {}) as TunDeviceSpec;

@@ -14,7 +14,7 @@ import { validateTunDevice, type DeclarationContext } from './validate.js';
 import { checkYamlShape } from './yaml-guard.js';
 
 export interface YamlLimits {
-  /** Largest file read, in bytes. A 65k-route declaration is about 1.3 MiB. */
+  /** Largest file read, in bytes: 65k routes written one per line are about 3 MiB. The parsed document takes many times its size in memory, which this bounds. */
   maxBytes: number;
   maxDocuments: number;
   /** Deepest nesting of collections; a TunDevice needs about 6. */
