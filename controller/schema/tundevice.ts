@@ -6,7 +6,7 @@
  * Fields with a default are optional here and get their value from `default`: the API server
  * applies the same defaults (structural defaulting), and Value.Default applies them to files.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { FORMAT, HINT, type FieldFormat } from './keywords.js';
 
 export const GROUP = 'tunkeeper.io';
@@ -32,7 +32,6 @@ export interface CelRule {
   rule: string;
   message: string;
   fieldPath?: string;
-  reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
 }
 const cel = (rules: CelRule[]) => ({ 'x-kubernetes-validations': rules });
 const format = (f: FieldFormat) => ({ [FORMAT]: f });
@@ -275,14 +274,3 @@ export type TunDeviceSpec = Static<typeof TunDeviceSpecSchema>;
 export type TunDeviceRoute = Static<typeof RouteSchema>;
 export type LabelSelector = Static<typeof LabelSelectorSchema>;
 export type TunDeviceManifest = Static<typeof TunDeviceSchema>;
-
-/** The schema node at `path` (object properties and array items), for messages that need it. */
-export function schemaAt(root: TSchema, path: ReadonlyArray<string | number>): TSchema | undefined {
-  let node: TSchema | undefined = root;
-  for (const seg of path) {
-    if (node === undefined) return undefined;
-    if (typeof seg === 'number') node = node.items as TSchema | undefined;
-    else node = (node.properties as Record<string, TSchema> | undefined)?.[seg];
-  }
-  return node;
-}
