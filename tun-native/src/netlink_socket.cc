@@ -57,7 +57,7 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   void OnReadable(int status);
   void Drain(Napi::Object self, int status);
   bool DeliverData(Napi::Object self);
-  bool DeliverSocketError(Napi::Object self, int err);
+  bool DeliverSocketError(Napi::Object self, int err, size_t size);
   void Call(const Napi::FunctionReference& fn, Napi::Object self, std::initializer_list<napi_value> args);
   bool Active() const { return polling_ && fd_ >= 0; }
   void StopPolling();
@@ -354,7 +354,7 @@ void NetlinkSocket::Drain(Napi::Object self, int status) {
       Call(onError, self, {MakeErrnoError(env, -r, "uv_poll_start", "resume receiving on " + Describe()).Value()});
       return;
     }
-    if (soerr != 0 && !DeliverSocketError(self, soerr)) return;
+    if (soerr != 0 && !DeliverSocketError(self, soerr, 0)) return;
   }
 
   for (;;) {
@@ -363,7 +363,7 @@ void NetlinkSocket::Drain(Napi::Object self, int status) {
     // A full batch returns to the loop: the fd is still readable, so the poll fires again after
     // timers and other I/O had their turn.
     if (result.stop != NetlinkReceiver::Stop::kError) return;
-    if (!DeliverSocketError(self, result.err)) return;
+    if (!DeliverSocketError(self, result.err, result.size)) return;
     // ENOBUFS and an oversized datagram are one-off conditions: read on. Anything else ends this
     // wake-up rather than spinning on a failing socket.
     if (result.err != ENOBUFS && result.err != EMSGSIZE) return;
@@ -380,16 +380,15 @@ bool NetlinkSocket::DeliverData(Napi::Object self) {
   return Active();
 }
 
-bool NetlinkSocket::DeliverSocketError(Napi::Object self, int err) {
+bool NetlinkSocket::DeliverSocketError(Napi::Object self, int err, size_t size) {
   Napi::Env env = Env();
   if (err == ENOBUFS) {
     Call(onOverflow_, self, {});
   } else {
     Napi::Error e = MakeErrnoError(env, err, "recvmsg", "receive on " + Describe());
     if (err == EMSGSIZE) {
-      e.Set("message", Napi::String::New(env, "receive on " + Describe() + ": EMSGSIZE: a datagram larger than " +
-                                                  std::to_string((NetlinkReceiver::kSpillBytes + NetlinkReceiver::kMinRoom) >> 10) +
-                                                  " KiB arrived and was dropped (it cannot be delivered whole)"));
+      e.Set("message", Napi::String::New(env, "receive on " + Describe() + ": EMSGSIZE: a datagram of " + std::to_string(size) +
+                                                  " bytes, too large to receive whole, was dropped"));
     }
     Call(onError_, self, {e.Value()});
   }
