@@ -1,4 +1,6 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { describe, expect, it } from '@jest/globals';
 import { NativeError, NetlinkSocket } from '../../tun-native/index.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
@@ -42,6 +44,8 @@ async function withSocket<T>(opts: Parameters<typeof NetlinkSocket.open>[0], fn:
     s.close();
   }
 }
+
+const facadeUrl = new URL('../../tun-native/index.js', import.meta.url).href;
 
 describe('NetlinkSocket options', () => {
   it('rejects invalid options before touching the kernel', async () => {
@@ -202,4 +206,29 @@ describeKernel('NetlinkSocket in a network namespace', () => {
       });
     });
   });
+
+  it('falls back to SO_RCVBUF, silently, where SO_RCVBUFFORCE is not permitted', async () => {
+    // Ask for more than net.core.rmem_max: with CAP_NET_ADMIN (SO_RCVBUFFORCE) it is granted;
+    // as root of a user namespace only SO_RCVBUF works, capped at rmem_max.
+    const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    const asked = rmemMax + (1 << 20);
+    await withNetns(async (ns) => {
+      await withSocket({ netns: ns.name, rcvbuf: asked }, async (s) => {
+        expect(s.rcvbuf).toBe(2 * asked);
+      });
+    });
+    const script = `
+      const { NetlinkSocket } = await import(process.argv[1]);
+      const s = await NetlinkSocket.open({ rcvbuf: Number(process.argv[2]) });
+      console.log(s.rcvbuf);
+      s.close();
+    `;
+    // A fresh user and network namespace: never the host's network namespace.
+    const { stdout, stderr } = await promisify(execFile)('unshare', [
+      '--user', '--map-root-user', '--net', process.execPath, '--input-type=module', '-e', script, facadeUrl, String(asked),
+    ]);
+    expect(stderr).toBe('');
+    expect(Number(stdout.trim())).toBe(2 * rmemMax);
+  });
 });
+
