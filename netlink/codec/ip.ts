@@ -11,11 +11,14 @@
  */
 
 const DEC: string[] = Array.from({ length: 256 }, (_, i) => String(i));
+// 'n.' for each octet: three concatenations per address instead of seven, and below 13
+// characters V8 makes the result flat rather than a rope that is flattened again on first use.
+const DEC_DOT: string[] = DEC.map((s) => s + '.');
 const HEX2: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /** Formats the 4 bytes at `off` as dotted decimal. */
 export function formatIPv4(buf: Uint8Array, off: number): string {
-  return DEC[buf[off]!]! + '.' + DEC[buf[off + 1]!]! + '.' + DEC[buf[off + 2]!]! + '.' + DEC[buf[off + 3]!]!;
+  return DEC_DOT[buf[off]!]! + DEC_DOT[buf[off + 1]!]! + DEC_DOT[buf[off + 2]!]! + DEC[buf[off + 3]!]!;
 }
 
 /** Formats the 16 bytes at `off` as inet_ntop(AF_INET6) does. */
@@ -92,15 +95,15 @@ function putIPv4(text: string, start: number, end: number, buf: Uint8Array, off:
   let part = 0;
   let value = 0;
   let digits = 0;
-  for (let i = start; i <= end; i++) {
-    const c = i < end ? text.charCodeAt(i) : 46; // a virtual '.' closes the last octet
-    if (c >= 48 && c <= 57) {
-      if (digits === 1 && value === 0) return false; // leading zero
-      value = value * 10 + (c - 48);
-      if (value > 255) return false;
+  for (let i = start; i < end; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d >= 0 && d <= 9) {
+      if (digits !== 0 && value === 0) return false; // leading zero
+      value = value * 10 + d;
       digits++;
-    } else if (c === 46) {
-      if (digits === 0 || part > 3) return false;
+    } else if (d === -2 && digits !== 0 && part < 3) {
+      // '.' ends an octet
+      if (value > 255) return false;
       buf[off + part++] = value;
       value = 0;
       digits = 0;
@@ -108,7 +111,9 @@ function putIPv4(text: string, start: number, end: number, buf: Uint8Array, off:
       return false;
     }
   }
-  return part === 4;
+  if (digits === 0 || part !== 3 || value > 255) return false;
+  buf[off + 3] = value;
+  return true;
 }
 
 /** Writes an IPv6 address (any RFC 4291 text form, optional dotted IPv4 tail) into 16 bytes at off. */
@@ -188,8 +193,8 @@ export function ipByteLength(text: string): 4 | 16 {
  * IPv6). Returns the number of bytes written, 4 or 16, or 0 if the text is not an address.
  */
 export function writeIp(text: string, buf: Uint8Array, off: number): 0 | 4 | 16 {
-  if (ipByteLength(text) === 16) return putIPv6(text, buf, off) ? 16 : 0;
-  return putIPv4(text, 0, text.length, buf, off) ? 4 : 0;
+  if (putIPv4(text, 0, text.length, buf, off)) return 4;
+  return text.indexOf(':') >= 0 && putIPv6(text, buf, off) ? 16 : 0;
 }
 
 /** Address text to bytes, or undefined when it does not parse. */
