@@ -89,6 +89,7 @@ export {
   encodeMessages,
   messageKind,
   type MessageKind,
+  type MessageBodies,
   type RtnlMessage,
   type RtnlMessageInit,
 } from './messages.js';

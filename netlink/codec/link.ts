@@ -124,10 +124,11 @@ export interface LinkMessage extends AttrLayout {
 
 export type LinkMessageInit = WithOptional<LinkMessage, 'family' | 'linkType' | 'ifindex' | 'flags' | 'change'>;
 
+// Table order follows the kernel's tun_fill_info.
 export const TUN_ATTRS = attrSpec('link.linkInfo.tun', [
+  fU8(L.IFLA_TUN_TYPE, 'type'),
   fU32(L.IFLA_TUN_OWNER, 'owner'),
   fU32(L.IFLA_TUN_GROUP, 'group'),
-  fU8(L.IFLA_TUN_TYPE, 'type'),
   fBool8(L.IFLA_TUN_PI, 'pi'),
   fBool8(L.IFLA_TUN_VNET_HDR, 'vnetHdr'),
   fBool8(L.IFLA_TUN_PERSIST, 'persist'),

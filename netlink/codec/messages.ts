@@ -70,6 +70,18 @@ export type RtnlMessage =
   | DoneEnvelope
   | OtherEnvelope;
 
+/** The body type of each message kind. */
+export interface MessageBodies {
+  link: LinkMessage;
+  address: AddressMessage;
+  route: RouteMessage;
+  neighbour: NeighbourMessage;
+  rule: RuleMessage;
+  error: ErrorMessage;
+  done: DoneMessage;
+  other: Uint8Array;
+}
+
 /** What writeMessage accepts: header without length, bodies with optional fixed fields. */
 export type RtnlMessageInit =
   | { kind: 'link'; header: NlMsgHeaderInit; body: LinkMessageInit }
