@@ -28,7 +28,10 @@
  *
  * Safety: every length is checked against its container before use, every loop advances by at
  * least 4 bytes, nesting is bounded (MAX_NEST_DEPTH) and nothing is allocated in proportion to a
- * length field — only to bytes actually present. The only exception thrown is NetlinkDecodeError.
+ * length field — only to bytes actually present. The only exception thrown is NetlinkDecodeError:
+ * for damage to the framing (message lengths, the message's own attribute list). Damage inside a
+ * known nest leaves that one attribute raw — its own length is sound, so nothing is lost and the
+ * rest of the dump still decodes.
  */
 import { NetlinkDecodeError, NetlinkEncodeError } from './errors.js';
 import { formatIp, formatMac } from './ip.js';
@@ -83,7 +86,10 @@ type Obj = Record<string, unknown>;
 export interface CustomField {
   /** Whether the object holds a value for this attribute. */
   has(obj: Obj): boolean;
-  /** Decodes the payload into obj; false means "not representable, keep it raw". */
+  /**
+   * Decodes the payload into obj (storing only on success); false means "not representable,
+   * keep it raw" — as does a NetlinkDecodeError thrown for damaged contents.
+   */
   decode(buf: Buffer, off: number, len: number, type: number, obj: Obj, depth: number): boolean;
   /** Writes the whole attribute (header included) with the given full type. */
   encode(w: NetlinkWriter, type: number, obj: Obj, path: string, depth: number): void;
@@ -318,7 +324,12 @@ function readField(f: FieldSpec, buf: Buffer, p: number, len: number, type: numb
     case K_NEST: {
       if ((flags & ~NLA_F_NESTED) !== 0) return UNTYPED;
       const inner: Obj = {};
-      return decodeAttrs(buf, p, p + len, f.nest!, inner, depth + 1) ? inner : UNTYPED;
+      try {
+        return decodeAttrs(buf, p, p + len, f.nest!, inner, depth + 1) ? inner : UNTYPED;
+      } catch (e) {
+        if (e instanceof NetlinkDecodeError) return UNTYPED;
+        throw e;
+      }
     }
     case K_U32STRUCT: {
       const names = f.names!;
@@ -338,7 +349,12 @@ function readField(f: FieldSpec, buf: Buffer, p: number, len: number, type: numb
       if ((flags & ~NLA_F_NESTED) !== 0) return UNTYPED;
       return parseRawList(buf, p, p + len) ?? UNTYPED;
     case K_CUSTOM:
-      return f.custom!.decode(buf, p, len, type, obj, depth) ? STORED : UNTYPED;
+      try {
+        return f.custom!.decode(buf, p, len, type, obj, depth) ? STORED : UNTYPED;
+      } catch (e) {
+        if (e instanceof NetlinkDecodeError) return UNTYPED;
+        throw e;
+      }
     default:
       return UNTYPED;
   }
@@ -346,6 +362,8 @@ function readField(f: FieldSpec, buf: Buffer, p: number, len: number, type: numb
 
 // ---------------------------------------------------------------------------------------------
 // Writing
+
+const LONE_SURROGATE = /\p{Cs}/u;
 
 function bad(spec: AttrSpec, key: string, reason: string): NetlinkEncodeError {
   return new NetlinkEncodeError(`${spec.name}.${key}`, reason);
@@ -452,6 +470,8 @@ function encodeField(w: NetlinkWriter, spec: AttrSpec, f: FieldSpec, type: numbe
       return;
     case K_STRING:
       if (typeof v !== 'string' || v.indexOf('\0') >= 0) throw bad(spec, f.key, 'must be a string without NUL characters');
+      // A lone surrogate has no UTF-8 form: it would be written as U+FFFD and read back changed.
+      if (LONE_SURROGATE.test(v)) throw bad(spec, f.key, 'must be well-formed Unicode (it has a lone surrogate)');
       w.attrString(type, v);
       return;
     case K_BYTES:
