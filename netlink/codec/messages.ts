@@ -193,7 +193,8 @@ export function writeMessage(w: NetlinkWriter, msg: RtnlMessageInit): void {
     case 'other':
       if (!(msg.body instanceof Uint8Array)) throw new NetlinkEncodeError('other.body', 'must be a Uint8Array');
       w.bytes(msg.body);
-      break;
+      w.endMessageExact(start);
+      return;
     default:
       throw new NetlinkEncodeError('kind', `unknown message kind ${JSON.stringify((msg as { kind: unknown }).kind)}`);
   }

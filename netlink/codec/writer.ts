@@ -92,10 +92,22 @@ export class NetlinkWriter {
     return start;
   }
 
-  /** Pads the message to 4 bytes and writes its length. */
+  /**
+   * Pads the message to 4 bytes and writes its length. The length covers the padding of the
+   * last attribute, as the kernel's nlmsg_end does (nla_put pads every attribute).
+   */
   endMessage(start: number): void {
     this.pad();
     this.buf.writeUInt32LE(this.pos - start, start);
+  }
+
+  /**
+   * Writes the message's length as its exact byte count, then pads: for opaque payloads whose
+   * length is not a multiple of 4 (e.g. a 1-byte struct rtgenmsg), which nlmsg_len must not round.
+   */
+  endMessageExact(start: number): void {
+    this.buf.writeUInt32LE(this.pos - start, start);
+    this.pad();
   }
 
   // ---- raw fixed-size fields (no attribute header) ----
