@@ -1,6 +1,18 @@
 /** Address messages: RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR (struct ifaddrmsg + IFA_*). */
 import { NetlinkDecodeError } from './errors.js';
-import { attrSpec, decodeAttrs, encodeAttrs, fIp, fS32, fString, fU32, fU32Struct, fU8, rdU32, type AttrLayout } from './attributes.js';
+import {
+  attrSpec,
+  decodeAttrs,
+  encodeAttrs,
+  fIp,
+  fS32,
+  fString,
+  fU32,
+  fU32Struct,
+  fU8,
+  type AttrLayout,
+} from './attributes.js';
+import { rdU32 } from './bytes.js';
 import { u32Field, u8Field, type WithOptional } from './fixed.js';
 import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';

@@ -34,6 +34,7 @@
  * rest of the dump still decodes.
  */
 import { NetlinkDecodeError, NetlinkEncodeError } from './errors.js';
+import { copyBytes, rdS32, rdU16, rdU32 } from './bytes.js';
 import { formatIp, formatMac } from './ip.js';
 import type { NetlinkWriter } from './writer.js';
 import { NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK } from '../constants/netlink.js';
@@ -169,26 +170,6 @@ export const fCustom = (t: number, k: string, custom: CustomField, defaultFlags 
 
 // ---------------------------------------------------------------------------------------------
 // Reading
-
-/** Little-endian u16 at off (the caller has checked the bounds). */
-export function rdU16(b: Buffer, off: number): number {
-  return b[off]! | (b[off + 1]! << 8);
-}
-/** Little-endian u32 at off, unsigned. */
-export function rdU32(b: Buffer, off: number): number {
-  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16)) + b[off + 3]! * 0x1000000;
-}
-/** Little-endian s32 at off. */
-export function rdS32(b: Buffer, off: number): number {
-  return b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24);
-}
-
-/** A copy of buf[start, end): decoded objects must not pin the (large) receive buffer. */
-export function copyBytes(buf: Buffer, start: number, end: number): Buffer {
-  const out = Buffer.allocUnsafe(end - start);
-  buf.copy(out, 0, start, end);
-  return out;
-}
 
 /** A NUL-terminated string payload, or undefined when it would not re-encode to the same bytes. */
 function readString(buf: Buffer, off: number, len: number): string | undefined {

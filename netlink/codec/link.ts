@@ -17,12 +17,10 @@ import {
   fU32,
   fU8,
   parseRawList,
-  rdS32,
-  rdU16,
-  rdU32,
   type AttrLayout,
   type RawAttr,
 } from './attributes.js';
+import { rdS32, rdU16, rdU32 } from './bytes.js';
 import { s32Field, u16Field, u32Field, u8Field, type WithOptional } from './fixed.js';
 import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
 import { NLA_F_NESTED, NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';

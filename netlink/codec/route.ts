@@ -17,11 +17,9 @@ import {
   fU32,
   fU32Struct,
   fU8,
-  rdS32,
-  rdU16,
-  rdU32,
   type AttrLayout,
 } from './attributes.js';
+import { rdS32, rdU16, rdU32 } from './bytes.js';
 import { s32Field, u32Field, u8Field, type WithOptional } from './fixed.js';
 import { formatIp, ipByteLength, writeIp } from './ip.js';
 import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';

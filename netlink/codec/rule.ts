@@ -11,9 +11,9 @@ import {
   fU32Struct,
   fU64BE,
   fU8,
-  rdU32,
   type AttrLayout,
 } from './attributes.js';
+import { rdU32 } from './bytes.js';
 import { u32Field, u8Field, type WithOptional } from './fixed.js';
 import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
