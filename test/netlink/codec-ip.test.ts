@@ -1,7 +1,7 @@
 /** IP and hardware address text: the form `ip -j` prints (inet_ntop), and strict parsing. */
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { canonicalIp, formatIPv6, formatMac, parseIp, writeMac } from '../../netlink/codec/index.js';
+import { canonicalIp, formatIPv4, formatIPv6, formatMac, parseIp, writeMac } from '../../netlink/codec/index.js';
 
 const v6 = (hex: string): string => formatIPv6(Buffer.from(hex.replace(/ /g, ''), 'hex'), 0);
 
@@ -36,6 +36,20 @@ describe('IPv6 formatting follows glibc inet_ntop', () => {
         if (!ours.includes('.')) expect(ours).toBe(new URL(`http://[${ours}]/`).hostname.slice(1, -1));
       }),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe('the formatting cache', () => {
+  it('never answers with another address that shares its slot', () => {
+    // 20,000 addresses in 1,024 slots: every slot is reused many times, in both orders.
+    const v4 = Array.from({ length: 20000 }, (_, i) => Buffer.from([198, 18 + (i & 1), (i * 7919) >> 8, i & 255]));
+    for (const b of [...v4, ...v4.reverse()]) expect(formatIPv4(b, 0)).toBe(Array.from(b).join('.'));
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (b) => {
+        expect(parseIp(formatIPv6(b, 0))).toEqual(Buffer.from(b));
+      }),
+      { numRuns: 5000 },
     );
   });
 });
