@@ -56,7 +56,10 @@ export interface AttrLayout {
   rawAttrs?: RawAttr[];
 }
 
-/** Deepest attribute nesting any decoder follows; deeper input is a NetlinkDecodeError. */
+/**
+ * Deepest attribute nesting any decoder follows. decodeAttrTree throws NetlinkDecodeError past
+ * it; the typed tables nest three levels at most, so deeper input there is simply kept raw.
+ */
 export const MAX_NEST_DEPTH = 16;
 
 const FLAG_BITS = 0xc000;
