@@ -1,14 +1,21 @@
 /** Errors the TUN facade raises itself, shaped like the ones the native side throws. */
 import { NativeError } from './errors.js';
 
-const ERRNO: Record<string, number> = { EPERM: 1, EBADF: 9, EBUSY: 16, EINVAL: 22, EMSGSIZE: 90 };
+const ERRNO = {
+  EBADF: [9, 'Bad file descriptor'],
+  EINVAL: [22, 'Invalid argument'],
+} as const;
 
-/** A NativeError built in TypeScript, for conditions the facade detects before any syscall. */
-export function nativeError(code: keyof typeof ERRNO & string, syscall: string, message: string): NativeError {
-  const err = new NativeError(message);
+/**
+ * A NativeError for a condition the facade detects before any syscall, worded like the addon's:
+ * "<what was being done>: <CODE> (<strerror>): <why>".
+ */
+export function nativeError(code: keyof typeof ERRNO, syscall: string, what: string, why: string): NativeError {
+  const [errno, text] = ERRNO[code];
+  const err = new NativeError(`${what}: ${code} (${text}): ${why}`);
   Object.defineProperties(err, {
     code: { value: code, enumerable: true },
-    errno: { value: ERRNO[code], enumerable: true },
+    errno: { value: errno, enumerable: true },
     syscall: { value: syscall, enumerable: true },
   });
   return err;

@@ -150,10 +150,10 @@ export function offloadBits(offload: TunOffload): number {
     if (value) bits |= TUN_F[key as keyof TunOffload];
   }
   if (bits & ~TUN_F.csum && !(bits & TUN_F.csum)) {
-    throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', 'offloads other than csum need csum: true (segmentation offload implies checksum offload)');
+    throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', 'set offloads', 'offloads other than csum need csum: true (segmentation offload implies checksum offload)');
   }
   if (bits & TUN_F.tsoEcn && !(bits & (TUN_F.tso4 | TUN_F.tso6))) {
-    throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', 'offload tsoEcn needs tso4 or tso6');
+    throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', 'set offloads', 'offload tsoEcn needs tso4 or tso6');
   }
   return bits;
 }
@@ -191,6 +191,7 @@ export function resolveOpenOptions(opts: TunOpenOptions | undefined, netnsPath: 
       throw nativeError(
         'EINVAL',
         'ioctl(TUNSETOFFLOAD)',
+        'set offloads',
         'offload needs vnetHdr: true (without a virtio-net header the reader cannot tell offloaded packets from plain ones)',
       );
     }

@@ -117,13 +117,10 @@ export class Tun {
 
   /** Another queue of this multi-queue device, in the same namespace, with the same flags. */
   async openQueue(): Promise<Tun> {
-    if (this.closed) throw nativeError('EBADF', 'ioctl(TUNSETIFF)', `open another queue of ${this.#label()}: the handle is closed`);
+    const what = `open another queue of ${this.#label()}`;
+    if (this.closed) throw nativeError('EBADF', 'ioctl(TUNSETIFF)', what, 'the handle is closed');
     if (!this.multiQueue) {
-      throw nativeError(
-        'EINVAL',
-        'ioctl(TUNSETIFF)',
-        `open another queue of ${this.#label()}: it is a single-queue device (create it with multiQueue: true)`,
-      );
+      throw nativeError('EINVAL', 'ioctl(TUNSETIFF)', what, 'it is a single-queue device (create it with multiQueue: true)');
     }
     const handle = await binding.openTun(this.#request);
     return new Tun(handle, this.#request);
@@ -205,7 +202,7 @@ export class Tun {
   setOffload(offload: TunOffload): void {
     const bits = offloadBits(offload);
     if (!this.vnetHdr) {
-      throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', `set offloads on ${this.#label()}: it was opened without vnetHdr, which offloads need`);
+      throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', `set offloads on ${this.#label()}`, 'it was opened without vnetHdr, which offloads need');
     }
     this.#handle.setOffload(bits);
   }
@@ -242,7 +239,7 @@ export class Tun {
   }
 
   #checkCanRead(): void {
-    if (this.closed) throw nativeError('EBADF', 'read', `read from ${this.#label()}: the handle is closed`);
+    if (this.closed) throw nativeError('EBADF', 'read', `read from ${this.#label()}`, 'the handle is closed');
     if (this.#consumer) {
       throw new Error(`a reader is already active on ${this.#label()}; stop it (or leave its loop) before starting another`);
     }

@@ -141,24 +141,22 @@ void CallJs(napi_env env, napi_value cb, void* context, void*) {
   napi_value undefined;
   napi_get_undefined(env, &undefined);
   for (int i = 0; i < kMaxBatchesPerWakeup; i++) {
-    PacketBatch* batch = reader->Take();
-    if (!batch) break;
+    std::size_t size;
+    uint32_t count = reader->Peek(&size);
+    if (count == 0) break;
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
     void* data;
     napi_value argv[2];
-    std::size_t size = batch->payloadSize();
     if (napi_create_arraybuffer(env, size, &data, &argv[0]) != napi_ok) {
-      PacketBatch::Free(batch);
       napi_close_handle_scope(env, scope);
       break;
     }
-    std::memcpy(data, batch->payload(), size);
-    napi_create_uint32(env, batch->count, &argv[1]);
-    st->packetsRead += batch->count;
-    st->bytesRead += batch->bytes;
+    reader->CopyOut(count, static_cast<uint8_t*>(data));
+    napi_create_uint32(env, count, &argv[1]);
+    st->packetsRead += count;
+    st->bytesRead += static_cast<double>(size - count * sizeof(uint32_t));
     st->batches += 1;
-    PacketBatch::Free(batch);
     napi_value result;
     ReportIfThrown(env, napi_call_function(env, undefined, cb, 2, argv, &result));
     napi_close_handle_scope(env, scope);
@@ -188,11 +186,13 @@ int WriteOne(TunState* st, const uint8_t* data, std::size_t len) {
 
 [[noreturn]] void ThrowWriteError(Napi::Env env, TunState* st, int err, std::size_t len) {
   std::string size = std::to_string(len) + "-byte packet";
-  if (err == EBADF) ThrowErrno(env, EBADF, "write", "write to " + st->Label() + ": the handle is closed");
+  if (err == EBADF) ThrowErrno(env, EBADF, "write", "write to " + st->Label());
   if (err == EMSGSIZE)
     ThrowErrno(env, EMSGSIZE, "write",
                "write a " + size + " to " + st->Label() + " (one frame holds at most " + std::to_string(kMaxFrame) + " bytes)");
   if (err == EBADFD) ThrowErrno(env, ENODEV, "write", "write to " + st->Label() + " (it was deleted while open)");
+  if (err == EINVAL)
+    ThrowErrno(env, EINVAL, "write", "write a " + size + " to " + st->Label() + " (the kernel rejects empty, truncated or malformed frames)");
   ThrowErrno(env, err, "write", "write a " + size + " to " + st->Label());
 }
 
@@ -294,7 +294,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   }
 
   void Ioctl(Napi::Env env, unsigned long request, unsigned long arg, const char* syscall, const std::string& what) {
-    if (state_->fd < 0) ThrowErrno(env, EBADF, syscall, what + ": the handle is closed");
+    if (state_->fd < 0) ThrowErrno(env, EBADF, syscall, what);
     if (ioctl(state_->fd, request, arg) < 0) {
       int err = errno;
       if (err == EBADFD) ThrowErrno(env, ENODEV, syscall, what + " (it was deleted while open)");
@@ -341,7 +341,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     Napi::Env env = info.Env();
     TunState* st = state_.get();
     if (!info[0].IsFunction()) ThrowInvalidArg(env, "startReader expects a function");
-    if (st->fd < 0) ThrowErrno(env, EBADF, "read", "read from " + st->Label() + ": the handle is closed");
+    if (st->fd < 0) ThrowErrno(env, EBADF, "read", "read from " + st->Label());
     if (st->tsfn) ThrowInvalidArg(env, "a reader is already running on " + st->Label());
     if (!st->reader) st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
 

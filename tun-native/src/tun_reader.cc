@@ -6,77 +6,78 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <vector>
+#include <system_error>
 
 #include "tun_flags.h"
 
 namespace tunkeeper {
 
 namespace {
-// Room the slab keeps per packet of a batch on top of one largest frame. Small packets (the common
-// case) fill a whole batch; jumbo or GSO frames end a batch early rather than being truncated.
-constexpr std::size_t kSlabBytesPerPacket = 2048;
-// The byte bound of the queue, next to its packet bound: a queue of 64 KiB GSO frames must not
-// grow to queueLimit * 64 KiB.
-constexpr std::size_t kQueueBytesPerPacket = 2048;
-constexpr std::size_t kMinQueueBytes = 4 * kMaxFrame;
-// A reader that is not going idle wakes JS once this many batches are queued.
-constexpr std::size_t kWakeBatches = 4;
-}  // namespace
 
-PacketBatch* PacketBatch::Make(const uint8_t* packets, const uint32_t* lens, uint32_t count, uint32_t bytes) {
-  auto* batch = static_cast<PacketBatch*>(std::malloc(sizeof(PacketBatch) + count * sizeof(uint32_t) + bytes));
-  if (!batch) return nullptr;
-  batch->count = count;
-  batch->bytes = bytes;
-  std::memcpy(batch->lens(), lens, count * sizeof(uint32_t));
-  std::memcpy(batch->payload() + count * sizeof(uint32_t), packets, bytes);
-  return batch;
+// Ring records: a uint32 length, the packet, padding to 4 bytes. kWrap in the length slot means
+// "continue at offset 0".
+constexpr uint32_t kWrap = 0xffffffffu;
+constexpr std::size_t kHeader = sizeof(uint32_t);
+constexpr std::size_t kRecordMax = kHeader + kMaxFrame;
+// Ring bytes per packet of queueLimit: MTU-sized packets meet the packet limit before the byte
+// limit. Bounded both ways: at least a few largest frames, at most 64 MiB.
+constexpr std::size_t kRingBytesPerPacket = 1600;
+constexpr std::size_t kMinRing = 4 * kRecordMax;
+constexpr std::size_t kMaxRing = std::size_t(64) << 20;
+// A reader that is not going idle wakes JS once this many batches are waiting.
+constexpr uint64_t kWakeBatches = 4;
+// One read() buffer for packets that are dropped (no room in the ring).
+constexpr std::size_t kScratch = kMaxFrame;
+
+inline std::size_t Align4(std::size_t n) { return (n + 3) & ~std::size_t(3); }
+
+inline uint32_t LoadU32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
 }
 
-void PacketBatch::Free(PacketBatch* batch) { std::free(batch); }
+inline void StoreU32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
+
+}  // namespace
 
 TunReader::TunReader(uint32_t readBatch, uint32_t queueLimit)
     : readBatch_(readBatch),
       queueLimit_(queueLimit),
-      queueBytesLimit_(std::max<std::size_t>(std::size_t(queueLimit) * kQueueBytesPerPacket, kMinQueueBytes)),
-      slabSize_(kMaxFrame + std::size_t(readBatch) * kSlabBytesPerPacket),
-      wakeThreshold_(std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(readBatch) * kWakeBatches, queueLimit / 2))) {}
+      ringSize_(Align4(std::max(kMinRing, std::min(kMaxRing, std::size_t(queueLimit) * kRingBytesPerPacket)))),
+      wakeThreshold_(std::max<uint64_t>(1, std::min<uint64_t>(uint64_t(readBatch) * kWakeBatches, queueLimit / 2))) {}
 
-TunReader::~TunReader() {
-  Stop();
-  Clear();
-}
+TunReader::~TunReader() { Stop(); }
 
 int TunReader::Start(int fd, Notify notify, void* ctx) {
   if (thread_.joinable()) return EALREADY;
+  if (!ring_) {
+    // + scratch: dropped packets are read past the end of the ring proper.
+    ring_.reset(new (std::nothrow) uint8_t[ringSize_ + kScratch]);
+    if (!ring_) return ENOMEM;
+  }
   wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wakeFd_ < 0) return errno;
   fd_ = fd;
   notify_ = notify;
   ctx_ = ctx;
   stopping_.store(false);
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    // A wake-up outstanding from a previous run died with its threadsafe function.
-    signalled_ = false;
-    ended_ = false;
-    endTaken_ = false;
-    endErr_ = 0;
-    wake = !queue_.empty() && ArmLocked();
-  }
+  // A wake-up outstanding from a previous run died with its threadsafe function.
+  signalled_.store(false);
+  ended_.store(false);
+  endTaken_ = false;
+  endErr_ = 0;
   try {
     thread_ = std::thread([this] { Run(); });
   } catch (const std::system_error& e) {
     close(wakeFd_);
     wakeFd_ = -1;
+    notify_ = nullptr;
     return e.code().value() ? e.code().value() : EAGAIN;
   }
-  if (wake) notify_(ctx_);
+  // Packets left from a previous run are deliverable at once.
+  if (produced_.load() != consumed_.load()) Wake(true);
   return 0;
 }
 
@@ -94,46 +95,81 @@ void TunReader::Stop() {
   notify_ = nullptr;  // the threadsafe function it called is released next
 }
 
-void TunReader::Run() {
-  std::unique_ptr<uint8_t[]> slab(new (std::nothrow) uint8_t[slabSize_]);
-  std::vector<uint32_t> lens(readBatch_);
-  if (!slab) {
-    Finish(ENOMEM);
-    return;
+// Wake-up protocol (Dekker-style, every step seq_cst): the reader publishes, then checks and sets
+// `signalled_`; JS clears `signalled_`, then looks for packets. Whatever the interleaving, either
+// JS sees the packets or the reader sees the flag clear and sends a wake-up.
+void TunReader::Wake(bool force) {
+  if (!notify_) return;
+  uint64_t queued = produced_.load() - consumed_.load();
+  bool due = ended_.load() || (queued > 0 && (force || queued >= wakeThreshold_));
+  if (!due || paused_.load()) return;
+  if (!signalled_.exchange(true)) notify_(ctx_);
+}
+
+bool TunReader::Reserve(uint32_t unpublished) {
+  uint64_t queued = produced_.load(std::memory_order_relaxed) + unpublished - consumed_.load(std::memory_order_acquire);
+  if (queued >= queueLimit_) return false;
+  std::size_t r = readPos_.load(std::memory_order_acquire);
+  // Positions alone cannot tell full from empty, so the writer never lets write_ reach r from
+  // behind: a record always ends strictly before the reader's cursor.
+  if (write_ >= r) {
+    if (ringSize_ - write_ >= kRecordMax) return true;
+    if (r <= kRecordMax) return false;  // wrapping would run into the reader
+    if (write_ < ringSize_) StoreU32(&ring_[write_], kWrap);
+    write_ = 0;
+    return true;
   }
+  return r - write_ > kRecordMax;
+}
+
+void TunReader::Run() {
   struct pollfd fds[2] = {{fd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+  uint8_t* scratch = ring_.get() + ringSize_;
   while (!stopping_.load(std::memory_order_relaxed)) {
-    std::size_t used = 0;
     uint32_t count = 0;
+    uint32_t kept = 0;
     int err = 0;
     bool drained = false;
-    while (count < readBatch_ && slabSize_ - used >= kMaxFrame) {
-      ssize_t n = read(fd_, slab.get() + used, kMaxFrame);
-      if (n >= 0) {
-        lens[count++] = static_cast<uint32_t>(n);
-        used += static_cast<std::size_t>(n);
-        continue;
+    while (count < readBatch_) {
+      bool room = Reserve(kept);
+      uint8_t* dst = room ? &ring_[write_ + kHeader] : scratch;
+      ssize_t n = read(fd_, dst, kMaxFrame);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) drained = true;
+        else err = errno;
+        break;
       }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) drained = true;
-      else err = errno;
-      break;
+      count++;
+      if (room) {
+        StoreU32(&ring_[write_], static_cast<uint32_t>(n));
+        write_ += Align4(kHeader + static_cast<std::size_t>(n));
+        kept++;
+      } else {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (kept) {
+      // Publish once per batch: the records (and any wrap marker) are written before the count.
+      produced_.fetch_add(kept);
     }
     // Going idle (or ending) with packets queued always wakes JS; a busy reader wakes it only
     // once enough has piled up, so under a flood both threads pay for far fewer wake-ups.
-    bool idle = drained || err;
-    if (count) Publish(slab.get(), lens.data(), count, idle);
-    else if (idle) WakeIfQueued();
     if (err) {
       // EBADFD: the device was deleted under us; anything else is as unexpected. Either way the
       // fd will never give packets again.
-      Finish(err);
+      endErr_ = err;
+      ended_.store(true);
+      Wake(true);
       return;
     }
+    if (kept || drained) Wake(drained);
     if (!drained) continue;  // a full batch: more is probably waiting, skip the poll
     int ready = poll(fds, 2, -1);
     if (ready < 0 && errno != EINTR) {
-      Finish(errno);
+      endErr_ = errno;
+      ended_.store(true);
+      Wake(true);
       return;
     }
     if (fds[1].revents) return;  // Stop()
@@ -141,114 +177,65 @@ void TunReader::Run() {
   }
 }
 
-bool TunReader::ArmLocked() {
-  if (signalled_ || paused_) return false;
-  signalled_ = true;
-  return true;
+void TunReader::BeginDelivery() { signalled_.store(false); }
+
+uint32_t TunReader::Peek(std::size_t* outBytes) {
+  *outBytes = 0;
+  if (paused_.load()) return 0;
+  // seq_cst: this load must not move before BeginDelivery's store (see Wake).
+  uint64_t available = produced_.load() - consumed_.load(std::memory_order_relaxed);
+  uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(available, readBatch_));
+  std::size_t pos = read_;
+  std::size_t bytes = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (pos == ringSize_ || LoadU32(&ring_[pos]) == kWrap) pos = 0;
+    uint32_t len = LoadU32(&ring_[pos]);
+    bytes += len;
+    pos += Align4(kHeader + len);
+  }
+  *outBytes = count * sizeof(uint32_t) + bytes;
+  return count;
 }
 
-void TunReader::WakeIfQueued() {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    wake = !queue_.empty() && ArmLocked();
+void TunReader::CopyOut(uint32_t count, uint8_t* dst) {
+  uint8_t* lens = dst;
+  uint8_t* data = dst + count * sizeof(uint32_t);
+  std::size_t pos = read_;
+  for (uint32_t i = 0; i < count; i++) {
+    if (pos == ringSize_ || LoadU32(&ring_[pos]) == kWrap) pos = 0;
+    uint32_t len = LoadU32(&ring_[pos]);
+    StoreU32(lens + i * sizeof(uint32_t), len);
+    std::memcpy(data, &ring_[pos + kHeader], len);
+    data += len;
+    pos += Align4(kHeader + len);
   }
-  if (wake) notify_(ctx_);
-}
-
-void TunReader::Publish(const uint8_t* slab, const uint32_t* lens, uint32_t count, bool idle) {
-  uint32_t accept;
-  uint32_t bytes = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::size_t roomPackets = queueLimit_ > queuedPackets_ ? queueLimit_ - queuedPackets_ : 0;
-    std::size_t roomBytes = queueBytesLimit_ > queuedBytes_ ? queueBytesLimit_ - queuedBytes_ : 0;
-    accept = 0;
-    while (accept < count && accept < roomPackets && bytes + lens[accept] <= roomBytes) bytes += lens[accept++];
-    // Reserve now so the allocation and copy below happen outside the lock.
-    queuedPackets_ += accept;
-    queuedBytes_ += bytes;
-  }
-  if (accept < count) dropped_.fetch_add(count - accept, std::memory_order_relaxed);
-  if (accept == 0) {
-    if (idle) WakeIfQueued();
-    return;
-  }
-  PacketBatch* batch = PacketBatch::Make(slab, lens, accept, bytes);
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (batch) {
-      queue_.push_back(batch);
-      wake = (idle || queuedPackets_ >= wakeThreshold_) && ArmLocked();
-    } else {
-      queuedPackets_ -= accept;
-      queuedBytes_ -= bytes;
-    }
-  }
-  if (!batch) dropped_.fetch_add(accept, std::memory_order_relaxed);
-  if (wake) notify_(ctx_);
-}
-
-void TunReader::Finish(int err) {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ended_ = true;
-    endErr_ = err;
-    wake = ArmLocked();
-  }
-  if (wake) notify_(ctx_);
-}
-
-void TunReader::BeginDelivery() {
-  std::lock_guard<std::mutex> lock(mu_);
-  signalled_ = false;
-}
-
-PacketBatch* TunReader::Take() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (paused_ || queue_.empty()) return nullptr;
-  PacketBatch* batch = queue_.front();
-  queue_.pop_front();
-  queuedPackets_ -= batch->count;
-  queuedBytes_ -= batch->bytes;
-  return batch;
+  read_ = pos;
+  // A wrap marker right at the cursor belongs to the next record; leaving it is fine.
+  readPos_.store(read_, std::memory_order_release);
+  consumed_.fetch_add(count, std::memory_order_release);
 }
 
 void TunReader::EndDelivery() {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    wake = (!queue_.empty() || (ended_ && !endTaken_)) && ArmLocked();
-  }
-  if (wake && notify_) notify_(ctx_);
+  bool more = produced_.load() != consumed_.load() || (ended_.load() && !endTaken_);
+  if (more && !paused_.load() && notify_ && !signalled_.exchange(true)) notify_(ctx_);
 }
 
 bool TunReader::TakeEnd(int* err) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ended_ || endTaken_ || paused_ || !queue_.empty()) return false;
+  if (endTaken_ || paused_.load() || !ended_.load() || produced_.load() != consumed_.load()) return false;
   endTaken_ = true;
   *err = endErr_;
   return true;
 }
 
 void TunReader::SetPaused(bool paused) {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    paused_ = paused;
-    wake = !paused && thread_.joinable() && (!queue_.empty() || (ended_ && !endTaken_)) && ArmLocked();
-  }
-  if (wake && notify_) notify_(ctx_);
+  paused_.store(paused);
+  if (!paused && thread_.joinable()) Wake(true);
 }
 
 void TunReader::Clear() {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (PacketBatch* batch : queue_) PacketBatch::Free(batch);
-  queue_.clear();
-  queuedPackets_ = 0;
-  queuedBytes_ = 0;
+  read_ = write_ = 0;
+  readPos_.store(0);
+  consumed_.store(produced_.load());
 }
 
 }  // namespace tunkeeper

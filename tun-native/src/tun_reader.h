@@ -1,98 +1,95 @@
 // The packet reader of one TUN/TAP fd: a thread that poll()s the fd (and an eventfd that stops
-// it) and read()s packets into a preallocated slab, up to `readBatch` per batch, and a BOUNDED
-// queue of batches that the JS thread drains. When JS does not keep up, the reader keeps reading
-// (so the kernel's own queue never silently overflows) and drops what does not fit, counting it.
+// it) and read()s packets straight into a byte ring, and the JS-thread side that copies them out,
+// up to `readBatch` packets per crossing into JS.
 //
-// Hand-over protocol: the reader calls `notify` (a threadsafe-function call) only when no wake-up
-// is outstanding, and only when it is about to sleep (the fd is drained) or a few batches have
-// piled up: at most one pending crossing into JS however fast packets arrive, and under a flood
-// one wake-up per several batches rather than per batch. The JS side clears the flag before draining (BeginDelivery) and re-arms it
-// when it leaves work behind (EndDelivery). `paused` lets a consumer stop deliveries without
-// stopping the reader: packets then pile up to the limit and the rest is dropped and counted.
+// The ring is the BOUNDED queue: single producer (the reader thread), single consumer (the JS
+// thread), no locks, no allocation per packet or per batch. When JS does not keep up the reader
+// keeps reading, so the kernel's own queue never silently overflows, and drops what does not fit
+// (more than `queueLimit` packets waiting, or no room for one more largest frame), counting it.
+//
+// Wake-ups: the reader calls `notify` (a threadsafe-function call) only when none is outstanding,
+// and only when it is about to sleep (the fd is drained) or a few batches have piled up. So there
+// is at most one pending crossing into JS however fast packets arrive, and under a flood one
+// wake-up per several batches. `paused` lets a consumer stop deliveries without stopping the
+// reader: packets then wait in the ring, up to the limit.
 #pragma once
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <mutex>
+#include <memory>
 #include <thread>
 
 namespace tunkeeper {
-
-// One batch as queued and as handed to JS: one malloc'd block, header then `count` uint32 lengths
-// then the packets back to back. The part after the header is exactly the ArrayBuffer JS gets.
-struct PacketBatch {
-  uint32_t count;
-  uint32_t bytes;  // packet bytes, without the lengths
-  uint32_t* lens() { return reinterpret_cast<uint32_t*>(this + 1); }
-  uint8_t* payload() { return reinterpret_cast<uint8_t*>(this + 1); }  // lens, then packets
-  std::size_t payloadSize() const { return count * sizeof(uint32_t) + bytes; }
-  static PacketBatch* Make(const uint8_t* packets, const uint32_t* lens, uint32_t count, uint32_t bytes);
-  static void Free(PacketBatch* batch);
-};
 
 class TunReader {
  public:
   using Notify = void (*)(void* ctx);
 
   TunReader(uint32_t readBatch, uint32_t queueLimit);
-  ~TunReader();  // stops the thread, frees queued batches
+  ~TunReader();  // stops the thread
   TunReader(const TunReader&) = delete;
   TunReader& operator=(const TunReader&) = delete;
 
-  // Starts the thread on `fd`; returns 0 or an errno (eventfd/thread creation).
+  // Starts the thread on `fd`; returns 0 or an errno (allocation, eventfd, thread creation).
   int Start(int fd, Notify notify, void* ctx);
-  // Wakes the thread through the eventfd and joins it; idempotent. Queued batches stay.
+  // Wakes the thread through the eventfd and joins it; idempotent. Queued packets stay.
   void Stop();
   bool running() const { return thread_.joinable(); }
 
   // --- JS thread ---
+  // Clears the outstanding wake-up: call before draining.
   void BeginDelivery();
-  // The next batch (caller frees with PacketBatch::Free), or nullptr when empty or paused.
-  PacketBatch* Take();
-  // Re-arms a wake-up if work remains that the caller left for the next turn of the event loop.
+  // Packets available for the next crossing (at most readBatch; 0 when empty or paused), and the
+  // bytes CopyOut will write for them.
+  uint32_t Peek(std::size_t* outBytes);
+  // Writes the `count` packets Peek reported as `count` uint32 lengths followed by the packets,
+  // and frees their room in the ring.
+  void CopyOut(uint32_t count, uint8_t* dst);
+  // Re-arms a wake-up if work remains (the caller stopped early to yield to the event loop).
   void EndDelivery();
-  // True once, when the reader thread has ended on its own and everything before it was taken;
+  // True once, when the thread has ended by itself and every packet before that was taken;
   // *err is the errno it ended with.
   bool TakeEnd(int* err);
   void SetPaused(bool paused);
-  // Packets read and dropped because the queue was full.
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-  // Frees everything queued (on close).
+  // Forgets everything queued (on close; the thread must be stopped).
   void Clear();
 
  private:
   void Run();
-  // Queues what fits of a batch, drops and counts the rest. `idle`: the reader is about to sleep.
-  void Publish(const uint8_t* slab, const uint32_t* lens, uint32_t count, bool idle);
-  void WakeIfQueued();
-  void Finish(int err);
-  // Under mu_: whether a wake-up is due now (and marks it outstanding).
-  bool ArmLocked();
+  // Room for one more packet at the write position (wrapping if needed)? Reader thread;
+  // `unpublished`: packets of the current batch not yet counted in produced_.
+  bool Reserve(uint32_t unpublished);
+  void Wake(bool force);
 
   const uint32_t readBatch_;
   const uint32_t queueLimit_;
-  const std::size_t queueBytesLimit_;
-  const std::size_t slabSize_;
-  const std::size_t wakeThreshold_;  // packets
+  const std::size_t ringSize_;
+  const uint64_t wakeThreshold_;  // packets
 
+  std::unique_ptr<uint8_t[]> ring_;
   int fd_ = -1;
   int wakeFd_ = -1;
   Notify notify_ = nullptr;
   void* ctx_ = nullptr;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+
+  // write_ is the reader thread's cursor; produced_ counts the records before it that JS may
+  // take (published once per batch). read_ is the JS cursor; readPos_ and consumed_ tell the
+  // reader what room JS has given back.
+  std::size_t write_ = 0;
+  std::size_t read_ = 0;
+  std::atomic<std::size_t> readPos_{0};
+  std::atomic<uint64_t> produced_{0};
+  std::atomic<uint64_t> consumed_{0};
   std::atomic<uint64_t> dropped_{0};
 
-  std::mutex mu_;  // guards everything below
-  std::deque<PacketBatch*> queue_;
-  std::size_t queuedPackets_ = 0;  // includes packets reserved by a Publish in progress
-  std::size_t queuedBytes_ = 0;
-  bool signalled_ = false;
-  bool paused_ = false;
-  bool ended_ = false;
+  std::atomic<bool> signalled_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<bool> ended_{false};
   bool endTaken_ = false;
-  int endErr_ = 0;
+  int endErr_ = 0;  // written before ended_ is set
 };
 
 }  // namespace tunkeeper
