@@ -66,7 +66,11 @@ int OpenTunHere(const TunOpenRequest& req, TunOpenResult* result) {
   std::memset(&ifr, 0, sizeof ifr);
   if (ioctl(fd.get(), TUNGETIFF, &ifr) < 0) return Fail(result, errno, "ioctl(TUNGETIFF)", "read back the device's name");
   result->name.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
-  result->flags = static_cast<unsigned short>(ifr.ifr_flags);
+  // TUNGETIFF ORs in IFF_NOFILTER (no socket filter attached), which has the value of IFF_NO_PI,
+  // and IFF_DETACH_QUEUE: neither says anything about the device. Whether packets carry packet
+  // info is what this attach asked for (the kernel applies an attacher's NO_PI/VNET_HDR choice
+  // to the device), so that bit comes from the request.
+  result->flags = (static_cast<unsigned short>(ifr.ifr_flags) & ~(IFF_NO_PI | IFF_DETACH_QUEUE)) | (req.flags & IFF_NO_PI);
   const std::string dev = Quoted(result->name);
 
   if (req.owner >= 0 && ioctl(fd.get(), TUNSETOWNER, static_cast<unsigned long>(req.owner)) < 0)
