@@ -137,8 +137,8 @@ export function validateId(what: 'owner' | 'group', v: unknown): number {
 
 /**
  * TUN_F_* bits for an offload set, with the kernel's rules spelled out: everything but csum needs
- * csum (segmented packets need checksum offload), and tsoEcn needs tso4 or tso6. Violations are
- * EINVAL NativeErrors, as the kernel would return.
+ * csum (segmented packets need checksum offload), uso4 and uso6 come as a pair, and tsoEcn needs
+ * tso4 or tso6. Violations are EINVAL NativeErrors, as the kernel would return.
  */
 export function offloadBits(offload: TunOffload): number {
   if (typeof offload !== 'object' || offload === null) throw invalidArg('offload must be an object of booleans', 'type');
@@ -151,6 +151,9 @@ export function offloadBits(offload: TunOffload): number {
   }
   if (bits & ~TUN_F.csum && !(bits & TUN_F.csum)) {
     throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', 'set offloads', 'offloads other than csum need csum: true (segmentation offload implies checksum offload)');
+  }
+  if (!(bits & TUN_F.uso4) !== !(bits & TUN_F.uso6)) {
+    throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', 'set offloads', 'uso4 and uso6 go together (the kernel has one UDP segmentation feature for both)');
   }
   if (bits & TUN_F.tsoEcn && !(bits & (TUN_F.tso4 | TUN_F.tso6))) {
     throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', 'set offloads', 'offload tsoEcn needs tso4 or tso6');

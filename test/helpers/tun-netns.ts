@@ -5,7 +5,6 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Netns } from './netns.js';
 
 /** The compiled library, for child processes: dist/tun-native/index.js. */
@@ -28,6 +27,7 @@ export interface ChildResult {
  */
 export function runNode(
   script: string,
+  // With -e, the script sees its arguments from process.argv[1] on.
   opts: { args?: string[]; nodeFlags?: string[]; netns?: string; guardMs?: number; wrapper?: string[] } = {},
 ): Promise<ChildResult> {
   const nodeArgs = [...(opts.nodeFlags ?? []), '--input-type=module', '-e', script, '--', ...(opts.args ?? [])];
@@ -61,7 +61,7 @@ export function runNode(
 
 const LISTENER = `
 import dgram from 'node:dgram';
-const [family, address, port, count, guardMs] = process.argv.slice(2);
+const [family, address, port, count, guardMs] = process.argv.slice(1);
 const sock = dgram.createSocket(family === '6' ? 'udp6' : 'udp4');
 let left = Number(count);
 const guard = setTimeout(() => process.exit(3), Number(guardMs));
@@ -119,37 +119,43 @@ export function udpListen(ns: Netns, address: string, port: number, count = 1, g
 
 const SENDER = `
 import dgram from 'node:dgram';
-const [family, to, port, bindAddr, bindPort, hexPayloads, repeat] = process.argv.slice(2);
-const sock = dgram.createSocket(family === '6' ? 'udp6' : 'udp4');
+const [family, to, port, bindAddr, bindPorts, hexPayloads, repeat] = process.argv.slice(1);
 const payloads = hexPayloads.split(',').map((h) => Buffer.from(h, 'hex'));
-await new Promise((r) => (bindAddr ? sock.bind(Number(bindPort), bindAddr, r) : sock.bind(0, r)));
-const total = Number(repeat);
+const socks = [];
+for (const bindPort of bindPorts.split(',').map(Number)) {
+  const sock = dgram.createSocket(family === '6' ? 'udp6' : 'udp4');
+  await new Promise((r) => (bindAddr ? sock.bind(bindPort, bindAddr, r) : sock.bind(bindPort, r)));
+  socks.push(sock);
+}
 let inFlight = 0;
-for (let i = 0; i < total; i++) {
-  for (const p of payloads) {
-    inFlight++;
-    sock.send(p, Number(port), to, () => inFlight--);
-    // Keep the socket's queue short so a flood does not fail with ENOBUFS.
-    if (inFlight > 256) await new Promise((r) => setImmediate(r));
+for (let i = 0; i < Number(repeat); i++) {
+  for (const sock of socks) {
+    for (const p of payloads) {
+      inFlight++;
+      sock.send(p, Number(port), to, () => inFlight--);
+      // Keep the sockets' queues short so a flood does not fail with ENOBUFS.
+      if (inFlight > 256) await new Promise((r) => setImmediate(r));
+    }
   }
 }
 while (inFlight > 0) await new Promise((r) => setImmediate(r));
-sock.close();
+for (const sock of socks) sock.close();
 `;
 
 /**
  * Sends UDP datagrams from inside the namespace: each payload `repeat` times, to to:port, from
- * bind address:port if given.
+ * bind address and port(s) if given (one socket per source port).
  */
 export async function udpSend(
   ns: Netns,
   to: string,
   port: number,
   payloads: Buffer[],
-  opts: { bindAddress?: string; bindPort?: number; repeat?: number } = {},
+  opts: { bindAddress?: string; bindPort?: number | number[]; repeat?: number } = {},
 ): Promise<void> {
   const family = to.includes(':') ? '6' : '4';
-  const args = [family, to, String(port), opts.bindAddress ?? '', String(opts.bindPort ?? 0), payloads.map((p) => p.toString('hex')).join(','), String(opts.repeat ?? 1)];
+  const ports = Array.isArray(opts.bindPort) ? opts.bindPort : [opts.bindPort ?? 0];
+  const args = [family, to, String(port), opts.bindAddress ?? '', ports.join(','), payloads.map((p) => p.toString('hex')).join(','), String(opts.repeat ?? 1)];
   const r = await runNode(SENDER, { netns: ns.name, args });
   if (r.code !== 0) throw new Error(`UDP sender in ${ns.name} failed (${r.code ?? r.signal}): ${r.stderr.trim()}`);
 }
@@ -179,9 +185,6 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await new Promise((r) => setTimeout(r, 10));
   }
 }
-
-/** The path of this file's directory, for children that need it. */
-export const helpersDir = fileURLToPath(new URL('.', import.meta.url));
 
 interface LinkJson {
   ifindex: number;

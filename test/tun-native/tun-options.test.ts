@@ -143,6 +143,7 @@ describe('offload bits', () => {
     expect(noCsum.code).toBe('EINVAL');
     expect(noCsum.message).toMatch(/need csum: true/);
     expect(thrown(() => offloadBits({ csum: true, tsoEcn: true })).message).toMatch(/tsoEcn needs tso4 or tso6/);
+    expect(thrown(() => offloadBits({ csum: true, uso4: true })).message).toMatch(/uso4 and uso6 go together/);
     expect(thrown(() => offloadBits({ csum: true, gro: true } as never)).message).toMatch(/unknown offload 'gro'/);
   });
 });
