@@ -98,7 +98,6 @@ export function validateIfName(name: unknown): string {
   if (bytes === 0) throw invalidArg('interface name must not be empty (leave it out to let the kernel pick one)');
   if (bytes > 15) throw invalidArg(`interface name '${name}' is ${bytes} bytes long; Linux allows at most 15 (IFNAMSIZ - 1)`);
   if (name === '.' || name === '..') throw invalidArg(`interface name '${name}' is not allowed`);
-  // eslint-disable-next-line no-control-regex
   const bad = /[/:\s\0]/.exec(name);
   if (bad) {
     const what = bad[0] === '/' ? "'/'" : bad[0] === ':' ? "':'" : 'whitespace or NUL';

@@ -26,6 +26,11 @@ export function splitBatch(batch: ArrayBuffer, count: number): Buffer[] {
   return packets;
 }
 
+interface Waiter {
+  resolve: (r: IteratorResult<Buffer>) => void;
+  reject: (e: unknown) => void;
+}
+
 /** What the iterator needs from its Tun: pausing native deliveries, and letting go of the reader. */
 export interface PacketSource {
   pause(paused: boolean): void;
@@ -45,7 +50,8 @@ export class PacketIterator implements AsyncIterableIterator<Buffer> {
   private paused = false;
   private finished = false;
   private failure: Error | undefined;
-  private waiter: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: unknown) => void } | undefined;
+  // next() calls waiting for packets, oldest first (callers may call next() without awaiting).
+  private waiters: Waiter[] = [];
 
   constructor(
     private readonly source: PacketSource,
@@ -55,18 +61,13 @@ export class PacketIterator implements AsyncIterableIterator<Buffer> {
   /** A native batch (from the Tun). */
   push(packets: Buffer[]): void {
     if (this.finished || packets.length === 0) return;
-    const waiter = this.waiter;
-    if (waiter) {
-      this.waiter = undefined;
-      if (packets.length > 1) {
-        this.batches.push(packets);
-        this.head = 1;
-        this.buffered = packets.length - 1;
-      }
-      waiter.resolve({ value: packets[0] as Buffer, done: false });
-    } else {
-      this.batches.push(packets);
-      this.buffered += packets.length;
+    let i = 0;
+    while (i < packets.length && this.waiters.length > 0) {
+      (this.waiters.shift() as Waiter).resolve({ value: packets[i++] as Buffer, done: false });
+    }
+    if (i < packets.length) {
+      this.batches.push(i === 0 ? packets : packets.slice(i));
+      this.buffered += packets.length - i;
     }
     if (this.buffered >= this.highWater && !this.paused) {
       this.paused = true;
@@ -79,11 +80,9 @@ export class PacketIterator implements AsyncIterableIterator<Buffer> {
     if (this.finished) return;
     this.finished = true;
     this.failure = error;
-    const waiter = this.waiter;
-    if (waiter) {
-      this.waiter = undefined;
-      this.settle(waiter);
-    }
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) this.settle(w);
   }
 
   next(): Promise<IteratorResult<Buffer>> {
@@ -101,12 +100,9 @@ export class PacketIterator implements AsyncIterableIterator<Buffer> {
       }
       return Promise.resolve({ value, done: false });
     }
-    if (this.finished) {
-      return new Promise((resolve, reject) => this.settle({ resolve, reject }));
-    }
-    if (this.waiter) return Promise.reject(new Error('Tun.packets(): next() called again before the previous call settled'));
     return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
+      if (this.finished) this.settle({ resolve, reject });
+      else this.waiters.push({ resolve, reject });
     });
   }
 
@@ -118,9 +114,9 @@ export class PacketIterator implements AsyncIterableIterator<Buffer> {
     }
     this.batches = [];
     this.buffered = 0;
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.resolve({ value: undefined, done: true });
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.resolve({ value: undefined, done: true });
     return Promise.resolve({ value: undefined, done: true });
   }
 
@@ -128,7 +124,7 @@ export class PacketIterator implements AsyncIterableIterator<Buffer> {
     return this;
   }
 
-  private settle(w: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: unknown) => void }): void {
+  private settle(w: Waiter): void {
     if (this.failure) {
       const err = this.failure;
       this.failure = undefined; // reported once; afterwards the iterator is simply done

@@ -221,6 +221,19 @@ describe('the packet iterator', () => {
     expect(await pending).toEqual({ value: undefined, done: true });
   });
 
+  it('queues next() calls made without waiting, and answers them in order', async () => {
+    const { src } = source();
+    const it = new PacketIterator(src, 64);
+    const first = it.next();
+    const second = it.next();
+    const third = it.next();
+    it.push([pkt('1'), pkt('2')]);
+    it.end();
+    expect((await first).value?.toString()).toBe('1');
+    expect((await second).value?.toString()).toBe('2');
+    expect(await third).toEqual({ value: undefined, done: true });
+  });
+
   it('detaches when the consumer leaves the loop', async () => {
     const { calls, src } = source();
     const it = new PacketIterator(src, 64);
