@@ -6,7 +6,7 @@ import { expect, it } from '@jest/globals';
 import { NativeError, Tun, isNativeError } from '../../tun-native/index.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
-import { linkDetails } from '../helpers/tun-netns.js';
+import { linkDetails, runNode, tunModuleUrl } from '../helpers/tun-netns.js';
 
 async function infoData(ns: Netns, name: string): Promise<Record<string, unknown>> {
   const link = await linkDetails(ns, name);
@@ -161,25 +161,41 @@ describeKernel('Tun.open: creating devices', () => {
       expect(err.syscall).toBe('open');
     })());
 
-  it('reports EPERM with a hint when CAP_NET_ADMIN is missing', () =>
+  it('reports EPERM with a hint when CAP_NET_ADMIN is missing; the owner may still attach', () =>
     withNetns(async (ns) => {
+      // Persistent devices owned by another uid and by root (this process's uid).
+      const other = await Tun.open({ name: 'tkown', netns: ns.name, persist: true, owner: 4242 });
+      const mine = await Tun.open({ name: 'tkmine', netns: ns.name, persist: true, owner: 0 });
+      await Promise.all([other.close(), mine.close()]);
       // A child without CAP_NET_ADMIN (dropped from its bounding and inheritable sets) but
       // still able to enter the namespace (CAP_SYS_ADMIN).
-      const { runNode, tunModuleUrl } = await import('../helpers/tun-netns.js');
       const script = `
         const { Tun } = await import(${JSON.stringify(tunModuleUrl)});
-        try { await Tun.open({ name: 'tkp0', netns: process.argv[1] }); console.log('opened'); }
-        catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, syscall: e.syscall, message: e.message })); }
+        const out = {};
+        for (const name of ['tknew', 'tkown', 'tkmine']) {
+          try { await (await Tun.open({ name, netns: process.argv[1] })).close(); out[name] = 'opened'; }
+          catch (e) { out[name] = { name: e.name, code: e.code, syscall: e.syscall, message: e.message }; }
+        }
+        console.log(JSON.stringify(out));
       `;
       const r = await runNode(script, {
         args: [ns.name],
         wrapper: ['setpriv', '--inh-caps=-net_admin', '--bounding-set=-net_admin'],
       });
       expect(r.code).toBe(0);
-      const out = JSON.parse(r.stdout.trim()) as { name: string; code: string; syscall: string; message: string };
-      expect(out).toMatchObject({ name: 'NativeError', code: 'EPERM', syscall: 'ioctl(TUNSETIFF)' });
-      expect(out.message).toMatch(/tkp0.*CAP_NET_ADMIN/);
-      expect(await linkDetails(ns, 'tkp0')).toBeUndefined();
+      const out = JSON.parse(r.stdout.trim()) as Record<string, { name: string; code: string; syscall: string; message: string } | 'opened'>;
+      expect(out.tknew).toMatchObject({ name: 'NativeError', code: 'EPERM', syscall: 'ioctl(TUNSETIFF)' });
+      expect((out.tknew as { message: string }).message).toMatch(/create or attach to tun device 'tknew': EPERM .*CAP_NET_ADMIN/);
+      expect(out.tkown).toMatchObject({ code: 'EPERM' });
+      expect((out.tkown as { message: string }).message).toMatch(/the device exists: attaching needs CAP_NET_ADMIN, or the device's owner/);
+      expect(out.tkmine).toBe('opened');
+      expect(await linkDetails(ns, 'tknew')).toBeUndefined();
+    }));
+
+  it('explains EINVAL when the name belongs to a device that is not a tun/tap device', () =>
+    withNetns(async (ns) => {
+      const err = await expectNativeError(Tun.open({ name: 'lo', netns: ns.name }), 'EINVAL');
+      expect(err.message).toMatch(/tun device 'lo' \(a device of that name exists.*no tun\/tap device at all\)/);
     }));
 });
 

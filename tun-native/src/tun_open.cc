@@ -57,9 +57,16 @@ int OpenTunHere(const TunOpenRequest& req, TunOpenResult* result) {
   ifr.ifr_flags = static_cast<short>(req.flags);
   if (ioctl(fd.get(), TUNSETIFF, &ifr) < 0) {
     int err = errno;
-    std::string what = req.name.empty() || req.name.find('%') != std::string::npos
-                           ? "create a " + kind + " device" + (req.name.empty() ? "" : " named " + Quoted(req.name))
-                           : "create or attach to " + kind + " device " + Quoted(req.name);
+    if (req.name.empty() || req.name.find('%') != std::string::npos)
+      return Fail(result, err, "ioctl(TUNSETIFF)", "create a " + kind + " device" + (req.name.empty() ? "" : " named " + Quoted(req.name)));
+    std::string what = "create or attach to " + kind + " device " + Quoted(req.name);
+    // Attaching is where the confusing errors come from; say which case this is.
+    if (if_nametoindex(req.name.c_str()) != 0) {
+      if (err == EINVAL)
+        what += " (a device of that name exists, but is a tun/tap device of the other mode or queue setting, or no tun/tap device at all)";
+      else if (err == EPERM)
+        what += " (the device exists: attaching needs CAP_NET_ADMIN, or the device's owner uid / group gid)";
+    }
     return Fail(result, err, "ioctl(TUNSETIFF)", what);
   }
 
