@@ -526,7 +526,6 @@ void InitTunDevice(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = TunDevice::Define(env);
   GetAddonData(env)->tunDeviceClass = Napi::Persistent(cls);
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
-  exports.Set("tunMaxFrame", Napi::Number::New(env, static_cast<double>(kMaxFrame)));
 }
 
 }  // namespace tunkeeper
