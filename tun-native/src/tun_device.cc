@@ -45,8 +45,8 @@ struct TunState {
   bool refed = true;
   bool readerHook = false;
   bool deviceHook = false;
-  // Counted on the JS thread only.
-  double packetsRead = 0, bytesRead = 0, batches = 0, packetsWritten = 0, bytesWritten = 0;
+  // Counted on the JS thread only. droppedBefore: the drops of a reader freed at close.
+  double packetsRead = 0, bytesRead = 0, batches = 0, packetsWritten = 0, bytesWritten = 0, droppedBefore = 0;
 
   std::string Label() const { return std::string(IsTap(flags) ? "tap" : "tun") + " device '" + name + "'"; }
 };
@@ -80,9 +80,18 @@ void ReaderCleanup(void* arg) {
   StopReader(st);
 }
 
-void CloseNow(TunState* st) {
+// Stops the reader and frees it (its ring can be megabytes); keeps its drop count for stats().
+// Safe inside CallJs: after a callback it touches the reader only if the fd is still open.
+void FreeReader(TunState* st) {
   StopReader(st);
-  if (st->reader) st->reader->Clear();
+  if (st->reader) {
+    st->droppedBefore += static_cast<double>(st->reader->dropped());
+    st->reader.reset();
+  }
+}
+
+void CloseNow(TunState* st) {
+  FreeReader(st);
   if (st->fd >= 0) {
     close(st->fd);
     st->fd = -1;
@@ -383,7 +392,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     o.Set("packetsRead", state_->packetsRead);
     o.Set("bytesRead", state_->bytesRead);
     o.Set("batches", state_->batches);
-    o.Set("dropped", static_cast<double>(state_->reader ? state_->reader->dropped() : 0));
+    o.Set("dropped", state_->droppedBefore + static_cast<double>(state_->reader ? state_->reader->dropped() : 0));
     o.Set("packetsWritten", state_->packetsWritten);
     o.Set("bytesWritten", state_->bytesWritten);
     return o;
@@ -407,8 +416,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     TunState* st = state_.get();
-    StopReader(st);
-    if (st->reader) st->reader->Clear();
+    FreeReader(st);
     int fd = st->fd;
     st->fd = -1;
     if (fd < 0) {

@@ -235,10 +235,4 @@ void TunReader::SetPaused(bool paused) {
   if (!paused && thread_.joinable()) Wake(true);
 }
 
-void TunReader::Clear() {
-  read_ = write_ = 0;
-  readPos_.store(0);
-  consumed_.store(produced_.load());
-}
-
 }  // namespace tunkeeper

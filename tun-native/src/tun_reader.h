@@ -52,8 +52,6 @@ class TunReader {
   bool TakeEnd(int* err);
   void SetPaused(bool paused);
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-  // Forgets everything queued (on close; the thread must be stopped).
-  void Clear();
 
  private:
   void Run();
