@@ -47,6 +47,7 @@ interface NativeTunHandle {
   info(): { name: string; ifindex: number; flags: number; netns: string };
   writeSync(packet: Uint8Array): void;
   writeBatch(packets: readonly Uint8Array[]): number;
+  writeGathered(bytes: Uint8Array, lens: Uint32Array, count: number): number;
   setPersist(on: boolean): void;
   setOwner(uid: number): void;
   setGroup(gid: number): void;
@@ -70,6 +71,8 @@ type Consumer =
   | { kind: 'iterator'; iterator: PacketIterator };
 
 const FLAG_MASK = IFF_TUN | IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+/** Batches larger than this are written straight from the caller's Buffers, not gathered. */
+const GATHER_MAX_BYTES = 256 * 1024;
 
 export class Tun {
   /** The kernel's name for the device (TUNGETIFF), e.g. 'tun3' when '%d' or no name was asked for. */
@@ -85,6 +88,9 @@ export class Tun {
   readonly #request: NativeOpenRequest;
   #consumer: Consumer | undefined;
   #closing: Promise<void> | undefined;
+  // writeBatch's gather buffers, grown on demand up to GATHER_MAX_BYTES.
+  #gatherBytes: Buffer = Buffer.alloc(0);
+  #gatherLens: Uint32Array = new Uint32Array(0);
 
   private constructor(handle: NativeTunHandle, request: NativeOpenRequest) {
     const info = handle.info();
@@ -183,7 +189,31 @@ export class Tun {
    * and shows in the count; writing the rest again reports its error).
    */
   writeBatch(packets: Buffer[]): number {
-    return this.#handle.writeBatch(packets);
+    if (!Array.isArray(packets)) throw invalidArg('writeBatch expects an array of Buffers', 'type');
+    const count = packets.length;
+    // Small packets (the common case) are gathered into one reused buffer: copying them costs
+    // about 25 ns each, looking each one up through N-API about 150 ns. Big ones go as they are.
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const p = packets[i] as Uint8Array;
+      if (!ArrayBuffer.isView(p) || p.BYTES_PER_ELEMENT !== 1) {
+        throw invalidArg(`writeBatch: element ${i} is not a Buffer or Uint8Array (nothing was written)`, 'type');
+      }
+      total += p.byteLength;
+    }
+    if (total > GATHER_MAX_BYTES) return this.#handle.writeBatch(packets);
+    if (this.#gatherBytes.length < total) this.#gatherBytes = Buffer.allocUnsafeSlow(Math.max(total, 2 * this.#gatherBytes.length));
+    if (this.#gatherLens.length < count) this.#gatherLens = new Uint32Array(Math.max(count, 2 * this.#gatherLens.length));
+    const bytes = this.#gatherBytes;
+    const lens = this.#gatherLens;
+    let offset = 0;
+    for (let i = 0; i < count; i++) {
+      const p = packets[i] as Uint8Array;
+      bytes.set(p, offset);
+      lens[i] = p.byteLength;
+      offset += p.byteLength;
+    }
+    return this.#handle.writeGathered(bytes, lens, count);
   }
 
   setPersist(on: boolean): void {

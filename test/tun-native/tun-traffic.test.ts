@@ -130,6 +130,7 @@ describeKernel('tun: IPv4 and IPv6 packets both ways', () => {
         await addressUp(ns, 'tke0', '192.0.2.1/24');
         const good = ipv4Udp({ src: '192.0.2.2', dst: '192.0.2.1', srcPort: 1, dstPort: 9, payload: payload('b') });
         const huge = Buffer.alloc(70000);
+        expect(tun.writeBatch([])).toBe(0);
         expect(tun.writeBatch([good, huge, good])).toBe(1);
         let caught: unknown;
         try {
@@ -141,7 +142,33 @@ describeKernel('tun: IPv4 and IPv6 packets both ways', () => {
         expect((caught as Error).message).toMatch(/70000-byte packet to tun device 'tke0'/);
         await expect(tun.write(huge)).rejects.toMatchObject({ code: 'EMSGSIZE', syscall: 'write' });
         expect(() => tun.writeSync('nope' as unknown as Buffer)).toThrow(/write expects a Buffer or Uint8Array/);
+        expect(() => tun.writeBatch([good, 'nope' as unknown as Buffer])).toThrow(/element 1 is not a Buffer.*nothing was written/);
         expect(tun.stats().packetsWritten).toBe(1);
+      } finally {
+        await tun.close();
+      }
+    }));
+
+  it('writes big batches (no gathering) with the same results', () =>
+    withNetns(async (ns) => {
+      const tun = await Tun.open({ name: 'tkbig', netns: ns.name });
+      try {
+        await addressUp(ns, 'tkbig', '192.0.2.1/24');
+        // Three 60 kB datagrams fit the listener's default receive buffer.
+        const listener = udpListen(ns, '192.0.2.1', 5007, 3);
+        await listener.ready;
+        const big = (i: number) => ipv4Udp({ src: '192.0.2.2', dst: '192.0.2.1', srcPort: 4007, dstPort: 5007, payload: Buffer.alloc(60000, i), id: i });
+        const batch = [big(1), big(2), big(3), big(4), big(5)];
+        expect(tun.writeBatch(batch)).toBe(5);
+        const got = await listener.received;
+        expect(got.map((d) => [d.payload.length, d.payload[0]])).toEqual([
+          [60000, 1],
+          [60000, 2],
+          [60000, 3],
+        ]);
+        expect(tun.stats()).toMatchObject({ packetsWritten: 5, bytesWritten: 5 * (big(1).length) });
+        expect(tun.writeBatch([big(6), Buffer.alloc(70000), big(7), big(8), big(9)])).toBe(1);
+        expect(() => tun.writeBatch([Buffer.alloc(70000), big(7), big(8), big(9), big(10)])).toThrow(/EMSGSIZE/);
       } finally {
         await tun.close();
       }

@@ -213,6 +213,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
                            InstanceMethod<&TunDevice::Info>("info"),
                            InstanceMethod<&TunDevice::WriteSync>("writeSync"),
                            InstanceMethod<&TunDevice::WriteBatch>("writeBatch"),
+                           InstanceMethod<&TunDevice::WriteGathered>("writeGathered"),
                            InstanceMethod<&TunDevice::SetPersist>("setPersist"),
                            InstanceMethod<&TunDevice::SetOwner>("setOwner"),
                            InstanceMethod<&TunDevice::SetGroup>("setGroup"),
@@ -287,17 +288,47 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       napi_typedarray_type type;
       std::size_t count;
       void* data;
-      bool isTyped = false;
       if (napi_get_element(env, array, written, &element) != napi_ok) throw Napi::Error::New(env);
-      napi_is_typedarray(env, element, &isTyped);
-      if (!isTyped || napi_get_typedarray_info(env, element, &type, &count, &data, nullptr, nullptr) != napi_ok ||
-          type != napi_uint8_array)
+      // napi_get_typedarray_info fails (napi_invalid_arg) on anything but a typed array.
+      if (napi_get_typedarray_info(env, element, &type, &count, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+        napi_value ignored;
+        napi_get_and_clear_last_exception(env, &ignored);
         ThrowInvalidArg(env, "writeBatch: element " + std::to_string(written) + " is not a Buffer or Uint8Array");
+      }
       int err = WriteOne(state_.get(), static_cast<const uint8_t*>(data), count);
       if (err) {
         if (written == 0) ThrowWriteError(env, state_.get(), err, count);
         break;
       }
+    }
+    return Napi::Number::New(env, written);
+  }
+
+  // writeGathered(bytes, lens, count): the packets back to back in one Uint8Array and their
+  // lengths in a Uint32Array, as the facade gathers small batches: two N-API look-ups per batch
+  // instead of three per packet. Same results as writeBatch.
+  Napi::Value WriteGathered(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array || !info[2].IsNumber())
+      ThrowInvalidArg(env, "writeGathered expects (Uint8Array, Uint32Array, count)");
+    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    Napi::Uint32Array lens = info[1].As<Napi::Uint32Array>();
+    uint32_t count = info[2].As<Napi::Number>().Uint32Value();
+    if (count > lens.ElementLength()) ThrowInvalidArg(env, "writeGathered: count exceeds the lengths given");
+    const uint8_t* data = bytes.Data();
+    std::size_t left = bytes.ByteLength();
+    uint32_t written = 0;
+    for (; written < count; written++) {
+      std::size_t len = lens[written];
+      if (len > left) ThrowInvalidArg(env, "writeGathered: the lengths exceed the bytes given");
+      int err = WriteOne(state_.get(), data, len);
+      if (err) {
+        if (written == 0) ThrowWriteError(env, state_.get(), err, len);
+        break;
+      }
+      data += len;
+      left -= len;
     }
     return Napi::Number::New(env, written);
   }
