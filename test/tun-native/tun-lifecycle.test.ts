@@ -174,7 +174,9 @@ describeKernel('lifecycle', () => {
         await flood(10 * sent1);
         expect(process.memoryUsage().rss - rssAfterFirst).toBeLessThan(64 << 20);
         expect(await drain(11 * sent1)).toBeLessThanOrEqual(queueLimit + 2 * readBatch);
-        expect(tun.stats().dropped).toBeGreaterThan(s1.dropped + 8 * sent1);
+        // (drain() checked that taken + ours + the kernel's drops add up to what was sent; which
+        // of the two queues drops more depends on how fast the reader thread is scheduled.)
+        expect(tun.stats().dropped).toBeGreaterThan(s1.dropped);
 
         // And the reader still works once the consumer has caught up.
         await udpSend(ns, '192.0.2.2', 5009, [Buffer.from('after the flood')]);
