@@ -1,0 +1,254 @@
+/** Validation of Tun.open() options and the facade's pure parts; no privileges needed. */
+import { describe, expect, it } from '@jest/globals';
+import { NativeError, Tun, netnsPath, validateIfName } from '../../tun-native/index.js';
+import {
+  IFF_MULTI_QUEUE,
+  IFF_NO_PI,
+  IFF_TAP,
+  IFF_TUN,
+  IFF_VNET_HDR,
+  offloadBits,
+  resolveOpenOptions,
+  type TunOpenOptions,
+} from '../../tun-native/tun-options.js';
+import { PacketIterator, splitBatch } from '../../tun-native/tun-packets.js';
+
+function resolve(opts?: TunOpenOptions) {
+  return resolveOpenOptions(opts, netnsPath);
+}
+
+function thrown(fn: () => unknown): Error & { code?: string; errno?: number; syscall?: string } {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a throw');
+}
+
+describe('interface names', () => {
+  it('accepts what the kernel accepts', () => {
+    for (const name of ['tk0', 'a', 'tk%d', 'x'.repeat(15), 'tun-edge.1', 'ünï']) expect(validateIfName(name)).toBe(name);
+  });
+
+  it('rejects what the kernel rejects, saying why', () => {
+    expect(thrown(() => validateIfName('')).message).toMatch(/must not be empty/);
+    expect(thrown(() => validateIfName('x'.repeat(16))).message).toMatch(/16 bytes long; Linux allows at most 15/);
+    // 8 characters, 16 bytes in UTF-8: the limit is in bytes.
+    expect(thrown(() => validateIfName('ü'.repeat(8))).message).toMatch(/16 bytes/);
+    expect(thrown(() => validateIfName('a/b')).message).toMatch(/'\/'/);
+    expect(thrown(() => validateIfName('a:b')).message).toMatch(/':'/);
+    expect(thrown(() => validateIfName('a b')).message).toMatch(/whitespace/);
+    expect(thrown(() => validateIfName('a\tb')).message).toMatch(/whitespace/);
+    expect(thrown(() => validateIfName('.')).message).toMatch(/not allowed/);
+    expect(thrown(() => validateIfName('..')).message).toMatch(/not allowed/);
+    expect(thrown(() => validateIfName('tk%s')).message).toMatch(/'%d'/);
+    expect(thrown(() => validateIfName('tk%d%d')).message).toMatch(/only once/);
+    const e = thrown(() => validateIfName(42 as unknown as string));
+    expect(e).toBeInstanceOf(TypeError);
+    expect(e.code).toBe('ERR_INVALID_ARG');
+  });
+});
+
+describe('Tun.open options', () => {
+  it('defaults to a tun device without packet info, kernel-picked name, batch 64, queue 4096', () => {
+    const { request, mode } = resolve();
+    expect(mode).toBe('tun');
+    expect(request).toEqual({ name: '', flags: IFF_TUN | IFF_NO_PI, readBatch: 64, queueLimit: 4096 });
+  });
+
+  it('maps every flag', () => {
+    const { request } = resolve({
+      name: 'tk0',
+      mode: 'tap',
+      multiQueue: true,
+      vnetHdr: true,
+      packetInfo: true,
+      persist: true,
+      owner: 1000,
+      group: 1001,
+      mtu: 9000,
+      offload: { csum: true, tso4: true, tso6: true, tsoEcn: true, ufo: true, uso4: true, uso6: true },
+      netns: 'blue',
+      readBatch: 128,
+      queueLimit: 1024,
+    });
+    expect(request).toEqual({
+      name: 'tk0',
+      flags: IFF_TAP | IFF_MULTI_QUEUE | IFF_VNET_HDR,
+      persist: true,
+      owner: 1000,
+      group: 1001,
+      mtu: 9000,
+      offload: 0x7f,
+      netns: '/run/netns/blue',
+      readBatch: 128,
+      queueLimit: 1024,
+    });
+  });
+
+  it('keeps netns paths and persist: false', () => {
+    const { request } = resolve({ netns: '/proc/1/ns/net', persist: false });
+    expect(request.netns).toBe('/proc/1/ns/net');
+    expect(request.persist).toBe(false);
+  });
+
+  it('checks the MTU against the kernel range of the mode', () => {
+    expect(resolve({ mtu: 68 }).request.mtu).toBe(68);
+    expect(resolve({ mtu: 65535 }).request.mtu).toBe(65535);
+    expect(resolve({ mode: 'tap', mtu: 65521 }).request.mtu).toBe(65521);
+    expect(thrown(() => resolve({ mtu: 67 })).message).toBe('option mtu must be an integer from 68 to 65535 for a tun device, got 67');
+    expect(thrown(() => resolve({ mode: 'tap', mtu: 65522 })).message).toMatch(/from 68 to 65521 for a tap device/);
+    expect(thrown(() => resolve({ mtu: 1500.5 }))).toBeInstanceOf(RangeError);
+    expect(thrown(() => resolve({ mtu: '1500' as unknown as number }))).toBeInstanceOf(TypeError);
+  });
+
+  it('checks ids, batch and queue sizes', () => {
+    expect(thrown(() => resolve({ owner: -1 })).message).toMatch(/owner must be an integer from 0 to 4294967294/);
+    expect(thrown(() => resolve({ group: 2 ** 32 - 1 })).message).toMatch(/group/);
+    expect(thrown(() => resolve({ readBatch: 0 })).message).toMatch(/readBatch/);
+    expect(thrown(() => resolve({ queueLimit: 10, readBatch: 64 })).message).toMatch(/at least readBatch/);
+    expect(resolve({ readBatch: 4096 }).request.queueLimit).toBe(4096);
+    expect(resolve({ readBatch: 8, queueLimit: 8 }).request).toMatchObject({ readBatch: 8, queueLimit: 8 });
+  });
+
+  it('rejects unknown modes and options, and non-boolean flags', () => {
+    expect(thrown(() => resolve({ mode: 'tan' as 'tun' })).message).toMatch(/mode must be 'tun' or 'tap'/);
+    expect(thrown(() => resolve({ multiqueue: true } as TunOpenOptions)).message).toMatch(/unknown Tun.open option 'multiqueue'/);
+    expect(thrown(() => resolve({ persist: 1 as unknown as boolean }))).toBeInstanceOf(TypeError);
+    expect(thrown(() => resolve({ name: 'bad name' })).message).toMatch(/whitespace/);
+  });
+
+  it('rejects offloads without vnetHdr as EINVAL, like the kernel would', () => {
+    const e = thrown(() => resolve({ offload: { csum: true } }));
+    expect(e).toBeInstanceOf(NativeError);
+    expect(e.code).toBe('EINVAL');
+    expect(e.errno).toBe(22);
+    expect(e.syscall).toBe('ioctl(TUNSETOFFLOAD)');
+    expect(e.message).toMatch(/offload needs vnetHdr: true/);
+  });
+});
+
+describe('offload bits', () => {
+  it('encodes TUN_F_* bits', () => {
+    expect(offloadBits({})).toBe(0);
+    expect(offloadBits({ csum: true })).toBe(0x01);
+    expect(offloadBits({ csum: true, tso4: true, tso6: false })).toBe(0x03);
+    expect(offloadBits({ csum: true, uso4: true, uso6: true })).toBe(0x61);
+  });
+
+  it('spells out the kernel rules', () => {
+    const noCsum = thrown(() => offloadBits({ tso4: true }));
+    expect(noCsum).toBeInstanceOf(NativeError);
+    expect(noCsum.code).toBe('EINVAL');
+    expect(noCsum.message).toMatch(/need csum: true/);
+    expect(thrown(() => offloadBits({ csum: true, tsoEcn: true })).message).toMatch(/tsoEcn needs tso4 or tso6/);
+    expect(thrown(() => offloadBits({ csum: true, uso4: true })).message).toMatch(/uso4 and uso6 go together/);
+    expect(thrown(() => offloadBits({ csum: true, gro: true } as never)).message).toMatch(/unknown offload 'gro'/);
+  });
+});
+
+describe('batches', () => {
+  function batch(packets: Buffer[]): ArrayBuffer {
+    const bytes = packets.reduce((n, p) => n + p.length, 0);
+    const ab = new ArrayBuffer(packets.length * 4 + bytes);
+    const lens = new Uint32Array(ab, 0, packets.length);
+    let off = packets.length * 4;
+    packets.forEach((p, i) => {
+      lens[i] = p.length;
+      new Uint8Array(ab, off, p.length).set(p);
+      off += p.length;
+    });
+    return ab;
+  }
+
+  it('splits a native batch into real Buffers over its memory', () => {
+    const input = [Buffer.from('45000014', 'hex'), Buffer.alloc(0), Buffer.from('hello world')];
+    const out = splitBatch(batch(input), input.length);
+    expect(out).toHaveLength(3);
+    out.forEach((p, i) => {
+      expect(Buffer.isBuffer(p)).toBe(true);
+      expect(p).toBeInstanceOf(Buffer);
+      expect(p.constructor).toBe(Buffer);
+      expect(p.equals(input[i] as Buffer)).toBe(true);
+      expect(p).toStrictEqual(input[i]);
+    });
+    expect(out[2]?.toString('utf8')).toBe('hello world');
+    expect(out[2]?.subarray(0, 5).toString()).toBe('hello');
+    expect(Buffer.concat(out).length).toBe(15);
+    expect(out[0]?.readUInt32BE(0)).toBe(0x45000014);
+    // Slices of one ArrayBuffer: the batch costs one allocation.
+    expect(out[0]?.buffer).toBe(out[2]?.buffer);
+  });
+});
+
+describe('the packet iterator', () => {
+  function source() {
+    const calls: string[] = [];
+    return { calls, src: { pause: (p: boolean) => calls.push(p ? 'pause' : 'resume'), detach: () => calls.push('detach') } };
+  }
+  const pkt = (s: string) => Buffer.from(s);
+
+  it('hands out packets in order, pausing at the high-water mark and resuming when drained', async () => {
+    const { calls, src } = source();
+    const it = new PacketIterator(src, 2);
+    it.push([pkt('a'), pkt('b')]);
+    expect(calls).toEqual(['pause']);
+    expect((await it.next()).value?.toString()).toBe('a');
+    expect((await it.next()).value?.toString()).toBe('b');
+    expect(calls).toEqual(['pause', 'resume']);
+    const pending = it.next();
+    it.push([pkt('c')]);
+    expect((await pending).value?.toString()).toBe('c');
+  });
+
+  it('serves what is buffered, then reports an error once, then is done', async () => {
+    const { src } = source();
+    const it = new PacketIterator(src, 64);
+    it.push([pkt('x')]);
+    const err = new Error('gone');
+    it.end(err);
+    expect((await it.next()).value?.toString()).toBe('x');
+    await expect(it.next()).rejects.toBe(err);
+    expect(await it.next()).toEqual({ value: undefined, done: true });
+  });
+
+  it('completes a waiting next() when ended without error', async () => {
+    const { src } = source();
+    const it = new PacketIterator(src, 64);
+    const pending = it.next();
+    it.end();
+    expect(await pending).toEqual({ value: undefined, done: true });
+  });
+
+  it('queues next() calls made without waiting, and answers them in order', async () => {
+    const { src } = source();
+    const it = new PacketIterator(src, 64);
+    const first = it.next();
+    const second = it.next();
+    const third = it.next();
+    it.push([pkt('1'), pkt('2')]);
+    it.end();
+    expect((await first).value?.toString()).toBe('1');
+    expect((await second).value?.toString()).toBe('2');
+    expect(await third).toEqual({ value: undefined, done: true });
+  });
+
+  it('detaches when the consumer leaves the loop', async () => {
+    const { calls, src } = source();
+    const it = new PacketIterator(src, 64);
+    it.push([pkt('1'), pkt('2'), pkt('3')]);
+    for await (const p of it) {
+      if (p.toString() === '2') break;
+    }
+    expect(calls).toEqual(['detach']);
+    expect(await it.next()).toEqual({ value: undefined, done: true });
+  });
+});
+
+describe('Tun', () => {
+  it('rejects invalid options before any syscall', async () => {
+    await expect(Tun.open({ name: 'a/b' })).rejects.toThrow(/'\/'/);
+    await expect(Tun.open({ mtu: 1 })).rejects.toBeInstanceOf(RangeError);
+  });
+});

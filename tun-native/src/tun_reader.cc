@@ -1,0 +1,238 @@
+#include "tun_reader.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "tun_flags.h"
+
+namespace tunkeeper {
+
+namespace {
+
+// Ring records: a uint32 length, the packet, padding to 4 bytes. kWrap in the length slot means
+// "continue at offset 0".
+constexpr uint32_t kWrap = 0xffffffffu;
+constexpr std::size_t kHeader = sizeof(uint32_t);
+constexpr std::size_t kRecordMax = kHeader + kMaxFrame;
+// Ring bytes per packet of queueLimit: MTU-sized packets meet the packet limit before the byte
+// limit. Bounded both ways: at least a few largest frames, at most 64 MiB.
+constexpr std::size_t kRingBytesPerPacket = 1600;
+constexpr std::size_t kMinRing = 4 * kRecordMax;
+constexpr std::size_t kMaxRing = std::size_t(64) << 20;
+// A reader that is not going idle wakes JS once this many batches are waiting.
+constexpr uint64_t kWakeBatches = 4;
+// One read() buffer for packets that are dropped (no room in the ring).
+constexpr std::size_t kScratch = kMaxFrame;
+
+inline std::size_t Align4(std::size_t n) { return (n + 3) & ~std::size_t(3); }
+
+inline uint32_t LoadU32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline void StoreU32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
+
+}  // namespace
+
+TunReader::TunReader(uint32_t readBatch, uint32_t queueLimit)
+    : readBatch_(readBatch),
+      queueLimit_(queueLimit),
+      ringSize_(Align4(std::max(kMinRing, std::min(kMaxRing, std::size_t(queueLimit) * kRingBytesPerPacket)))),
+      wakeThreshold_(std::max<uint64_t>(1, std::min<uint64_t>(uint64_t(readBatch) * kWakeBatches, queueLimit / 2))) {}
+
+TunReader::~TunReader() { Stop(); }
+
+int TunReader::Start(int fd, Notify notify, void* ctx) {
+  if (thread_.joinable()) return EALREADY;
+  if (!ring_) {
+    // + scratch: dropped packets are read past the end of the ring proper.
+    ring_.reset(new (std::nothrow) uint8_t[ringSize_ + kScratch]);
+    if (!ring_) return ENOMEM;
+  }
+  wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wakeFd_ < 0) return errno;
+  fd_ = fd;
+  notify_ = notify;
+  ctx_ = ctx;
+  stopping_.store(false);
+  // A wake-up outstanding from a previous run died with its threadsafe function.
+  signalled_.store(false);
+  ended_.store(false);
+  endTaken_ = false;
+  endErr_ = 0;
+  try {
+    thread_ = std::thread([this] { Run(); });
+  } catch (const std::system_error& e) {
+    close(wakeFd_);
+    wakeFd_ = -1;
+    notify_ = nullptr;
+    return e.code().value() ? e.code().value() : EAGAIN;
+  }
+  // Packets left from a previous run are deliverable at once.
+  if (produced_.load() != consumed_.load()) Wake(true);
+  return 0;
+}
+
+void TunReader::Stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true);
+  uint64_t one = 1;
+  // The eventfd is in the reader's poll set: this ends a poll() that may wait forever.
+  ssize_t ignored = write(wakeFd_, &one, sizeof one);
+  (void)ignored;
+  thread_.join();
+  close(wakeFd_);
+  wakeFd_ = -1;
+  fd_ = -1;
+  notify_ = nullptr;  // the threadsafe function it called is released next
+}
+
+// Wake-up protocol (Dekker-style, every step seq_cst): the reader publishes, then checks and sets
+// `signalled_`; JS clears `signalled_`, then looks for packets. Whatever the interleaving, either
+// JS sees the packets or the reader sees the flag clear and sends a wake-up.
+void TunReader::Wake(bool force) {
+  if (!notify_) return;
+  uint64_t queued = produced_.load() - consumed_.load();
+  bool due = ended_.load() || (queued > 0 && (force || queued >= wakeThreshold_));
+  if (!due || paused_.load()) return;
+  if (!signalled_.exchange(true)) notify_(ctx_);
+}
+
+bool TunReader::Reserve(uint32_t unpublished) {
+  uint64_t queued = produced_.load(std::memory_order_relaxed) + unpublished - consumed_.load(std::memory_order_acquire);
+  if (queued >= queueLimit_) return false;
+  std::size_t r = readPos_.load(std::memory_order_acquire);
+  // Positions alone cannot tell full from empty, so the writer never lets write_ reach r from
+  // behind: a record always ends strictly before the reader's cursor.
+  if (write_ >= r) {
+    if (ringSize_ - write_ >= kRecordMax) return true;
+    if (r <= kRecordMax) return false;  // wrapping would run into the reader
+    if (write_ < ringSize_) StoreU32(&ring_[write_], kWrap);
+    write_ = 0;
+    return true;
+  }
+  return r - write_ > kRecordMax;
+}
+
+void TunReader::Run() {
+  // Named, so `top -H` and profilers tell it from Node's own threads.
+  pthread_setname_np(pthread_self(), "tun-reader");
+  struct pollfd fds[2] = {{fd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+  uint8_t* scratch = ring_.get() + ringSize_;
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    uint32_t count = 0;
+    uint32_t kept = 0;
+    int err = 0;
+    bool drained = false;
+    while (count < readBatch_) {
+      bool room = Reserve(kept);
+      uint8_t* dst = room ? &ring_[write_ + kHeader] : scratch;
+      ssize_t n = read(fd_, dst, kMaxFrame);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) drained = true;
+        else err = errno;
+        break;
+      }
+      count++;
+      if (room) {
+        StoreU32(&ring_[write_], static_cast<uint32_t>(n));
+        write_ += Align4(kHeader + static_cast<std::size_t>(n));
+        kept++;
+      } else {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (kept) {
+      // Publish once per batch: the records (and any wrap marker) are written before the count.
+      produced_.fetch_add(kept);
+    }
+    // Going idle (or ending) with packets queued always wakes JS; a busy reader wakes it only
+    // once enough has piled up, so under a flood both threads pay for far fewer wake-ups.
+    if (err) {
+      // EBADFD: the device was deleted under us; anything else is as unexpected. Either way the
+      // fd will never give packets again.
+      endErr_ = err;
+      ended_.store(true);
+      Wake(true);
+      return;
+    }
+    if (kept || drained) Wake(drained);
+    if (!drained) continue;  // a full batch: more is probably waiting, skip the poll
+    int ready = poll(fds, 2, -1);
+    if (ready < 0 && errno != EINTR) {
+      endErr_ = errno;
+      ended_.store(true);
+      Wake(true);
+      return;
+    }
+    if (fds[1].revents) return;  // Stop()
+    // POLLERR on the TUN fd (device gone) shows up as the read's errno on the next turn.
+  }
+}
+
+void TunReader::BeginDelivery() { signalled_.store(false); }
+
+uint32_t TunReader::Peek(std::size_t* outBytes) {
+  *outBytes = 0;
+  if (paused_.load()) return 0;
+  // seq_cst: this load must not move before BeginDelivery's store (see Wake).
+  uint64_t available = produced_.load() - consumed_.load(std::memory_order_relaxed);
+  uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(available, readBatch_));
+  std::size_t pos = read_;
+  std::size_t bytes = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (pos == ringSize_ || LoadU32(&ring_[pos]) == kWrap) pos = 0;
+    uint32_t len = LoadU32(&ring_[pos]);
+    bytes += len;
+    pos += Align4(kHeader + len);
+  }
+  *outBytes = count * sizeof(uint32_t) + bytes;
+  return count;
+}
+
+void TunReader::CopyOut(uint32_t count, uint8_t* dst) {
+  uint8_t* lens = dst;
+  uint8_t* data = dst + count * sizeof(uint32_t);
+  std::size_t pos = read_;
+  for (uint32_t i = 0; i < count; i++) {
+    if (pos == ringSize_ || LoadU32(&ring_[pos]) == kWrap) pos = 0;
+    uint32_t len = LoadU32(&ring_[pos]);
+    StoreU32(lens + i * sizeof(uint32_t), len);
+    std::memcpy(data, &ring_[pos + kHeader], len);
+    data += len;
+    pos += Align4(kHeader + len);
+  }
+  read_ = pos;
+  // A wrap marker right at the cursor belongs to the next record; leaving it is fine.
+  readPos_.store(read_, std::memory_order_release);
+  consumed_.fetch_add(count, std::memory_order_release);
+}
+
+void TunReader::EndDelivery() {
+  bool more = produced_.load() != consumed_.load() || (ended_.load() && !endTaken_);
+  if (more && !paused_.load() && notify_ && !signalled_.exchange(true)) notify_(ctx_);
+}
+
+bool TunReader::TakeEnd(int* err) {
+  if (endTaken_ || paused_.load() || !ended_.load() || produced_.load() != consumed_.load()) return false;
+  endTaken_ = true;
+  *err = endErr_;
+  return true;
+}
+
+void TunReader::SetPaused(bool paused) {
+  paused_.store(paused);
+  if (!paused && thread_.joinable()) Wake(true);
+}
+
+}  // namespace tunkeeper

@@ -1,0 +1,93 @@
+// The packet reader of one TUN/TAP fd: a thread that poll()s the fd (and an eventfd that stops
+// it) and read()s packets straight into a byte ring, and the JS-thread side that copies them out,
+// up to `readBatch` packets per crossing into JS.
+//
+// The ring is the BOUNDED queue: single producer (the reader thread), single consumer (the JS
+// thread), no locks, no allocation per packet or per batch. When JS does not keep up the reader
+// keeps reading, so the kernel's own queue never silently overflows, and drops what does not fit
+// (more than `queueLimit` packets waiting, or no room for one more largest frame), counting it.
+//
+// Wake-ups: the reader calls `notify` (a threadsafe-function call) only when none is outstanding,
+// and only when it is about to sleep (the fd is drained) or a few batches have piled up. So there
+// is at most one pending crossing into JS however fast packets arrive, and under a flood one
+// wake-up per several batches. `paused` lets a consumer stop deliveries without stopping the
+// reader: packets then wait in the ring, up to the limit.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+namespace tunkeeper {
+
+class TunReader {
+ public:
+  using Notify = void (*)(void* ctx);
+
+  TunReader(uint32_t readBatch, uint32_t queueLimit);
+  ~TunReader();  // stops the thread
+  TunReader(const TunReader&) = delete;
+  TunReader& operator=(const TunReader&) = delete;
+
+  // Starts the thread on `fd`; returns 0 or an errno (allocation, eventfd, thread creation).
+  int Start(int fd, Notify notify, void* ctx);
+  // Wakes the thread through the eventfd and joins it; idempotent. Queued packets stay.
+  void Stop();
+  bool running() const { return thread_.joinable(); }
+
+  // --- JS thread ---
+  // Clears the outstanding wake-up: call before draining.
+  void BeginDelivery();
+  // Packets available for the next crossing (at most readBatch; 0 when empty or paused), and the
+  // bytes CopyOut will write for them.
+  uint32_t Peek(std::size_t* outBytes);
+  // Writes the `count` packets Peek reported as `count` uint32 lengths followed by the packets,
+  // and frees their room in the ring.
+  void CopyOut(uint32_t count, uint8_t* dst);
+  // Re-arms a wake-up if work remains (the caller stopped early to yield to the event loop).
+  void EndDelivery();
+  // True once, when the thread has ended by itself and every packet before that was taken;
+  // *err is the errno it ended with.
+  bool TakeEnd(int* err);
+  void SetPaused(bool paused);
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  void Run();
+  // Room for one more packet at the write position (wrapping if needed)? Reader thread;
+  // `unpublished`: packets of the current batch not yet counted in produced_.
+  bool Reserve(uint32_t unpublished);
+  void Wake(bool force);
+
+  const uint32_t readBatch_;
+  const uint32_t queueLimit_;
+  const std::size_t ringSize_;
+  const uint64_t wakeThreshold_;  // packets
+
+  std::unique_ptr<uint8_t[]> ring_;
+  int fd_ = -1;
+  int wakeFd_ = -1;
+  Notify notify_ = nullptr;
+  void* ctx_ = nullptr;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+
+  // write_ is the reader thread's cursor; produced_ counts the records before it that JS may
+  // take (published once per batch). read_ is the JS cursor; readPos_ and consumed_ tell the
+  // reader what room JS has given back.
+  std::size_t write_ = 0;
+  std::size_t read_ = 0;
+  std::atomic<std::size_t> readPos_{0};
+  std::atomic<uint64_t> produced_{0};
+  std::atomic<uint64_t> consumed_{0};
+  std::atomic<uint64_t> dropped_{0};
+
+  std::atomic<bool> signalled_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<bool> ended_{false};
+  bool endTaken_ = false;
+  int endErr_ = 0;  // written before ended_ is set
+};
+
+}  // namespace tunkeeper
