@@ -1,14 +1,16 @@
 /**
  * Last-resort cleanup. Normal paths clean up in `finally` blocks; this covers what they cannot: a
  * SIGINT/SIGTERM/SIGHUP in the middle of a benchmark, or the process exiting with work still
- * registered. Actions are synchronous (they run from a signal handler or the 'exit' event) and run
- * newest first, so child processes die before the namespace they live in is deleted.
+ * registered. Actions run newest first, so child processes are killed (and reaped: a killed child
+ * must not linger as a zombie) before the namespace they live in is deleted. On a signal, an
+ * action's promise is awaited (bounded); from the 'exit' event only the synchronous part runs.
  */
 
-type Action = () => void;
+type Action = () => void | Promise<unknown>;
 
 const actions: Action[] = [];
 let installed = false;
+let aborting = false;
 
 /** Registers an action; the returned function unregisters it once the normal path has cleaned up. */
 export function onAbort(action: Action): () => void {
@@ -19,13 +21,29 @@ export function onAbort(action: Action): () => void {
   };
 }
 
-export function runAbortActions(): void {
-  while (actions.length > 0) {
-    const action = actions.pop()!;
+function takeNewest(): Action | undefined {
+  return actions.pop();
+}
+
+/** Runs every action, awaiting each for at most waitMs. */
+export async function runAbortActions(waitMs = 2000): Promise<void> {
+  for (let action = takeNewest(); action; action = takeNewest()) {
     try {
-      action();
+      const pending = action();
+      if (pending) await Promise.race([pending, new Promise((r) => setTimeout(r, waitMs).unref())]);
     } catch {
       // Best effort: one failed action must not keep the others from running.
+    }
+  }
+}
+
+function runAbortActionsSync(): void {
+  for (let action = takeNewest(); action; action = takeNewest()) {
+    try {
+      const pending = action();
+      if (pending) pending.catch(() => undefined);
+    } catch {
+      // Best effort, as above.
     }
   }
 }
@@ -36,10 +54,11 @@ export function installAbortHandlers(log: (msg: string) => void): void {
   const codes: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
   for (const [signal, code] of Object.entries(codes)) {
     process.on(signal, () => {
+      if (aborting) return; // a second Ctrl-C while cleaning up: cleanup is already under way
+      aborting = true;
       log(`bench: ${signal}: stopping, removing namespaces`);
-      runAbortActions();
-      process.exit(code);
+      void runAbortActions().finally(() => process.exit(code));
     });
   }
-  process.on('exit', runAbortActions);
+  process.on('exit', runAbortActionsSync);
 }

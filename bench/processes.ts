@@ -29,7 +29,9 @@ export class Proc {
     if (this.child.pid === undefined) throw new Error(`${label}: could not start ${cmd}`);
     this.pid = this.child.pid;
     const unregister = onAbort(() => {
-      if (this.exit === null) process.kill(this.pid, 'SIGKILL');
+      if (this.exit !== null) return;
+      process.kill(this.pid, 'SIGKILL');
+      return this.exited;
     });
     createInterface({ input: this.child.stdout }).on('line', (line) => {
       this.lines.push(line);
