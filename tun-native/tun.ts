@@ -1,1 +1,296 @@
-export {};
+/**
+ * Tun: a TUN or TAP device opened through /dev/net/tun. The data path of tunkeeper's library:
+ * packets are read by a native thread in batches and cross into JS one batch at a time; writes go
+ * straight to write(2), one packet each, as tun(4) requires.
+ *
+ * Every syscall lives in the addon (tun-native/src/tun_*.cc); this file validates, keeps the
+ * consumer bookkeeping, and shapes batches into Buffers.
+ */
+import type { NativeError } from './errors.js';
+import { native } from './native.js';
+import { netnsPath } from './netns.js';
+import { invalidArg, nativeError } from './tun-errors.js';
+import {
+  IFF_MULTI_QUEUE,
+  IFF_NO_PI,
+  IFF_PERSIST,
+  IFF_TAP,
+  IFF_TUN,
+  IFF_VNET_HDR,
+  type NativeOpenRequest,
+  offloadBits,
+  resolveOpenOptions,
+  type TunMode,
+  type TunOffload,
+  type TunOpenOptions,
+  validateId,
+} from './tun-options.js';
+import { PacketIterator, splitBatch } from './tun-packets.js';
+
+export type { TunMode, TunOffload, TunOpenOptions } from './tun-options.js';
+export { validateIfName } from './tun-options.js';
+
+export interface TunStats {
+  /** Packets handed to JS (not counting dropped ones). */
+  packetsRead: number;
+  bytesRead: number;
+  /** Crossings into JS, one per native batch. */
+  batches: number;
+  /** Packets read from the device and dropped because the native queue was full (JS did not keep up). */
+  dropped: number;
+  packetsWritten: number;
+  bytesWritten: number;
+}
+
+/** The addon's TunDevice handle (tun-native/src/tun_device.cc). */
+interface NativeTunHandle {
+  info(): { name: string; ifindex: number; flags: number; netns: string };
+  writeSync(packet: Uint8Array): void;
+  writeBatch(packets: readonly Uint8Array[]): number;
+  setPersist(on: boolean): void;
+  setOwner(uid: number): void;
+  setGroup(gid: number): void;
+  setOffload(bits: number): void;
+  startReader(onBatch: (batch: ArrayBuffer | null, count: number, error?: NativeError) => void): void;
+  stopReader(): void;
+  setPaused(paused: boolean): void;
+  setRef(on: boolean): void;
+  stats(): TunStats;
+  close(): Promise<void>;
+}
+
+interface TunBinding {
+  openTun(request: NativeOpenRequest): Promise<NativeTunHandle>;
+}
+
+const binding = native as unknown as TunBinding;
+
+type Consumer =
+  | { kind: 'callback'; onBatch: (batch: Buffer[]) => void; onEnd: ((error?: NativeError) => void) | undefined }
+  | { kind: 'iterator'; iterator: PacketIterator };
+
+const FLAG_MASK = IFF_TUN | IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+
+export class Tun {
+  /** The kernel's name for the device (TUNGETIFF), e.g. 'tun3' when '%d' or no name was asked for. */
+  readonly name: string;
+  /** The device's index in its network namespace. */
+  readonly ifindex: number;
+  readonly mode: TunMode;
+  readonly multiQueue: boolean;
+  readonly vnetHdr: boolean;
+  readonly packetInfo: boolean;
+
+  readonly #handle: NativeTunHandle;
+  readonly #request: NativeOpenRequest;
+  #consumer: Consumer | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(handle: NativeTunHandle, request: NativeOpenRequest) {
+    const info = handle.info();
+    this.#handle = handle;
+    this.name = info.name;
+    this.ifindex = info.ifindex;
+    this.mode = info.flags & IFF_TAP ? 'tap' : 'tun';
+    this.multiQueue = (info.flags & IFF_MULTI_QUEUE) !== 0;
+    this.vnetHdr = (info.flags & IFF_VNET_HDR) !== 0;
+    this.packetInfo = (info.flags & IFF_NO_PI) === 0;
+    // What openQueue() repeats: the device's actual flags, in the same namespace.
+    this.#request = { ...request, name: info.name, flags: info.flags & FLAG_MASK & ~IFF_PERSIST };
+    delete this.#request.persist;
+    delete this.#request.owner;
+    delete this.#request.group;
+    delete this.#request.offload;
+    delete this.#request.mtu;
+  }
+
+  /**
+   * Creates a device, or attaches to an existing one by name (a persistent device nobody holds, or
+   * another queue of a multi-queue device). With `netns`, all of it happens inside that namespace,
+   * off the JS thread.
+   */
+  static async open(opts?: TunOpenOptions): Promise<Tun> {
+    const { request } = resolveOpenOptions(opts, netnsPath);
+    const handle = await binding.openTun(request);
+    return new Tun(handle, request);
+  }
+
+  /** Another queue of this multi-queue device, in the same namespace, with the same flags. */
+  async openQueue(): Promise<Tun> {
+    if (this.closed) throw nativeError('EBADF', 'ioctl(TUNSETIFF)', `open another queue of ${this.#label()}: the handle is closed`);
+    if (!this.multiQueue) {
+      throw nativeError(
+        'EINVAL',
+        'ioctl(TUNSETIFF)',
+        `open another queue of ${this.#label()}: it is a single-queue device (create it with multiQueue: true)`,
+      );
+    }
+    const handle = await binding.openTun(this.#request);
+    return new Tun(handle, this.#request);
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * The packets, one Buffer each, as an async iterator; starts the reader. Leaving the loop stops
+   * the reader. Ends when the Tun is closed; throws a NativeError (ENODEV) if the device is deleted
+   * under it. One consumer at a time (packets() or onPackets()).
+   */
+  packets(): AsyncIterableIterator<Buffer> {
+    this.#checkCanRead();
+    const iterator: PacketIterator = new PacketIterator(
+      {
+        pause: (paused) => this.#handle.setPaused(paused),
+        detach: () => this.#detach(consumer),
+      },
+      this.#request.readBatch,
+    );
+    const consumer: Consumer = { kind: 'iterator', iterator };
+    this.#attach(consumer);
+    return iterator;
+  }
+
+  /**
+   * Calls `onBatch` once per native batch (up to readBatch packets); starts the reader. `onEnd` is
+   * called once if the reader ends by itself (with the error; ENODEV when the device was deleted)
+   * or when the Tun is closed (without). Returns stop(), which stops the reader.
+   */
+  onPackets(onBatch: (batch: Buffer[]) => void, onEnd?: (error?: NativeError) => void): () => void {
+    if (typeof onBatch !== 'function') throw invalidArg('onPackets expects a callback', 'type');
+    this.#checkCanRead();
+    const consumer: Consumer = { kind: 'callback', onBatch, onEnd };
+    this.#attach(consumer);
+    return () => this.#detach(consumer);
+  }
+
+  /** Writes one packet (or frame, for tap); resolves once the kernel has it. */
+  write(packet: Buffer): Promise<void> {
+    try {
+      this.#handle.writeSync(packet);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Writes one packet synchronously (write(2) on a TUN fd never waits). */
+  writeSync(packet: Buffer): void {
+    this.#handle.writeSync(packet);
+  }
+
+  /**
+   * Writes many packets in one crossing into native code, one write(2) each. Returns how many were
+   * written; like sendmmsg(2), throws only if the first one fails (a later failure stops the batch
+   * and shows in the count; writing the rest again reports its error).
+   */
+  writeBatch(packets: Buffer[]): number {
+    return this.#handle.writeBatch(packets);
+  }
+
+  setPersist(on: boolean): void {
+    if (typeof on !== 'boolean') throw invalidArg('setPersist expects a boolean', 'type');
+    this.#handle.setPersist(on);
+  }
+
+  setOwner(uid: number): void {
+    this.#handle.setOwner(validateId('owner', uid));
+  }
+
+  setGroup(gid: number): void {
+    this.#handle.setGroup(validateId('group', gid));
+  }
+
+  setOffload(offload: TunOffload): void {
+    const bits = offloadBits(offload);
+    if (!this.vnetHdr) {
+      throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', `set offloads on ${this.#label()}: it was opened without vnetHdr, which offloads need`);
+    }
+    this.#handle.setOffload(bits);
+  }
+
+  stats(): TunStats {
+    return this.#handle.stats();
+  }
+
+  /** An active reader keeps the process alive (the default). */
+  ref(): void {
+    this.#handle.setRef(true);
+  }
+
+  /** An active reader no longer keeps the process alive. */
+  unref(): void {
+    this.#handle.setRef(false);
+  }
+
+  /**
+   * Stops the reader (a pending packets() iteration completes) and closes the fd; a device that is
+   * not persistent goes away with its last fd. Idempotent: every call returns the same promise.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    const consumer = this.#consumer;
+    this.#consumer = undefined;
+    this.#closing = this.#handle.close();
+    this.#end(consumer, undefined);
+    return this.#closing;
+  }
+
+  #label(): string {
+    return `${this.mode} device '${this.name}'`;
+  }
+
+  #checkCanRead(): void {
+    if (this.closed) throw nativeError('EBADF', 'read', `read from ${this.#label()}: the handle is closed`);
+    if (this.#consumer) {
+      throw new Error(`a reader is already active on ${this.#label()}; stop it (or leave its loop) before starting another`);
+    }
+  }
+
+  #attach(consumer: Consumer): void {
+    this.#consumer = consumer;
+    this.#handle.setPaused(false);
+    try {
+      this.#handle.startReader(this.#onNative);
+    } catch (e) {
+      this.#consumer = undefined;
+      throw e;
+    }
+  }
+
+  #detach(consumer: Consumer): void {
+    if (this.#consumer !== consumer) return;
+    this.#consumer = undefined;
+    this.#handle.stopReader();
+  }
+
+  #end(consumer: Consumer | undefined, error: NativeError | undefined): void {
+    if (!consumer) return;
+    if (consumer.kind === 'iterator') consumer.iterator.end(error);
+    else consumer.onEnd?.(error);
+  }
+
+  // Called by the addon once per batch, and once with a null batch when the reader ends by
+  // itself. Never throws into native code: an exception from user code is rethrown on the next
+  // tick, where it is an ordinary uncaught exception.
+  readonly #onNative = (batch: ArrayBuffer | null, count: number, error?: NativeError): void => {
+    try {
+      const consumer = this.#consumer;
+      if (batch === null) {
+        this.#consumer = undefined;
+        this.#handle.stopReader();
+        this.#end(consumer, error);
+        return;
+      }
+      if (!consumer) return;
+      const packets = splitBatch(batch, count);
+      if (consumer.kind === 'iterator') consumer.iterator.push(packets);
+      else consumer.onBatch(packets);
+    } catch (e) {
+      process.nextTick(() => {
+        throw e;
+      });
+    }
+  };
+}

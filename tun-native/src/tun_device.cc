@@ -1,6 +1,532 @@
-// TUN/TAP devices: see tun-native/README (filled in by the tun work).
+// The TunDevice handle JavaScript holds: one /dev/net/tun fd, its reader and its writes. Opening
+// and closing run on the libuv pool (opening inside the requested namespace through RunInNetns,
+// so no pool thread ever changes namespace); packets cross into JS one batch per call.
+//
+// Lifetime: the fd is closed by close() (off the JS thread), by the finalizer when the handle is
+// garbage-collected, or by an environment cleanup hook at exit, whichever comes first. A running
+// reader holds a threadsafe function; its own cleanup hook is registered after that function is
+// created so that it runs before Node tears the function down (hooks run last-in, first-out): the
+// reader thread must be gone before the function it calls is.
+#include <napi.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+
 #include "addon_data.h"
+#include "errors.h"
+#include "netns.h"
+#include "tun_flags.h"
+#include "tun_open.h"
+#include "tun_reader.h"
 
 namespace tunkeeper {
-void InitTunDevice(Napi::Env env, Napi::Object exports) {}
+
+namespace {
+
+// Batches delivered per wake-up before yielding to the rest of the event loop.
+constexpr int kMaxBatchesPerWakeup = 16;
+
+struct TunState {
+  explicit TunState(napi_env e) : env(e) {}
+  napi_env env;
+  int fd = -1;
+  std::string name;
+  std::string netns;
+  int ifindex = 0;
+  unsigned flags = 0;
+  uint32_t readBatch = 64;
+  uint32_t queueLimit = 4096;
+  std::unique_ptr<TunReader> reader;
+  napi_threadsafe_function tsfn = nullptr;
+  bool refed = true;
+  bool readerHook = false;
+  bool deviceHook = false;
+  // Counted on the JS thread only.
+  double packetsRead = 0, bytesRead = 0, batches = 0, packetsWritten = 0, bytesWritten = 0;
+
+  std::string Label() const { return std::string(IsTap(flags) ? "tap" : "tun") + " device '" + name + "'"; }
+};
+
+// What an open hands to the TunDevice constructor (through a napi External).
+struct OpenedTun {
+  TunOpenResult result;
+  std::string netns;
+  uint32_t readBatch;
+  uint32_t queueLimit;
+};
+
+void ReaderCleanup(void* arg);
+
+void StopReader(TunState* st) {
+  if (st->reader) st->reader->Stop();
+  if (st->tsfn) {
+    // abort: a wake-up still queued is dropped (call_js then sees a null env) instead of delivered.
+    napi_release_threadsafe_function(st->tsfn, napi_tsfn_abort);
+    st->tsfn = nullptr;
+  }
+  if (st->readerHook) {
+    st->readerHook = false;
+    napi_remove_env_cleanup_hook(st->env, ReaderCleanup, st);
+  }
+}
+
+void ReaderCleanup(void* arg) {
+  auto* st = static_cast<TunState*>(arg);
+  st->readerHook = false;
+  StopReader(st);
+}
+
+void CloseNow(TunState* st) {
+  StopReader(st);
+  if (st->reader) st->reader->Clear();
+  if (st->fd >= 0) {
+    close(st->fd);
+    st->fd = -1;
+  }
+}
+
+void DeviceCleanup(void* arg) {
+  auto* st = static_cast<TunState*>(arg);
+  st->deviceHook = false;
+  CloseNow(st);
+}
+
+// Reader thread → JS: a wake-up, nothing more (the batches wait in the reader's queue).
+void NotifyJs(void* ctx) {
+  napi_call_threadsafe_function(static_cast<napi_threadsafe_function>(ctx), nullptr, napi_tsfn_nonblocking);
+}
+
+void FinalizeHolder(napi_env, void* data, void*) { delete static_cast<std::shared_ptr<TunState>*>(data); }
+
+// An exception out of the facade's callback would otherwise be swallowed by the threadsafe
+// function machinery; make it an uncaught exception like any other.
+bool ReportIfThrown(napi_env env, napi_status status) {
+  if (status != napi_pending_exception) return false;
+  napi_value error;
+  if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+  return true;
+}
+
+void DeliverEnd(napi_env env, napi_value cb, TunState* st, int err) {
+  napi_value argv[3];
+  napi_get_null(env, &argv[0]);
+  napi_create_uint32(env, 0, &argv[1]);
+  if (err == 0) {
+    napi_get_undefined(env, &argv[2]);
+  } else {
+    try {
+      Napi::Error e = err == EBADFD
+                          ? MakeErrnoError(env, ENODEV, "read", "read from " + st->Label() + " (it was deleted while open)")
+                          : MakeErrnoError(env, err, "read", "read from " + st->Label());
+      argv[2] = e.Value();
+    } catch (const Napi::Error& e) {
+      argv[2] = e.Value();
+    }
+  }
+  napi_value undefined, result;
+  napi_get_undefined(env, &undefined);
+  ReportIfThrown(env, napi_call_function(env, undefined, cb, 3, argv, &result));
+}
+
+void CallJs(napi_env env, napi_value cb, void* context, void*) {
+  if (env == nullptr || cb == nullptr) return;  // the function is being torn down
+  TunState* st = static_cast<std::shared_ptr<TunState>*>(context)->get();
+  TunReader* reader = st->reader.get();
+  if (!reader || st->fd < 0 || !st->tsfn) return;
+  reader->BeginDelivery();
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  for (int i = 0; i < kMaxBatchesPerWakeup; i++) {
+    PacketBatch* batch = reader->Take();
+    if (!batch) break;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    void* data;
+    napi_value argv[2];
+    std::size_t size = batch->payloadSize();
+    if (napi_create_arraybuffer(env, size, &data, &argv[0]) != napi_ok) {
+      PacketBatch::Free(batch);
+      napi_close_handle_scope(env, scope);
+      break;
+    }
+    std::memcpy(data, batch->payload(), size);
+    napi_create_uint32(env, batch->count, &argv[1]);
+    st->packetsRead += batch->count;
+    st->bytesRead += batch->bytes;
+    st->batches += 1;
+    PacketBatch::Free(batch);
+    napi_value result;
+    ReportIfThrown(env, napi_call_function(env, undefined, cb, 2, argv, &result));
+    napi_close_handle_scope(env, scope);
+    // The callback may have closed the handle or stopped the reader.
+    if (st->fd < 0 || !st->tsfn) return;
+  }
+  int err;
+  if (reader->TakeEnd(&err)) {
+    DeliverEnd(env, cb, st, err);
+    return;
+  }
+  reader->EndDelivery();
+}
+
+int WriteOne(TunState* st, const uint8_t* data, std::size_t len) {
+  if (st->fd < 0) return EBADF;
+  if (len > kMaxFrame) return EMSGSIZE;
+  for (;;) {
+    ssize_t n = write(st->fd, data, len);
+    if (n >= 0) break;
+    if (errno != EINTR) return errno;
+  }
+  st->packetsWritten += 1;
+  st->bytesWritten += static_cast<double>(len);
+  return 0;
+}
+
+[[noreturn]] void ThrowWriteError(Napi::Env env, TunState* st, int err, std::size_t len) {
+  std::string size = std::to_string(len) + "-byte packet";
+  if (err == EBADF) ThrowErrno(env, EBADF, "write", "write to " + st->Label() + ": the handle is closed");
+  if (err == EMSGSIZE)
+    ThrowErrno(env, EMSGSIZE, "write",
+               "write a " + size + " to " + st->Label() + " (one frame holds at most " + std::to_string(kMaxFrame) + " bytes)");
+  if (err == EBADFD) ThrowErrno(env, ENODEV, "write", "write to " + st->Label() + " (it was deleted while open)");
+  ThrowErrno(env, err, "write", "write a " + size + " to " + st->Label());
+}
+
+class TunDevice : public Napi::ObjectWrap<TunDevice> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "TunDevice",
+                       {
+                           InstanceMethod<&TunDevice::Info>("info"),
+                           InstanceMethod<&TunDevice::WriteSync>("writeSync"),
+                           InstanceMethod<&TunDevice::WriteBatch>("writeBatch"),
+                           InstanceMethod<&TunDevice::SetPersist>("setPersist"),
+                           InstanceMethod<&TunDevice::SetOwner>("setOwner"),
+                           InstanceMethod<&TunDevice::SetGroup>("setGroup"),
+                           InstanceMethod<&TunDevice::SetOffload>("setOffload"),
+                           InstanceMethod<&TunDevice::StartReader>("startReader"),
+                           InstanceMethod<&TunDevice::StopReaderJs>("stopReader"),
+                           InstanceMethod<&TunDevice::SetPaused>("setPaused"),
+                           InstanceMethod<&TunDevice::SetRef>("setRef"),
+                           InstanceMethod<&TunDevice::Stats>("stats"),
+                           InstanceMethod<&TunDevice::Close>("close"),
+                       });
+  }
+
+  explicit TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevice>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsExternal())
+      ThrowInvalidArg(env, "TunDevice cannot be constructed directly; use Tun.open()");
+    OpenedTun* opened = info[0].As<Napi::External<OpenedTun>>().Data();
+    state_ = std::make_shared<TunState>(env);
+    state_->fd = opened->result.fd;
+    opened->result.fd = -1;  // ours now
+    state_->name = opened->result.name;
+    state_->flags = opened->result.flags;
+    state_->ifindex = opened->result.ifindex;
+    state_->netns = opened->netns;
+    state_->readBatch = opened->readBatch;
+    state_->queueLimit = opened->queueLimit;
+    if (napi_add_env_cleanup_hook(env, DeviceCleanup, state_.get()) == napi_ok) state_->deviceHook = true;
+  }
+
+  ~TunDevice() override {
+    // Garbage-collected without close(): release the fd here. (A running reader keeps its
+    // callback, and so this handle, alive; it can only be running here at environment teardown,
+    // whose hooks have stopped it already.)
+    CloseNow(state_.get());
+    if (state_->deviceHook) {
+      state_->deviceHook = false;
+      napi_remove_env_cleanup_hook(state_->env, DeviceCleanup, state_.get());
+    }
+  }
+
+ private:
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("name", state_->name);
+    o.Set("ifindex", state_->ifindex);
+    o.Set("flags", state_->flags);
+    o.Set("netns", state_->netns);
+    return o;
+  }
+
+  void WriteSync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      ThrowInvalidArg(env, "write expects a Buffer or Uint8Array");
+    Napi::Uint8Array packet = info[0].As<Napi::Uint8Array>();
+    int err = WriteOne(state_.get(), packet.Data(), packet.ByteLength());
+    if (err) ThrowWriteError(env, state_.get(), err, packet.ByteLength());
+  }
+
+  // One crossing, one write(2) per packet (tun(4): one packet per write). Like sendmmsg: returns
+  // how many were written; throws only when the first one fails.
+  Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray()) ThrowInvalidArg(env, "writeBatch expects an array of Buffers");
+    napi_value array = info[0];
+    uint32_t length = 0;
+    napi_get_array_length(env, array, &length);
+    uint32_t written = 0;
+    for (; written < length; written++) {
+      napi_value element;
+      napi_typedarray_type type;
+      std::size_t count;
+      void* data;
+      bool isTyped = false;
+      if (napi_get_element(env, array, written, &element) != napi_ok) throw Napi::Error::New(env);
+      napi_is_typedarray(env, element, &isTyped);
+      if (!isTyped || napi_get_typedarray_info(env, element, &type, &count, &data, nullptr, nullptr) != napi_ok ||
+          type != napi_uint8_array)
+        ThrowInvalidArg(env, "writeBatch: element " + std::to_string(written) + " is not a Buffer or Uint8Array");
+      int err = WriteOne(state_.get(), static_cast<const uint8_t*>(data), count);
+      if (err) {
+        if (written == 0) ThrowWriteError(env, state_.get(), err, count);
+        break;
+      }
+    }
+    return Napi::Number::New(env, written);
+  }
+
+  void Ioctl(Napi::Env env, unsigned long request, unsigned long arg, const char* syscall, const std::string& what) {
+    if (state_->fd < 0) ThrowErrno(env, EBADF, syscall, what + ": the handle is closed");
+    if (ioctl(state_->fd, request, arg) < 0) {
+      int err = errno;
+      if (err == EBADFD) ThrowErrno(env, ENODEV, syscall, what + " (it was deleted while open)");
+      ThrowErrno(env, err, syscall, what);
+    }
+  }
+
+  static unsigned long IdArg(const Napi::CallbackInfo& info, const char* what) {
+    if (!info[0].IsNumber()) ThrowInvalidArg(info.Env(), std::string(what) + " expects a number");
+    double v = info[0].As<Napi::Number>().DoubleValue();
+    if (!(v >= 0 && v <= 4294967294.0) || v != static_cast<double>(static_cast<uint32_t>(v)))
+      ThrowInvalidArg(info.Env(), std::string(what) + " expects an integer id in 0..4294967294");
+    return static_cast<unsigned long>(v);
+  }
+
+  void SetPersist(const Napi::CallbackInfo& info) {
+    bool on = info[0].ToBoolean();
+    Ioctl(info.Env(), TUNSETPERSIST, on ? 1 : 0, "ioctl(TUNSETPERSIST)",
+          std::string(on ? "make " : "unmake ") + state_->Label() + " persistent");
+    state_->flags = on ? (state_->flags | IFF_PERSIST) : (state_->flags & ~IFF_PERSIST);
+  }
+
+  void SetOwner(const Napi::CallbackInfo& info) {
+    unsigned long uid = IdArg(info, "setOwner");
+    Ioctl(info.Env(), TUNSETOWNER, uid, "ioctl(TUNSETOWNER)", "set owner uid " + std::to_string(uid) + " on " + state_->Label());
+  }
+
+  void SetGroup(const Napi::CallbackInfo& info) {
+    unsigned long gid = IdArg(info, "setGroup");
+    Ioctl(info.Env(), TUNSETGROUP, gid, "ioctl(TUNSETGROUP)", "set group gid " + std::to_string(gid) + " on " + state_->Label());
+  }
+
+  void SetOffload(const Napi::CallbackInfo& info) {
+    if (!info[0].IsNumber()) ThrowInvalidArg(info.Env(), "setOffload expects TUN_F_* bits");
+    uint32_t bits = info[0].As<Napi::Number>().Uint32Value();
+    if (bits & ~kTunOffloadMask) ThrowInvalidArg(info.Env(), "setOffload: unknown offload bits");
+    Ioctl(info.Env(), TUNSETOFFLOAD, bits, "ioctl(TUNSETOFFLOAD)", "set offloads on " + state_->Label());
+  }
+
+  // startReader(onBatch): onBatch(arrayBuffer, count) per batch, where the ArrayBuffer holds
+  // `count` uint32 packet lengths followed by the packets; onBatch(null, 0, error?) once when the
+  // reader ends by itself (error undefined: never, today; the device going away is ENODEV).
+  void StartReader(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    TunState* st = state_.get();
+    if (!info[0].IsFunction()) ThrowInvalidArg(env, "startReader expects a function");
+    if (st->fd < 0) ThrowErrno(env, EBADF, "read", "read from " + st->Label() + ": the handle is closed");
+    if (st->tsfn) ThrowInvalidArg(env, "a reader is already running on " + st->Label());
+    if (!st->reader) st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+
+    auto* holder = new std::shared_ptr<TunState>(state_);
+    napi_threadsafe_function tsfn;
+    napi_status status = napi_create_threadsafe_function(env, info[0], nullptr, Napi::String::New(env, "tunkeeper:tunReader"), 0, 1,
+                                                         holder, FinalizeHolder, holder, CallJs, &tsfn);
+    if (status != napi_ok) {
+      delete holder;
+      throw Napi::Error::New(env, "could not create the reader's threadsafe function");
+    }
+    st->tsfn = tsfn;
+    if (!st->refed) napi_unref_threadsafe_function(env, tsfn);
+    if (napi_add_env_cleanup_hook(env, ReaderCleanup, st) == napi_ok) st->readerHook = true;
+    int err = st->reader->Start(st->fd, NotifyJs, tsfn);
+    if (err) {
+      StopReader(st);
+      ThrowErrno(env, err, "pthread_create", "start the reader of " + st->Label());
+    }
+  }
+
+  void StopReaderJs(const Napi::CallbackInfo&) { StopReader(state_.get()); }
+
+  void SetPaused(const Napi::CallbackInfo& info) {
+    if (state_->reader) state_->reader->SetPaused(info[0].ToBoolean());
+  }
+
+  void SetRef(const Napi::CallbackInfo& info) {
+    bool on = info[0].ToBoolean();
+    state_->refed = on;
+    if (state_->tsfn) {
+      if (on) napi_ref_threadsafe_function(info.Env(), state_->tsfn);
+      else napi_unref_threadsafe_function(info.Env(), state_->tsfn);
+    }
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("packetsRead", state_->packetsRead);
+    o.Set("bytesRead", state_->bytesRead);
+    o.Set("batches", state_->batches);
+    o.Set("dropped", static_cast<double>(state_->reader ? state_->reader->dropped() : 0));
+    o.Set("packetsWritten", state_->packetsWritten);
+    o.Set("bytesWritten", state_->bytesWritten);
+    return o;
+  }
+
+  // The last close of a non-persistent device unregisters it, which waits for RCU grace periods:
+  // that runs on the pool, not on the event loop. The reader is stopped first, synchronously
+  // (the eventfd wakes it at once).
+  class CloseWorker : public Napi::AsyncWorker {
+   public:
+    CloseWorker(Napi::Env env, int fd) : Napi::AsyncWorker(env, "tunkeeper:tunClose"), fd_(fd), deferred_(Napi::Promise::Deferred::New(env)) {}
+    void Execute() override { close(fd_); }
+    void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+    Napi::Promise Promise() { return deferred_.Promise(); }
+
+   private:
+    int fd_;
+    Napi::Promise::Deferred deferred_;
+  };
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    TunState* st = state_.get();
+    StopReader(st);
+    if (st->reader) st->reader->Clear();
+    int fd = st->fd;
+    st->fd = -1;
+    if (fd < 0) {
+      auto done = Napi::Promise::Deferred::New(env);
+      done.Resolve(env.Undefined());
+      return done.Promise();
+    }
+    auto* worker = new CloseWorker(env, fd);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+
+  std::shared_ptr<TunState> state_;
+};
+
+class OpenWorker : public Napi::AsyncWorker {
+ public:
+  OpenWorker(Napi::Env env, TunOpenRequest req, std::string netns, uint32_t readBatch, uint32_t queueLimit)
+      : Napi::AsyncWorker(env, "tunkeeper:tunOpen"),
+        req_(std::move(req)),
+        netns_(std::move(netns)),
+        readBatch_(readBatch),
+        queueLimit_(queueLimit),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  ~OpenWorker() override {
+    if (result_.fd >= 0) close(result_.fd);  // never handed over (e.g. the environment went away)
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    const char* enterSyscall = nullptr;
+    // With a namespace, RunInNetns runs the open on a fresh thread that enters it; this pool
+    // thread itself never changes namespace.
+    err_ = RunInNetns(netns_, [this] { return OpenTunHere(req_, &result_); }, &enterSyscall);
+    if (err_ && !result_.syscall) {
+      result_.syscall = enterSyscall ? enterSyscall : "setns";
+      result_.what = "enter network namespace " + netns_;
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_) {
+      deferred_.Reject(MakeErrnoError(env, err_, result_.syscall, result_.what).Value());
+      return;
+    }
+    try {
+      OpenedTun opened{result_, netns_, readBatch_, queueLimit_};
+      result_.fd = -1;
+      Napi::Object handle = GetAddonData(env)->tunDeviceClass.New({Napi::External<OpenedTun>::New(env, &opened)});
+      if (opened.result.fd >= 0) close(opened.result.fd);  // the constructor did not take it
+      deferred_.Resolve(handle);
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+
+ private:
+  TunOpenRequest req_;
+  std::string netns_;
+  uint32_t readBatch_;
+  uint32_t queueLimit_;
+  TunOpenResult result_;
+  int err_ = 0;
+  Napi::Promise::Deferred deferred_;
+};
+
+int64_t OptionalInt(Napi::Object o, const char* key, int64_t min, int64_t max) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return -1;
+  if (!v.IsNumber()) ThrowInvalidArg(o.Env(), std::string("openTun: ") + key + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= static_cast<double>(min) && d <= static_cast<double>(max)) || d != static_cast<double>(static_cast<int64_t>(d)))
+    ThrowInvalidArg(o.Env(), std::string("openTun: ") + key + " is out of range");
+  return static_cast<int64_t>(d);
+}
+
+// openTun({ name, flags, persist?, owner?, group?, offload?, mtu?, netns?, readBatch, queueLimit })
+// → Promise<TunDevice>. The TypeScript facade validates first; this re-checks types and ranges.
+Napi::Value OpenTun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) ThrowInvalidArg(env, "openTun expects an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  TunOpenRequest req;
+  Napi::Value name = o.Get("name");
+  if (name.IsString()) req.name = name.As<Napi::String>().Utf8Value();
+  if (req.name.size() >= 16) ThrowInvalidArg(env, "openTun: name is longer than 15 bytes");
+  int64_t flags = OptionalInt(o, "flags", 0, 0xffff);
+  req.flags = flags < 0 ? (IFF_TUN | IFF_NO_PI) : static_cast<unsigned>(flags);
+  Napi::Value persist = o.Get("persist");
+  if (!persist.IsUndefined() && !persist.IsNull()) req.persist = persist.ToBoolean() ? 1 : 0;
+  req.owner = OptionalInt(o, "owner", 0, 4294967294LL);
+  req.group = OptionalInt(o, "group", 0, 4294967294LL);
+  req.offload = OptionalInt(o, "offload", 0, kTunOffloadMask);
+  int64_t mtu = OptionalInt(o, "mtu", 1, 65535);
+  req.mtu = mtu < 0 ? 0 : static_cast<int>(mtu);
+  std::string netns;
+  Napi::Value ns = o.Get("netns");
+  if (ns.IsString()) netns = ns.As<Napi::String>().Utf8Value();
+  int64_t readBatch = OptionalInt(o, "readBatch", 1, 65536);
+  int64_t queueLimit = OptionalInt(o, "queueLimit", 1, 1 << 24);
+  auto* worker = new OpenWorker(env, std::move(req), std::move(netns), readBatch < 0 ? 64 : static_cast<uint32_t>(readBatch),
+                                queueLimit < 0 ? 4096 : static_cast<uint32_t>(queueLimit));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+}  // namespace
+
+void InitTunDevice(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = TunDevice::Define(env);
+  GetAddonData(env)->tunDeviceClass = Napi::Persistent(cls);
+  exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
+  exports.Set("tunMaxFrame", Napi::Number::New(env, static_cast<double>(kMaxFrame)));
+}
+
 }  // namespace tunkeeper
