@@ -54,3 +54,19 @@ export function foreignShare(before: LoadSnapshot, after: LoadSnapshot, cpu: str
   const own = ours.reduce((sum, pid) => sum + ((after.pids.get(pid) ?? 0) - (before.pids.get(pid) ?? 0)), 0);
   return Math.min(1, Math.max(0, (b.busy - a.busy - own) / (b.total - a.total)));
 }
+
+/** A sample during which others took more than this share of a measured CPU did not have it to itself. */
+export const CONTENDED_SHARE = 0.1;
+
+/**
+ * The worst foreign share over the pinned CPUs, each with the one process of ours pinned to it;
+ * null when nothing is pinned (then neighbours cannot be told apart from our own threads).
+ */
+export function contention(before: LoadSnapshot, after: LoadSnapshot, pinned: ReadonlyArray<{ cpu: string | null; pid: number }>): number | null {
+  if (pinned.length === 0 || pinned.some((p) => p.cpu === null)) return null;
+  return Math.max(...pinned.map((p) => foreignShare(before, after, p.cpu!, [p.pid])));
+}
+
+export function isContended(share: number | null): boolean {
+  return share !== null && share > CONTENDED_SHARE;
+}

@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchContext } from './benchmark.js';
-import { foreignShare, snapshot } from './cpu-load.js';
+import { CONTENDED_SHARE, contention as contentionOf, isContended, snapshot } from './cpu-load.js';
 import { distBenchDir } from './paths.js';
 import type { Proc } from './processes.js';
 import type { Figures } from './report.js';
@@ -98,8 +98,7 @@ interface Run {
   contention: number | null;
 }
 
-/** A sample during which others took more than this share of a measured CPU is taken again. */
-const CONTENDED = 0.1;
+/** Tries per sample while neighbours take a measured CPU (the least contended one is kept). */
 const MAX_TRIES = 4;
 
 async function runOnce(ctx: BenchContext, side: Side, direction: Direction, warmup: number, seconds: number, receiver: 'sink' | 'count' = 'sink'): Promise<Run> {
@@ -129,11 +128,10 @@ async function runOnce(ctx: BenchContext, side: Side, direction: Direction, warm
     await subject.expectSuccess(10_000);
     const trafficResult = await traffic.stopForJson<Record<string, number>>();
     if (!(result.packets >= 0 && result.seconds > 0)) throw new Error(`${side} ${direction}: bad result ${JSON.stringify(result)}`);
-    const { subject: subjectCpu, traffic: trafficCpu } = ctx.cpus;
-    const contention =
-      subjectCpu === null || trafficCpu === null
-        ? null
-        : Math.max(foreignShare(before, after, subjectCpu, [subject.pid]), foreignShare(before, after, trafficCpu, [traffic.pid]));
+    const contention = contentionOf(before, after, [
+      { cpu: ctx.cpus.subject, pid: subject.pid },
+      { cpu: ctx.cpus.traffic, pid: traffic.pid },
+    ]);
     return { subject: result, traffic: trafficResult, contention };
   } finally {
     await subject?.stop();
@@ -152,9 +150,9 @@ async function sample(ctx: BenchContext, side: Side, direction: Direction): Prom
     const s: Sample = { pps: subject.packets / subject.seconds, contention, cpu: subject.cpuSeconds / subject.seconds };
     if (direction === 'read' && traffic.sent !== undefined && traffic.seconds) s.offeredPps = traffic.sent / traffic.seconds;
     if (best === null || (s.contention ?? 0) < (best.contention ?? 0)) best = s;
-    if (contention === null || contention <= CONTENDED) break;
+    if (!isContended(contention)) break;
     if (attempt < MAX_TRIES) {
-      ctx.log(`    ${side}: other processes took ${pct(contention)} of the measured CPUs; sampling again`);
+      ctx.log(`    ${side}: other processes took ${pct(contention!)} of the measured CPUs; sampling again`);
       // Neighbours' load comes in bursts (a build, a test run): give it a moment to pass.
       await sleep(500 * attempt);
     }
@@ -216,7 +214,7 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
     const r = results.reference.at(-1)!;
     const t = results.tunkeeper.at(-1)!;
     const offered = direction === 'read' ? `, offered ${fmt(Math.min(r.offeredPps ?? 0, t.offeredPps ?? 0))}+ pps` : '';
-    const busy = (x: Sample): string => (x.contention !== null && x.contention > CONTENDED ? `, others took ${pct(x.contention)}` : '');
+    const busy = (x: Sample): string => (isContended(x.contention) ? `, others took ${pct(x.contention!)}` : '');
     ctx.log(
       `  ${name} ${i + 1}/${ctx.samples}: C ${fmt(r.pps)} pps (CPU ${r.cpu.toFixed(2)}${busy(r)}), ` +
         `tunkeeper ${fmt(t.pps)} pps (CPU ${t.cpu.toFixed(2)}${busy(t)})${offered}`,
@@ -224,7 +222,7 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
   }
   // Medians over the samples that had their CPUs to themselves, when each side has enough of them:
   // a sample that shared its CPU measured the neighbours, and not both sides alike.
-  const clean = (xs: Sample[]): Sample[] => xs.filter((x) => x.contention === null || x.contention <= CONTENDED);
+  const clean = (xs: Sample[]): Sample[] => xs.filter((x) => !isContended(x.contention));
   const enough = Math.ceil(ctx.samples / 2);
   const useClean = clean(results.reference).length >= enough && clean(results.tunkeeper).length >= enough;
   const used: Record<Side, Sample[]> = useClean
@@ -236,7 +234,7 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
   } else if (contended > 0) {
     ctx.log(
       `  ${name}: WARNING ${contended} of ${2 * ctx.samples} samples shared their CPUs with other processes ` +
-        `(> ${pct(CONTENDED)} of a measured CPU) even after ${MAX_TRIES} tries: these figures measure a busy machine`,
+        `(> ${pct(CONTENDED_SHARE)} of a measured CPU) even after ${MAX_TRIES} tries: these figures measure a busy machine`,
     );
   }
   ctx.log(`  ${name} C:         ${describe(used.reference)}`);
