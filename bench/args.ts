@@ -12,6 +12,8 @@ export interface BenchArgs {
   seconds: number | null;
   /** Pin the subject and the traffic generator to separate CPUs (when there are two). */
   pin: boolean;
+  /** Run measured processes at raised priority (own session, autogroup and nice -19). */
+  priority: boolean;
   list: boolean;
   help: boolean;
 }
@@ -19,7 +21,7 @@ export interface BenchArgs {
 export class UsageError extends Error {}
 
 export const usage = `usage: npm run bench -- [--json FILE] [--only NAME[,NAME...]] [--long]
-                          [--samples N] [--seconds S] [--no-pin] [--list]
+                          [--samples N] [--seconds S] [--no-pin] [--no-priority] [--list]
 
   --json FILE     also write the report as JSON ({"benchmarks":[...]}) to FILE
   --only NAMES    run only the named benchmarks (comma separated; --list shows them)
@@ -27,6 +29,8 @@ export const usage = `usage: npm run bench -- [--json FILE] [--only NAME[,NAME..
   --samples N     samples per side (default 5, 11 with --long)
   --seconds S     measurement window of one sample (default 1, 3 with --long)
   --no-pin        do not pin the measured process and the traffic generator to separate CPUs
+  --no-priority   do not raise their scheduling priority (by default each runs in its own
+                  session with nice -19, so neighbours on a shared machine disturb less)
   --list          print the benchmark names and exit`;
 
 export function parseArgs(argv: readonly string[]): BenchArgs {
@@ -37,6 +41,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     samples: null,
     seconds: null,
     pin: true,
+    priority: true,
     list: false,
     help: false,
   };
@@ -78,6 +83,9 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       }
       case '--no-pin':
         args.pin = false;
+        break;
+      case '--no-priority':
+        args.priority = false;
         break;
       case '--list':
         args.list = true;

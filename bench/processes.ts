@@ -11,6 +11,11 @@ export interface ProcExit {
   signal: NodeJS.Signals | null;
 }
 
+export interface ProcOptions {
+  /** Start the child in a new session (setsid). */
+  newSession?: boolean;
+}
+
 export class Proc {
   readonly pid: number;
   private readonly child: ChildProcessWithoutNullStreams;
@@ -24,8 +29,11 @@ export class Proc {
     readonly label: string,
     cmd: string,
     args: readonly string[],
+    opts: ProcOptions,
   ) {
-    this.child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // detached: a session (and so a scheduler autogroup) of its own; it no longer gets the
+    // terminal's Ctrl-C, which is why every child is registered for the abort cleanup below.
+    this.child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: opts.newSession ?? false });
     if (this.child.pid === undefined) throw new Error(`${label}: could not start ${cmd}`);
     this.pid = this.child.pid;
     const unregister = onAbort(() => {
@@ -54,8 +62,8 @@ export class Proc {
     this.exited.catch(() => undefined);
   }
 
-  static start(label: string, cmd: string, args: readonly string[]): Proc {
-    return new Proc(label, cmd, args);
+  static start(label: string, cmd: string, args: readonly string[], opts: ProcOptions = {}): Proc {
+    return new Proc(label, cmd, args, opts);
   }
 
   private wake(): void {

@@ -9,6 +9,7 @@ import { parseArgs, selectBenchmarks, usage, UsageError, type BenchArgs } from '
 import type { BenchContext, CpuPlan } from './benchmark.js';
 import { installAbortHandlers } from './cleanup.js';
 import { createBenchNetns, removeStaleBenchNamespaces } from './netns.js';
+import { nicePrefix, raiseAutogroup } from './priority.js';
 import { Proc } from './processes.js';
 import { buildReferencePrograms } from './ref-build.js';
 import { benchmarks } from './registry.js';
@@ -63,7 +64,8 @@ async function main(): Promise<number> {
   const warmupSeconds = args.long ? 0.5 : 0.3;
   log(
     `bench: ${selected.length} benchmark(s), ${samples} samples per side, ${seconds} s windows` +
-      (cpus.subject ? `, measured process on CPU ${cpus.subject}, traffic on CPU ${cpus.traffic}` : ', unpinned'),
+      (cpus.subject ? `, measured process on CPU ${cpus.subject}, traffic on CPU ${cpus.traffic}` : ', unpinned') +
+      (args.priority ? ', raised priority' : ''),
   );
 
   const rows: ReportRow[] = [];
@@ -81,8 +83,13 @@ async function main(): Promise<number> {
       cpus,
       refs,
       log,
-      spawn: (label, cpu, cmd, cmdArgs) =>
-        Proc.start(label, 'ip', cpu === null ? ns.execArgs(cmd, cmdArgs) : ns.execArgs('taskset', ['-c', cpu, cmd, ...cmdArgs])),
+      spawn: (label, cpu, cmd, cmdArgs) => {
+        const command = [...(args.priority ? nicePrefix() : []), ...(cpu === null ? [] : ['taskset', '-c', cpu]), cmd, ...cmdArgs];
+        const proc = Proc.start(label, 'ip', ns.execArgs(command[0]!, command.slice(1)), { newSession: args.priority });
+        // ip, nice and taskset each exec the next: the pid is the measured process's own.
+        if (args.priority) raiseAutogroup(proc.pid);
+        return proc;
+      },
     };
     try {
       rows.push(shapeRow(bench, await bench.run(ctx)));

@@ -128,10 +128,11 @@ async function runOnce(ctx: BenchContext, side: Side, direction: Direction, warm
     await subject.expectSuccess(10_000);
     const trafficResult = await traffic.stopForJson<Record<string, number>>();
     if (!(result.packets >= 0 && result.seconds > 0)) throw new Error(`${side} ${direction}: bad result ${JSON.stringify(result)}`);
-    const contention = contentionOf(before, after, [
-      { cpu: ctx.cpus.subject, pid: subject.pid },
-      { cpu: ctx.cpus.traffic, pid: traffic.pid },
-    ]);
+    // The CPUs whose work is measured: the subject's, and for reads the generator's (a write's
+    // receiver only holds a socket; the writer's CPU does the whole receive path).
+    const working = [{ cpu: ctx.cpus.subject, pid: subject.pid }];
+    if (direction === 'read') working.push({ cpu: ctx.cpus.traffic, pid: traffic.pid });
+    const contention = contentionOf(before, after, working);
     return { subject: result, traffic: trafficResult, contention };
   } finally {
     await subject?.stop();

@@ -120,15 +120,16 @@ describe('median and percentile', () => {
 
 describe('bench command line', () => {
   it('has quiet defaults', () => {
-    expect(parseArgs([])).toEqual({ json: null, only: null, long: false, samples: null, seconds: null, pin: true, list: false, help: false });
+    expect(parseArgs([])).toEqual({ json: null, only: null, long: false, samples: null, seconds: null, pin: true, priority: true, list: false, help: false });
   });
 
   it('takes --json FILE, --only lists (repeatable, also with =) and --long', () => {
-    const a = parseArgs(['--json', 'out.json', '--only', 'tun-read-pps,tun-write-pps', '--only=dump-routes-65k', '--long', '--no-pin']);
+    const a = parseArgs(['--json', 'out.json', '--only', 'tun-read-pps,tun-write-pps', '--only=dump-routes-65k', '--long', '--no-pin', '--no-priority']);
     expect(a.json).toBe('out.json');
     expect(a.only).toEqual(['tun-read-pps', 'tun-write-pps', 'dump-routes-65k']);
     expect(a.long).toBe(true);
     expect(a.pin).toBe(false);
+    expect(a.priority).toBe(false);
   });
 
   it('rejects unknown flags, missing values and bad numbers', () => {
