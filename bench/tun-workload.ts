@@ -240,6 +240,10 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
   }
   ctx.log(`  ${name} C:         ${describe(used.reference)}`);
   ctx.log(`  ${name} tunkeeper: ${describe(used.tunkeeper)}`);
+  // Each pair ran back to back: their ratio is immune to drift between pairs (a neighbour on a
+  // sibling CPU can move both sides' figures by a third), so it cross-checks the ratio of medians.
+  const pairs = results.tunkeeper.map((t, i) => t.pps / results.reference[i]!.pps);
+  ctx.log(`  ${name} tunkeeper/C per sample pair: median ${median(pairs).toFixed(3)} (${pairs.map((r) => r.toFixed(2)).join(' ')})`);
   if (direction === 'read') {
     // The reader, not the generator, must be the bottleneck, or both sides measure the generator.
     const offered = median(used.reference.map((s) => s.offeredPps ?? 0));
