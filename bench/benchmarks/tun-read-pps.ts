@@ -1,0 +1,11 @@
+import type { Benchmark } from '../benchmark.js';
+import { measureTun } from '../tun-workload.js';
+
+/** Packets per second one reader gets out of a flooded TUN: Tun.onPackets (readBatch 64) vs read(). */
+export const tunReadPps: Benchmark = {
+  name: 'tun-read-pps',
+  unit: 'pps',
+  better: 'higher',
+  description: '64-byte UDP packets read from a flooded TUN: tunkeeper onPackets (readBatch 64) vs a C read() loop',
+  run: (ctx) => measureTun(ctx, 'read'),
+};

@@ -1,0 +1,123 @@
+/**
+ * `npm run bench -- [--json FILE] [--only NAME[,NAME]] [--long]`: runs the registered benchmarks,
+ * each in a fresh network namespace, and reports tunkeeper against its reference as a table on
+ * stdout (progress on stderr) and, with --json, as {"benchmarks":[...]} (DESIGN.md).
+ */
+import { writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { parseArgs, selectBenchmarks, usage, UsageError, type BenchArgs } from './args.js';
+import type { BenchContext, CpuPlan } from './benchmark.js';
+import { installAbortHandlers } from './cleanup.js';
+import { createBenchNetns, removeStaleBenchNamespaces } from './netns.js';
+import { nicePrefix, raiseAutogroup } from './priority.js';
+import { Proc } from './processes.js';
+import { buildReferencePrograms } from './ref-build.js';
+import { benchmarks } from './registry.js';
+import { formatTable, reportJson, shapeRow, type ReportRow } from './report.js';
+
+const log = (msg: string): void => {
+  process.stderr.write(msg + '\n');
+};
+
+function cpuPlan(args: BenchArgs): CpuPlan {
+  // Two CPUs: the measured process gets one to itself and the traffic the other, for both sides.
+  if (!args.pin || availableParallelism() < 2) return { subject: null, traffic: null };
+  return { subject: '1', traffic: '0' };
+}
+
+async function main(): Promise<number> {
+  let args: BenchArgs;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    log(`${e.message}\n${usage}`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(usage);
+    return 0;
+  }
+  if (args.list) {
+    for (const b of benchmarks) console.log(`${b.name.padEnd(28)} ${b.description}`);
+    return 0;
+  }
+  let selected;
+  try {
+    selected = selectBenchmarks(benchmarks, args.only);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    log(e.message);
+    return 2;
+  }
+  if (process.getuid?.() !== 0) {
+    log('bench: needs root (it creates network namespaces and TUN devices); run it as root');
+    return 1;
+  }
+
+  installAbortHandlers(log);
+  for (const name of removeStaleBenchNamespaces()) log(`bench: removed namespace ${name} left by an earlier, killed run`);
+  const refs = await buildReferencePrograms(log);
+  const cpus = cpuPlan(args);
+  const samples = args.samples ?? (args.long ? 11 : 5);
+  const seconds = args.seconds ?? (args.long ? 3 : 1);
+  const warmupSeconds = args.long ? 0.5 : 0.3;
+  log(
+    `bench: ${selected.length} benchmark(s), ${samples} samples per side, ${seconds} s windows` +
+      (cpus.subject ? `, measured process on CPU ${cpus.subject}, traffic on CPU ${cpus.traffic}` : ', unpinned') +
+      (args.priority ? ', raised priority' : ''),
+  );
+
+  const rows: ReportRow[] = [];
+  const failed: string[] = [];
+  for (const bench of selected) {
+    log(`bench: ${bench.name}`);
+    const started = Date.now();
+    const ns = await createBenchNetns(bench.name);
+    const ctx: BenchContext = {
+      long: args.long,
+      samples,
+      seconds,
+      warmupSeconds,
+      ns,
+      cpus,
+      refs,
+      log,
+      spawn: (label, cpu, cmd, cmdArgs) => {
+        const command = [...(args.priority ? nicePrefix() : []), ...(cpu === null ? [] : ['taskset', '-c', cpu]), cmd, ...cmdArgs];
+        const proc = Proc.start(label, 'ip', ns.execArgs(command[0]!, command.slice(1)), { newSession: args.priority });
+        // ip, nice and taskset each exec the next: the pid is the measured process's own.
+        if (args.priority) raiseAutogroup(proc.pid);
+        return proc;
+      },
+    };
+    try {
+      rows.push(shapeRow(bench, await bench.run(ctx)));
+      log(`bench: ${bench.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    } catch (e) {
+      failed.push(bench.name);
+      log(`bench: ${bench.name} FAILED: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      await ns.delete();
+    }
+  }
+
+  process.stdout.write('\n' + formatTable(rows));
+  if (args.json !== null) {
+    await writeFile(args.json, reportJson(rows));
+    log(`bench: wrote ${args.json}`);
+  }
+  if (failed.length > 0) {
+    log(`bench: ${failed.length} benchmark(s) failed: ${failed.join(', ')}`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    log(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,112 @@
+/**
+ * The tunkeeper side of tun-read-pps / tun-write-pps, run as its own process (pinned like the C
+ * reference, fresh V8 per sample). Same arguments and line protocol as bench/ref/tun_loop.c:
+ *
+ *   tun-subject.js read|write DEV WARMUP_S SECONDS SRC DST PAYLOAD
+ *
+ * attaches to the existing TUN device DEV with tunkeeper's Tun, prints "ready", waits for a line
+ * on stdin, runs WARMUP_S seconds uncounted, then SECONDS counted, and prints one JSON line:
+ * {"packets", "seconds", "cpuSeconds"(all threads of the process), "firstLen"(read only)}.
+ */
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildIpv4Udp } from '../packet.js';
+
+/** The part of tunkeeper's Tun this subject uses (typed here so the bench does not depend on more). */
+interface TunLike {
+  onPackets(cb: (batch: Buffer[]) => void): () => void;
+  writeBatch(packets: Buffer[]): number;
+  close(): Promise<void>;
+}
+interface TunModule {
+  Tun?: { open(options: { name: string; mode: 'tun'; readBatch?: number }): Promise<TunLike> };
+}
+
+const READ_BATCH = 64;
+const WRITE_BATCH = 64;
+
+function fail(msg: string): never {
+  process.stderr.write(`tun-subject: ${msg}\n`);
+  process.exit(1);
+}
+
+async function openTun(dev: string, readBatch?: number): Promise<TunLike> {
+  const mod = (await import('../../tun-native/index.js')) as unknown as TunModule;
+  if (typeof mod.Tun?.open !== 'function') fail('tunkeeper/tun exports no Tun yet (is the Tun facade built?)');
+  return mod.Tun.open({ name: dev, mode: 'tun', ...(readBatch === undefined ? {} : { readBatch }) });
+}
+
+async function handshake(): Promise<void> {
+  process.stdout.write('ready\n');
+  const rl = createInterface({ input: process.stdin });
+  const it = rl[Symbol.asyncIterator]();
+  const first = await it.next();
+  rl.close();
+  if (first.done) fail('stdin closed before go');
+}
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+function nowSeconds(): number {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
+
+async function read(dev: string, warmup: number, seconds: number): Promise<object> {
+  const tun = await openTun(dev, READ_BATCH);
+  await handshake();
+  let count = 0;
+  let firstLen = -1;
+  const off = tun.onPackets((batch) => {
+    if (firstLen < 0 && batch.length > 0) firstLen = batch[0]!.length;
+    count += batch.length;
+  });
+  await sleep(warmup * 1000);
+  const [n0, t0, c0] = [count, nowSeconds(), cpuSeconds()];
+  await sleep(seconds * 1000);
+  const [n1, t1, c1] = [count, nowSeconds(), cpuSeconds()];
+  off();
+  await tun.close();
+  return { packets: n1 - n0, seconds: t1 - t0, cpuSeconds: c1 - c0, firstLen };
+}
+
+async function write(dev: string, warmup: number, seconds: number, src: string, dst: string, payload: number): Promise<object> {
+  const tun = await openTun(dev);
+  const packet = buildIpv4Udp({ src, dst, srcPort: 4000, dstPort: 9, payload });
+  // Separate buffers, as an application would have: one batch, written again and again.
+  const batch = Array.from({ length: WRITE_BATCH }, () => Buffer.from(packet));
+  await handshake();
+  let count = 0;
+  let deadline = nowSeconds() + warmup;
+  let t = nowSeconds();
+  while (t < deadline) {
+    tun.writeBatch(batch);
+    t = nowSeconds();
+  }
+  const [t0, c0] = [t, cpuSeconds()];
+  deadline = t0 + seconds;
+  while (t < deadline) {
+    count += tun.writeBatch(batch);
+    t = nowSeconds();
+  }
+  const c1 = cpuSeconds();
+  await tun.close();
+  return { packets: count, seconds: t - t0, cpuSeconds: c1 - c0 };
+}
+
+async function main(): Promise<void> {
+  const [mode, dev, warmupArg, secondsArg, src, dst, payloadArg] = process.argv.slice(2);
+  const warmup = Number(warmupArg);
+  const seconds = Number(secondsArg);
+  const payload = Number(payloadArg);
+  if ((mode !== 'read' && mode !== 'write') || !dev || !(warmup >= 0) || !(seconds > 0) || !src || !dst || !(payload >= 0)) {
+    fail('usage: tun-subject.js read|write DEV WARMUP_S SECONDS SRC DST PAYLOAD');
+  }
+  const result = mode === 'read' ? await read(dev, warmup, seconds) : await write(dev, warmup, seconds, src, dst, payload);
+  process.stdout.write(JSON.stringify(result) + '\n');
+  process.exit(0);
+}
+
+main().catch((e: unknown) => fail(e instanceof Error ? (e.stack ?? e.message) : String(e)));
