@@ -262,6 +262,8 @@ export interface Finding {
   subject: 'device' | 'address' | 'route';
   /** The address or route concerned (absent for the device itself). */
   target?: string;
+  /** For a route: its kernel identity (route-key.ts), to match findings to declarations. */
+  key?: string;
   reason: string;
 }
 

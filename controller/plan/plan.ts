@@ -188,9 +188,10 @@ class Planner {
 
   // ---- findings ---------------------------------------------------------------------------
 
-  private finding(kind: 'refused' | 'conflict', code: FindingCode, d: DesiredDevice, subject: Finding['subject'], reason: string, target?: string): void {
+  private finding(kind: 'refused' | 'conflict', code: FindingCode, d: DesiredDevice, subject: Finding['subject'], reason: string, target?: string, key?: string): void {
     const f: Finding = { kind, code, device: d.name, ifname: d.ifname, origin: d.origin, subject, reason };
     if (target !== undefined) f.target = target;
+    if (key !== undefined) f.key = key;
     (kind === 'refused' ? this.refusals : this.conflicts).push(f);
   }
 
@@ -360,10 +361,10 @@ class Planner {
       );
       for (const o of unwanted) {
         this.markRemoved(o);
-        if (o.family !== 4) continue;
-        // Its secondaries (same prefix length and subnet) may be deleted with it.
+        if (o.family !== 4 || o.flags.secondary) continue;
+        // A primary's secondaries (same prefix length and subnet) go with it unless promote_secondaries.
         for (const other of this.addrsByLink.get(link.ifindex) ?? []) {
-          if (other.family === 4 && other !== o && other.prefixLength === o.prefixLength && networkOf(4, other.address, other.prefixLength) === networkOf(4, o.address, o.prefixLength)) {
+          if (other.family === 4 && other !== o && other.flags.secondary && other.prefixLength === o.prefixLength && networkOf(4, other.address, other.prefixLength) === networkOf(4, o.address, o.prefixLength)) {
             this.markRemoved(other);
           }
         }
@@ -745,7 +746,7 @@ class Planner {
         const key = desiredRouteKey(r);
         const refusal = this.routeRefusal(m, r, available);
         if (refusal !== undefined) {
-          this.finding('refused', refusal[0], m.d, 'route', refusal[1], describeRouteSpec(this.specFor(m, r)));
+          this.finding('refused', refusal[0], m.d, 'route', refusal[1], describeRouteSpec(this.specFor(m, r)), key);
           if (m.link !== undefined) protectedRoutes.add(`${m.link.ifindex}|${key}`);
           continue;
         }
@@ -778,7 +779,7 @@ class Planner {
       const target = describeRouteSpec(this.specFor(c.m, c.r));
       const twice = keyCount.get(c.key) as Candidate[];
       const fail = (code: FindingCode, reason: string): void => {
-        this.finding('conflict', code, c.m.d, 'route', reason, target);
+        this.finding('conflict', code, c.m.d, 'route', reason, target, c.key);
         if (c.m.link !== undefined) protectedRoutes.add(`${c.m.link.ifindex}|${c.key}`);
       };
       if (twice.length > 1) {
