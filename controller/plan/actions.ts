@@ -230,10 +230,11 @@ export type FindingKind = 'refused' | 'conflict';
 /**
  * Machine-readable finding codes (CamelCase, usable as a Kubernetes condition reason).
  * Refused — policy: NameNotAllowed, DefaultRouteNotAllowed, LocalTableNotAllowed;
- *   the kernel cannot hold it as declared: DeviceDown, Ipv6NeedsMtu1280, SourceAddressMissing.
+ *   the kernel cannot hold it as declared: DeviceDown, Ipv6NeedsMtu1280, SourceAddressMissing,
+ *   GatewayUnreachable.
  * Conflict — DuplicateIfname, DuplicateName, IfnameHeldByForeignLink, IfnameHeldByStaleDevice,
- *   RouteKeyHeldByForeignRoute, RouteKeyHeldByUnmanagedRoute, RouteKeyDesiredTwice,
- *   RouteKeyIsConnectedRoute.
+ *   AddressDeclaredTwice, RouteKeyHeldByForeignRoute, RouteKeyHeldByUnmanagedRoute,
+ *   RouteKeyDesiredTwice, RouteKeyIsConnectedRoute.
  */
 export type FindingCode =
   | 'NameNotAllowed'
@@ -242,10 +243,12 @@ export type FindingCode =
   | 'DeviceDown'
   | 'Ipv6NeedsMtu1280'
   | 'SourceAddressMissing'
+  | 'GatewayUnreachable'
   | 'DuplicateIfname'
   | 'DuplicateName'
   | 'IfnameHeldByForeignLink'
   | 'IfnameHeldByStaleDevice'
+  | 'AddressDeclaredTwice'
   | 'RouteKeyHeldByForeignRoute'
   | 'RouteKeyHeldByUnmanagedRoute'
   | 'RouteKeyDesiredTwice'

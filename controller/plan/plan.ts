@@ -69,7 +69,7 @@ import type {
 } from './actions.js';
 import { ACTION_ORDER } from './actions.js';
 import { describeAddress, describeChange, describeObservedRoute, describeRouteSpec } from './describe.js';
-import { networkOf } from './ip.js';
+import { isIPv6LinkLocal, networkOf, prefixContains } from './ip.js';
 import { ifnameRefusal, isKernelLinkLocal, isOwnedRoute, markerOwner } from './ownership.js';
 import { IPV6_CONNECTED_METRIC, desiredRouteKey, effectiveMetric, observedRouteKey, routeKey } from './route-key.js';
 
@@ -99,6 +99,8 @@ interface Managed {
   previousOwner?: string;
   /** Desired addresses the kernel can hold (deduplicated). */
   addresses: DesiredAddress[];
+  /** family|address declared in conflicting ways: an existing copy is left alone. */
+  conflictedAddresses: Set<string>;
 }
 
 /**
@@ -111,6 +113,8 @@ interface Candidate {
   m: Managed;
   r: DesiredRoute;
   key: string;
+  /** Set when refused after acceptance (an unreachable gateway). */
+  refused?: boolean;
 }
 
 const PHASE: Record<ActionType, number> = Object.fromEntries(ACTION_ORDER.map((t, i) => [t, i])) as Record<ActionType, number>;
@@ -257,19 +261,19 @@ class Planner {
       if (this.excluded.has(d)) continue;
       const holder = this.linkByName.get(d.ifname);
       if (holder === undefined) {
-        this.managed.push({ d, mode: 'create', recreateChanges: [], addresses: [] });
+        this.managed.push({ d, mode: 'create', recreateChanges: [], addresses: [], conflictedAddresses: new Set() });
         continue;
       }
       if (bound.get(holder.ifindex)?.includes(d)) {
         const changes = fixedFieldChanges(d, holder);
-        this.managed.push({ d, mode: changes.length > 0 ? 'recreate' : 'manage', link: holder, recreateChanges: changes, addresses: [] });
+        this.managed.push({ d, mode: changes.length > 0 ? 'recreate' : 'manage', link: holder, recreateChanges: changes, addresses: [], conflictedAddresses: new Set() });
         continue;
       }
       const staleOwner = stale.get(holder.ifindex);
       if (staleOwner !== undefined) {
         if (this.prune) {
           takenOver.add(holder.ifindex);
-          this.managed.push({ d, mode: 'recreate', link: holder, recreateChanges: [], previousOwner: staleOwner, addresses: [] });
+          this.managed.push({ d, mode: 'recreate', link: holder, recreateChanges: [], previousOwner: staleOwner, addresses: [], conflictedAddresses: new Set() });
         } else {
           this.excludeDevice(
             'conflict',
@@ -316,10 +320,24 @@ class Planner {
   private acceptAddresses(): void {
     for (const m of this.managed) {
       const seen = new Set<string>();
+      // The kernel keeps one prefix length per IPv6 address on a link: two would replace each other.
+      const lengths = new Map<string, number[]>();
+      for (const a of m.d.addresses) {
+        if (a.family !== 6) continue;
+        const list = lengths.get(a.address) ?? [];
+        if (!list.includes(a.prefixLength)) list.push(a.prefixLength);
+        lengths.set(a.address, list);
+      }
       for (const a of m.d.addresses) {
         const id = `${a.family}|${a.address}|${a.prefixLength}`;
         if (seen.has(id)) continue;
         seen.add(id);
+        const twice = a.family === 6 ? (lengths.get(a.address) as number[]) : [];
+        if (twice.length > 1) {
+          this.finding('conflict', 'AddressDeclaredTwice', m.d, 'address', `${a.address} is declared with prefix lengths ${twice.join(' and ')}; the kernel keeps one per IPv6 address on a link`, describeAddress(a));
+          m.conflictedAddresses.add(addrId(6, a.address));
+          continue;
+        }
         if (a.family === 6 && m.d.mtu < IPV6_MIN_MTU) {
           this.finding('refused', 'Ipv6NeedsMtu1280', m.d, 'address', `the kernel disables IPv6 on a link whose MTU is below ${IPV6_MIN_MTU} (declared mtu ${m.d.mtu})`, describeAddress(a));
           continue;
@@ -331,6 +349,15 @@ class Planner {
 
   private ownedAddressesOf(ifindex: number): ObservedAddress[] {
     return (this.addrsByLink.get(ifindex) ?? []).filter((a) => !isKernelLinkLocal(a));
+  }
+
+  /** Owned addresses on a managed link that the declaration does not list. */
+  private unwantedAddresses(m: Managed, link: ObservedLink): ObservedAddress[] {
+    return this.ownedAddressesOf(link.ifindex).filter(
+      (o) =>
+        !m.conflictedAddresses.has(addrId(o.family, o.address)) &&
+        (o.peer !== undefined || !m.addresses.some((a) => a.family === o.family && a.address === o.address && a.prefixLength === o.prefixLength)),
+    );
   }
 
   private markRemoved(a: ObservedAddress): void {
@@ -356,9 +383,7 @@ class Planner {
     for (const m of this.managed) {
       if (m.mode !== 'manage' || m.link === undefined) continue;
       const link = m.link;
-      const unwanted = this.ownedAddressesOf(link.ifindex).filter(
-        (o) => o.peer !== undefined || !m.addresses.some((a) => a.family === o.family && a.address === o.address && a.prefixLength === o.prefixLength),
-      );
+      const unwanted = this.unwantedAddresses(m, link);
       for (const o of unwanted) {
         this.markRemoved(o);
         if (o.family !== 4 || o.flags.secondary) continue;
@@ -383,8 +408,7 @@ class Planner {
     for (const m of this.managed) {
       if (m.mode !== 'manage' || m.link === undefined) continue;
       const link = m.link;
-      const deletes = this.ownedAddressesOf(link.ifindex)
-        .filter((o) => o.peer !== undefined || !m.addresses.some((a) => a.family === o.family && a.address === o.address && a.prefixLength === o.prefixLength))
+      const deletes = this.unwantedAddresses(m, link)
         // Secondaries first: deleting a primary may take its secondaries along.
         .sort((x, y) => Number(y.flags.secondary) - Number(x.flags.secondary) || x.family - y.family || compareStrings(x.address, y.address) || x.prefixLength - y.prefixLength);
       let lastIPv4: number | undefined;
@@ -737,25 +761,44 @@ class Planner {
   /** Phase 1 (stale and duplicate owned routes) and phase 7. */
   private planRoutes(): void {
     const available = this.addressesAfterPlan();
-    const candidates: Candidate[] = [];
     /** ifindex|key of declared routes that are not applied: an owned route there is left alone. */
     const protectedRoutes = new Set<string>();
+    const protect = (m: Managed, key: string): void => {
+      if (m.link !== undefined) protectedRoutes.add(`${m.link.ifindex}|${key}`);
+    };
+    const declared: Candidate[] = [];
     for (const m of this.managed) {
+      const seen = new Set<string>();
       const sorted = [...m.d.routes].sort((a, b) => compareStrings(desiredRouteKey(a), desiredRouteKey(b)));
       for (const r of sorted) {
-        const key = desiredRouteKey(r);
-        const refusal = this.routeRefusal(m, r, available);
-        if (refusal !== undefined) {
-          this.finding('refused', refusal[0], m.d, 'route', refusal[1], describeRouteSpec(this.specFor(m, r)), key);
-          if (m.link !== undefined) protectedRoutes.add(`${m.link.ifindex}|${key}`);
-          continue;
-        }
-        candidates.push({ m, r, key });
+        const identity = JSON.stringify([r.family, r.dst, r.dstLength, r.via, r.metric, r.table, r.src, r.mtu, r.onLink]);
+        if (seen.has(identity)) continue; // the same route listed twice
+        seen.add(identity);
+        declared.push({ m, r, key: desiredRouteKey(r) });
       }
     }
+    // The kernel keeps one route per key: two declarations of a key would replace each other.
+    const byKey = new Map<string, Candidate[]>();
+    for (const c of declared) byKey.set(c.key, [...(byKey.get(c.key) ?? []), c]);
+    const candidates: Candidate[] = [];
+    for (const c of declared) {
+      const target = describeRouteSpec(this.specFor(c.m, c.r));
+      const same = byKey.get(c.key) as Candidate[];
+      if (same.length > 1) {
+        const others = same.filter((o) => o !== c).map((o) => (o.m === c.m ? `another route of "${c.m.d.name}"` : `"${o.m.d.name}" on ${o.m.d.ifname}`));
+        this.finding('conflict', 'RouteKeyDesiredTwice', c.m.d, 'route', `the kernel keeps one route per ${c.key}, and ${others.join(', ')} declares it too`, target, c.key);
+        protect(c.m, c.key);
+        continue;
+      }
+      const refusal = this.routeRefusal(c.m, c.r, available);
+      if (refusal !== undefined) {
+        this.finding('refused', refusal[0], c.m.d, 'route', refusal[1], target, c.key);
+        protect(c.m, c.key);
+        continue;
+      }
+      candidates.push(c);
+    }
 
-    const keyCount = new Map<string, Candidate[]>();
-    for (const c of candidates) keyCount.set(c.key, [...(keyCount.get(c.key) ?? []), c]);
     const foreignHolders = new Map<string, ObservedRoute[]>();
     const unmanagedHolders = new Map<string, ObservedRoute[]>();
     const replaceable = new Map<string, ObservedRoute[]>();
@@ -777,16 +820,10 @@ class Planner {
     const accepted: Candidate[] = [];
     for (const c of candidates) {
       const target = describeRouteSpec(this.specFor(c.m, c.r));
-      const twice = keyCount.get(c.key) as Candidate[];
       const fail = (code: FindingCode, reason: string): void => {
         this.finding('conflict', code, c.m.d, 'route', reason, target, c.key);
-        if (c.m.link !== undefined) protectedRoutes.add(`${c.m.link.ifindex}|${c.key}`);
+        protect(c.m, c.key);
       };
-      if (twice.length > 1) {
-        const others = twice.filter((o) => o !== c).map((o) => `"${o.m.d.name}" on ${o.m.d.ifname}`);
-        fail('RouteKeyDesiredTwice', `the kernel keeps one route per ${c.key}, and ${others.join(', ')} declares it too`);
-        continue;
-      }
       const foreign = foreignHolders.get(c.key);
       if (foreign !== undefined) {
         fail('RouteKeyHeldByForeignRoute', `the kernel keys routes on ${c.key}, and it is held by a route tunkeeper does not own (${foreign.map((r) => this.describe(r)).join('; ')}); replacing it would take it over`);
@@ -804,27 +841,28 @@ class Planner {
       }
       accepted.push(c);
     }
+    this.refuseUnreachableGateways(accepted, protect);
 
     const consumed = new Set<ObservedRoute>();
     for (const c of accepted) {
+      if (c.refused === true) continue;
       const spec = this.specFor(c.m, c.r);
       const group = replaceable.get(c.key) ?? [];
-      const exact = group.find((o) => routeMatches(o, spec));
-      const keep = exact ?? group[0];
-      for (const o of group) {
-        consumed.add(o);
-        if (o === keep) continue;
-        this.emitRouteDelete(o, `another route is kept under ${c.key} (the kernel keeps one per key)`);
+      for (const o of group) consumed.add(o);
+      if (group.length > 1) {
+        // RTM_DELROUTE removes the first route whose attributes include the ones given, so one of
+        // several routes under a key cannot be singled out: all go, the declared one is added.
+        for (const o of group) this.emitRouteDelete(o, `${group.length} tunkeeper routes share ${c.key}; all are removed and the declared one added`);
+        this.emit({ type: 'replace-route', device: c.m.d.name, ifname: c.m.d.ifname, route: spec, changes: [], reason: 'declared; re-added alone under its key' }, c.m.d.ifname, replaceOrder(c));
+        continue;
       }
-      const taint = exact !== undefined ? this.routeTaint(c.m, c.r) : undefined;
-      if (exact !== undefined && taint === undefined) continue;
-      const changes = keep === undefined || exact !== undefined ? [] : routeChanges(keep, spec, (i) => this.linkByIndex.get(i)?.ifname);
-      const reason =
-        taint ??
-        (keep === undefined
-          ? 'declared, missing'
-          : `differs from the declaration: ${changes.map(describeChange).join(', ')}`);
-      this.emit({ type: 'replace-route', device: c.m.d.name, ifname: c.m.d.ifname, route: spec, changes, reason }, c.m.d.ifname, c.key);
+      const current = group[0];
+      const exact = current !== undefined && routeMatches(current, spec);
+      const taint = exact ? this.routeTaint(c.m, c.r) : undefined;
+      if (exact && taint === undefined) continue;
+      const changes = current === undefined || exact ? [] : routeChanges(current, spec, (i) => this.linkByIndex.get(i)?.ifname);
+      const reason = taint ?? (current === undefined ? 'declared, missing' : `differs from the declaration: ${changes.map(describeChange).join(', ')}`);
+      this.emit({ type: 'replace-route', device: c.m.d.name, ifname: c.m.d.ifname, route: spec, changes, reason }, c.m.d.ifname, replaceOrder(c));
     }
 
     for (const list of replaceable.values()) {
@@ -834,6 +872,29 @@ class Planner {
         const holder = o.oif !== undefined ? this.managedByIndex.get(o.oif) : undefined;
         this.emitRouteDelete(o, holder !== undefined ? `not declared for ${holder.d.name}` : 'owned (protocol) but declared by no device');
       }
+    }
+  }
+
+  /**
+   * The kernel accepts a gateway only if it can reach it through the route's device: inside the
+   * prefix of one of the device's addresses, inside a device route (no gateway) through it in the
+   * same table or main, an IPv6 link-local gateway, or `onlink`. Only what this plan programs
+   * counts, so a gateway behind a refused or conflicting address is refused here rather than
+   * failing in apply on every reconcile.
+   */
+  private refuseUnreachableGateways(accepted: Candidate[], protect: (m: Managed, key: string) => void): void {
+    for (const c of accepted) {
+      const gw = c.r.via;
+      if (gw === undefined || c.r.onLink || (c.r.family === 6 && isIPv6LinkLocal(gw))) continue;
+      const bits = c.r.family === 4 ? 32 : 128;
+      const byAddress = c.m.addresses.some((a) => a.family === c.r.family && a.prefixLength < bits && a.address !== gw && prefixContains(a.family, a.address, a.prefixLength, gw));
+      const byRoute = accepted.some(
+        (o) => o.m === c.m && o.r.via === undefined && o.r.family === c.r.family && (o.r.table === c.r.table || o.r.table === RT_TABLE_MAIN) && prefixContains(o.r.family, o.r.dst, o.r.dstLength, gw),
+      );
+      if (byAddress || byRoute) continue;
+      c.refused = true;
+      this.finding('refused', 'GatewayUnreachable', c.m.d, 'route', `gateway ${gw} is outside every prefix of ${c.m.d.ifname} (its addresses and device routes), so the kernel refuses the route; declare onLink if the gateway is reachable anyway`, describeRouteSpec(this.specFor(c.m, c.r)), c.key);
+      protect(c.m, c.key);
     }
   }
 
@@ -869,8 +930,9 @@ class Planner {
         route,
         reason,
       },
-      link?.ifname ?? '',
-      `${observedRouteKey(o)}|${o.oif ?? ''}|${o.gateway ?? ''}`,
+      // Grouped by key, the most specific first: a less specific delete would match it too.
+      '',
+      `${observedRouteKey(o)}|${3 - specificity(o)}|${link?.ifname ?? ''}|${o.gateway ?? ''}|${o.prefsrc ?? ''}|${o.mtu ?? ''}`,
     );
   }
 
@@ -973,6 +1035,16 @@ export function connectedRouteKey(family: IpFamily, address: string, prefixLengt
 /** iproute2's choice, which the kernel then reports: a device route is link-scoped (IPv4). */
 function expectedScope(r: DesiredRoute): RouteScope {
   return r.family === 4 && r.via === undefined ? 'link' : 'universe';
+}
+
+/** Device routes before gateway routes: a gateway may be reachable through a device route. */
+function replaceOrder(c: Candidate): string {
+  return `${c.r.via === undefined ? 0 : 1}|${c.key}`;
+}
+
+/** How many of the optional attributes RTM_DELROUTE matches on (when given) a route has. */
+function specificity(r: ObservedRoute): number {
+  return Number(r.gateway !== undefined) + Number(r.prefsrc !== undefined) + Number(r.mtu !== undefined);
 }
 
 /** Whether an observed owned route already is the declared one (the key is equal by construction). */

@@ -152,7 +152,7 @@ export class KernelModel {
   }
 
   /** TUNSETIFF on a new name plus what apply does around it (alias before persist, owner/group). */
-  createTun(ifname: string, spec: Partial<CreateDeviceSpec> & TunFlags & { persist?: boolean }): ObservedLink {
+  createTun(ifname: string, spec: Omit<Partial<CreateDeviceSpec>, 'persist'> & TunFlags & { persist?: boolean }): ObservedLink {
     if (this.linkByName(ifname) !== undefined) throw new KernelError('EEXIST', `link ${ifname} exists (TUNSETIFF would attach to it)`);
     const ifindex = this.nextIfindex++;
     const tun: ObservedTunInfo = {
@@ -388,6 +388,12 @@ export class KernelModel {
           (req.family === 6 && isIPv6LinkLocal(gw)) ||
           this.addresses.some(
             (a) => a.ifindex === link.ifindex && a.family === req.family && a.address !== gw && a.prefixLength < (req.family === 4 ? 32 : 128) && prefixContains(req.family, a.address, a.prefixLength, gw),
+          ) ||
+          // A device route through the link, in the route's table or (the fallback lookup) main.
+          this.routes.some(
+            (r) =>
+              r.oif === link.ifindex && r.family === req.family && r.type === 'unicast' && r.gateway === undefined &&
+              (r.table === req.table || r.table === RT_TABLE_MAIN) && prefixContains(req.family, r.dst, r.dstLength, gw),
           );
         if (!covered) throw new KernelError('ENETUNREACH', `gateway ${gw} is not reachable through ${link.ifname}`);
       }
@@ -431,7 +437,10 @@ export class KernelModel {
     this.routes.push(route);
   }
 
-  /** RTM_DELROUTE: removes the first route under the key matching every attribute given. */
+  /**
+   * RTM_DELROUTE: removes the first route under the key that has every attribute given (IPv4:
+   * type, protocol, device, gateway, preferred source, mtu; IPv6 ignores the source and metrics).
+   */
   deleteRoute(req: Partial<RouteRequest> & Pick<RouteRequest, 'family' | 'table' | 'dst' | 'dstLength'>): void {
     // The key exactly as given (metric as stored: no IPv6 0 → 1024 here, deletes name stored routes).
     const key = observedRouteKey({ ...req, protocol: 0, type: 'unicast', scope: 'universe', onLink: false });
@@ -441,7 +450,9 @@ export class KernelModel {
         (req.protocol === undefined || r.protocol === req.protocol) &&
         (req.oif === undefined || r.oif === req.oif) &&
         (req.gateway === undefined || r.gateway === req.gateway) &&
-        (req.type === undefined || r.type === req.type),
+        (req.type === undefined || r.type === req.type) &&
+        (req.family === 6 || req.prefsrc === undefined || r.prefsrc === req.prefsrc) &&
+        (req.family === 6 || req.mtu === undefined || r.mtu === req.mtu),
     );
     if (index < 0) throw new KernelError('ESRCH', `no route ${key} to delete`);
     this.routes.splice(index, 1);
