@@ -25,9 +25,9 @@ import type { IpFamily, TunMode } from '../desired.js';
 import type { RouteScope, RouteType } from '../observed.js';
 
 /**
- * Something that is not tunkeeper's and that the kernel removes or changes as a consequence of an
- * action (a foreign route through a device being deleted, say). Plan never targets such objects;
- * it says what goes with a change.
+ * A route plan does not manage (a foreign one, or tunkeeper's own that it leaves alone) that the
+ * kernel removes or changes as a consequence of an action: a foreign route through a device being
+ * deleted, say. Plan never targets such routes; it says what goes with a change.
  */
 export interface SideEffect {
   /** `may-remove-route` when it depends on a sysctl (promote_secondaries) plan cannot see. */

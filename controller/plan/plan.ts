@@ -32,8 +32,9 @@
  *   - removing an IPv6 address clears it as the source of routes through that link;
  *   - setting a link down removes its routes and (keep_addr_on_down=0) its IPv6 addresses;
  *   - an MTU below 1280 removes IPv6 from the link.
- * Foreign routes the kernel removes along with such a step are listed in the action's
- * `sideEffects`: plan never targets them, but says what goes with a change.
+ * Routes plan does not manage (foreign ones, and owned ones it leaves alone) that the kernel
+ * removes along with such a step are listed in the action's `sideEffects`: plan never targets
+ * them, but says what goes with a change.
  *
  * Fail static: with `prune: false` (a source has not completed its first sync, the API server is
  * unreachable, a file failed to parse: the desired state may be partial) nothing owned that lies
@@ -154,6 +155,11 @@ class Planner {
   private readonly remainingOnHost = new Set<string>();
   /** Links that may have no IPv4 address left after phase 4, having had some removed. */
   private readonly losesAllIPv4 = new Set<number>();
+  /** Addresses deleted outright in phase 2 or with their link in phase 4 (no cascades), per link. */
+  private readonly surelyRemoved = new Map<number, ObservedAddress[]>();
+  /** Managed links that go down, or lose IPv6 to an MTU below 1280, in phase 5. */
+  private readonly goingDown = new Set<number>();
+  private readonly losingIPv6 = new Set<number>();
 
   constructor(
     desired: DesiredDevice[],
@@ -376,16 +382,48 @@ class Planner {
     return false;
   }
 
-  /** Phase 2, and the bookkeeping of what phases 2-4 may remove. */
+  /**
+   * Whether the kernel removes a route before the route phase whatever its sysctls say: its link is
+   * deleted or goes down, it is IPv6 on a link losing IPv6, or it is IPv4 and its link loses every
+   * IPv4 address or (main table) its preferred source leaves the host.
+   */
+  private goneBeforeRoutePhase(r: ObservedRoute): boolean {
+    const oif = r.oif;
+    if (oif !== undefined) {
+      if (this.vanishing.has(oif) || this.pruned.has(oif) || this.goingDown.has(oif)) return true;
+      if (r.family === 6 && this.losingIPv6.has(oif)) return true;
+      if (r.family === 4) {
+        const v4 = (this.addrsByLink.get(oif) ?? []).filter((a) => a.family === 4);
+        const gone = this.surelyRemoved.get(oif) ?? [];
+        if (v4.length > 0 && v4.every((a) => gone.includes(a))) return true;
+      }
+    }
+    if (r.family === 4 && r.table === RT_TABLE_MAIN && r.prefsrc !== undefined) {
+      const holders = this.observed.addresses.filter((a) => a.family === 4 && a.address === r.prefsrc);
+      if (holders.length > 0 && holders.every((a) => (this.surelyRemoved.get(a.ifindex) ?? []).includes(a))) return true;
+    }
+    return false;
+  }
+
+  /** Phase 2, and the bookkeeping of what phases 2-5 may remove. */
   private planAddressDeletes(): void {
-    for (const ifindex of this.vanishing) for (const a of this.addrsByLink.get(ifindex) ?? []) this.markRemoved(a);
+    const surely = (a: ObservedAddress): void => {
+      this.markRemoved(a);
+      this.surelyRemoved.set(a.ifindex, [...(this.surelyRemoved.get(a.ifindex) ?? []), a]);
+    };
+    for (const ifindex of this.vanishing) for (const a of this.addrsByLink.get(ifindex) ?? []) surely(a);
+    for (const m of this.managed) {
+      if (m.mode !== 'manage' || m.link === undefined) continue;
+      if (m.link.up && !m.d.up) this.goingDown.add(m.link.ifindex);
+      if (m.link.mtu >= IPV6_MIN_MTU && m.d.mtu < IPV6_MIN_MTU) this.losingIPv6.add(m.link.ifindex);
+    }
 
     for (const m of this.managed) {
       if (m.mode !== 'manage' || m.link === undefined) continue;
       const link = m.link;
       const unwanted = this.unwantedAddresses(m, link);
       for (const o of unwanted) {
-        this.markRemoved(o);
+        surely(o);
         if (o.family !== 4 || o.flags.secondary) continue;
         // A primary's secondaries (same prefix length and subnet) go with it unless promote_secondaries.
         for (const other of this.addrsByLink.get(link.ifindex) ?? []) {
@@ -438,27 +476,31 @@ class Planner {
     const effects: SideEffect[] = [];
     if (o.family === 4) {
       if (this.removedFromHost(4, o.address)) {
-        for (const r of this.foreignRoutes((r) => r.family === 4 && r.table === RT_TABLE_MAIN && r.prefsrc === o.address)) {
+        for (const r of this.bystanderRoutes((r) => r.family === 4 && r.table === RT_TABLE_MAIN && r.prefsrc === o.address)) {
           effects.push({ effect: 'may-remove-route', route: r, why: `its preferred source ${o.address} leaves the host` });
         }
       }
       if (lastIPv4Delete && this.losesAllIPv4.has(link.ifindex)) {
-        for (const r of this.foreignRoutes((r) => r.family === 4 && r.oif === link.ifindex)) {
+        for (const r of this.bystanderRoutes((r) => r.family === 4 && r.oif === link.ifindex)) {
           effects.push({ effect: 'may-remove-route', route: r, why: `the kernel drops IPv4 routes through a link with no IPv4 address left` });
         }
       }
     } else {
-      for (const r of this.foreignRoutes((r) => r.family === 6 && r.oif === link.ifindex && r.prefsrc === o.address)) {
+      for (const r of this.bystanderRoutes((r) => r.family === 6 && r.oif === link.ifindex && r.prefsrc === o.address)) {
         effects.push({ effect: 'clears-route-source', route: r, why: `the kernel clears a removed address as source of routes through its link` });
       }
     }
     return dedupeEffects(effects);
   }
 
-  /** Foreign routes (not ours, not the kernel's bookkeeping for addresses) matching a predicate, described. */
-  private foreignRoutes(pred: (r: ObservedRoute) => boolean): string[] {
+  /**
+   * Routes this plan does not manage that match a predicate, described: foreign ones (except the
+   * kernel's own routes for addresses) and tunkeeper's own that it leaves alone (their device is
+   * refused, in conflict, or kept while pruning is suspended).
+   */
+  private bystanderRoutes(pred: (r: ObservedRoute) => boolean): string[] {
     return this.observed.routes
-      .filter((r) => !isOwnedRoute(r, this.policy) && r.protocol !== RTPROT_KERNEL && pred(r))
+      .filter((r) => (isOwnedRoute(r, this.policy) ? this.disposition(r) === 'unmanaged' : r.protocol !== RTPROT_KERNEL) && pred(r))
       .map((r) => this.describe(r))
       .sort(compareStrings);
   }
@@ -469,14 +511,14 @@ class Planner {
 
   /** Side effects of deleting a whole link; `leavesHost` tells whether one of its IPv4 addresses is then on no link. */
   private linkDeleteSideEffects(link: ObservedLink, leavesHost: (address: string) => boolean): SideEffect[] {
-    const effects: SideEffect[] = this.foreignRoutes((r) => r.oif === link.ifindex).map((route) => ({
+    const effects: SideEffect[] = this.bystanderRoutes((r) => r.oif === link.ifindex).map((route) => ({
       effect: 'removes-route' as const,
       route,
       why: `it goes through ${link.ifname}`,
     }));
     for (const a of this.addrsByLink.get(link.ifindex) ?? []) {
       if (a.family !== 4 || !leavesHost(a.address)) continue;
-      for (const route of this.foreignRoutes((r) => r.family === 4 && r.table === RT_TABLE_MAIN && r.prefsrc === a.address && r.oif !== link.ifindex)) {
+      for (const route of this.bystanderRoutes((r) => r.family === 4 && r.table === RT_TABLE_MAIN && r.prefsrc === a.address && r.oif !== link.ifindex)) {
         effects.push({ effect: 'removes-route', route, why: `its preferred source ${a.address} leaves the host` });
       }
     }
@@ -558,7 +600,7 @@ class Planner {
       set.mtu = d.mtu;
       changes.push({ field: 'mtu', from: link.mtu, to: d.mtu });
       if (d.mtu < IPV6_MIN_MTU && link.mtu >= IPV6_MIN_MTU) {
-        for (const route of this.foreignRoutes((r) => r.family === 6 && r.oif === link.ifindex)) {
+        for (const route of this.bystanderRoutes((r) => r.family === 6 && r.oif === link.ifindex)) {
           sideEffects.push({ effect: 'removes-route', route, why: `the kernel disables IPv6 on a link whose MTU is below ${IPV6_MIN_MTU}` });
         }
       }
@@ -575,7 +617,7 @@ class Planner {
       set.up = d.up;
       changes.push({ field: 'up', from: link.up, to: d.up });
       if (!d.up) {
-        for (const route of this.foreignRoutes((r) => r.oif === link.ifindex)) {
+        for (const route of this.bystanderRoutes((r) => r.oif === link.ifindex)) {
           sideEffects.push({ effect: 'removes-route', route, why: 'the kernel drops the routes of a link that goes down' });
         }
       }
@@ -806,13 +848,12 @@ class Planner {
       const key = observedRouteKey(r);
       const add = (map: Map<string, ObservedRoute[]>): void => void map.set(key, [...(map.get(key) ?? []), r]);
       if (!isOwnedRoute(r, this.policy)) {
-        if (r.oif !== undefined && (this.vanishing.has(r.oif) || this.pruned.has(r.oif))) continue;
-        if (this.isConnectedRouteOfManagedLink(r)) continue;
+        if (this.goneBeforeRoutePhase(r) || this.isConnectedRouteOfManagedLink(r)) continue;
         add(foreignHolders);
         continue;
       }
       const disp = this.disposition(r);
-      if (disp === 'unmanaged') add(unmanagedHolders);
+      if (disp === 'unmanaged' && !this.goneBeforeRoutePhase(r)) add(unmanagedHolders);
       else if (disp === 'managed') add(replaceable);
     }
     const connected = this.predictedConnectedRoutes();
