@@ -37,6 +37,7 @@ function actionSymbol(a: Action): string {
     case 'replace-route':
       return a.changes.length > 0 ? '~' : '+';
     case 'set-link':
+      return a.ifindex === undefined ? '+' : '~';
     case 'set-tun-options':
       return '~';
   }
@@ -132,7 +133,7 @@ export function renderPlanText(plan: Plan, options: RenderOptions = {}): string 
           ? 'routes through no tunkeeper device'
           : a.device !== undefined
             ? `tunkeeper:${a.device}`
-            : ifname;
+            : "tunkeeper's routes through a link it does not own";
     const b = blockFor(ifname, a.type === 'delete-device' ? '-' : '~', title);
     const symbol = actionSymbol(a);
     b.lines.push(`${paint(symbol, `${symbol.padEnd(3)} ${actionSubject(a)}`)}    # ${a.reason}`);
