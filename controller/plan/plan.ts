@@ -120,6 +120,13 @@ interface Candidate {
 
 const PHASE: Record<ActionType, number> = Object.fromEntries(ACTION_ORDER.map((t, i) => [t, i])) as Record<ActionType, number>;
 
+/** Appends to the list under a key (creating it): linear, unlike re-spreading the list. */
+function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
+
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -134,6 +141,14 @@ class Planner {
   private readonly linkByIndex = new Map<number, ObservedLink>();
   private readonly linkByName = new Map<string, ObservedLink>();
   private readonly addrsByLink = new Map<number, ObservedAddress[]>();
+  /** family|address → the observed copies of that address (on any link). */
+  private readonly addrsByValue = new Map<string, ObservedAddress[]>();
+  private readonly routesByOif = new Map<number, ObservedRoute[]>();
+  /** Routes by family|preferred source. */
+  private readonly routesBySrc = new Map<string, ObservedRoute[]>();
+  /** Caches: connected-route keys of a link's observed addresses; whether a link surely loses all IPv4. */
+  private readonly connectedKeysOf = new Map<number, Set<string>>();
+  private readonly surelyLosesIPv4 = new Map<number, boolean>();
   private readonly refusals: Finding[] = [];
   private readonly conflicts: Finding[] = [];
   private readonly emitted: { action: Action; ifname: string; sub: string }[] = [];
@@ -176,9 +191,12 @@ class Planner {
       this.linkByName.set(link.ifname, link);
     }
     for (const a of observed.addresses) {
-      const list = this.addrsByLink.get(a.ifindex) ?? [];
-      list.push(a);
-      this.addrsByLink.set(a.ifindex, list);
+      pushTo(this.addrsByLink, a.ifindex, a);
+      pushTo(this.addrsByValue, addrId(a.family, a.address), a);
+    }
+    for (const r of observed.routes) {
+      if (r.oif !== undefined) pushTo(this.routesByOif, r.oif, r);
+      if (r.prefsrc !== undefined) pushTo(this.routesBySrc, addrId(r.family, r.prefsrc), r);
     }
   }
 
@@ -219,7 +237,7 @@ class Planner {
     }
     const groups = (keyOf: (d: DesiredDevice) => string): DesiredDevice[][] => {
       const map = new Map<string, DesiredDevice[]>();
-      for (const d of this.devices) map.set(keyOf(d), [...(map.get(keyOf(d)) ?? []), d]);
+      for (const d of this.devices) pushTo(map, keyOf(d), d);
       return [...map.values()].filter((g) => g.length > 1);
     };
     for (const group of groups((d) => d.name)) {
@@ -246,7 +264,7 @@ class Planner {
     const declared = new Map<string, DesiredDevice[]>();
     for (const d of this.devices) {
       const k = `${d.name}\n${d.ifname}`;
-      declared.set(k, [...(declared.get(k) ?? []), d]);
+      pushTo(declared, k, d);
     }
     const bound = new Map<number, DesiredDevice[]>();
     const stale = new Map<number, string>();
@@ -393,13 +411,18 @@ class Planner {
       if (this.vanishing.has(oif) || this.pruned.has(oif) || this.goingDown.has(oif)) return true;
       if (r.family === 6 && this.losingIPv6.has(oif)) return true;
       if (r.family === 4) {
-        const v4 = (this.addrsByLink.get(oif) ?? []).filter((a) => a.family === 4);
-        const gone = this.surelyRemoved.get(oif) ?? [];
-        if (v4.length > 0 && v4.every((a) => gone.includes(a))) return true;
+        let loses = this.surelyLosesIPv4.get(oif);
+        if (loses === undefined) {
+          const v4 = (this.addrsByLink.get(oif) ?? []).filter((a) => a.family === 4);
+          const gone = this.surelyRemoved.get(oif) ?? [];
+          loses = v4.length > 0 && v4.every((a) => gone.includes(a));
+          this.surelyLosesIPv4.set(oif, loses);
+        }
+        if (loses) return true;
       }
     }
     if (r.family === 4 && r.table === RT_TABLE_MAIN && r.prefsrc !== undefined) {
-      const holders = this.observed.addresses.filter((a) => a.family === 4 && a.address === r.prefsrc);
+      const holders = this.addrsByValue.get(addrId(4, r.prefsrc)) ?? [];
       if (holders.length > 0 && holders.every((a) => (this.surelyRemoved.get(a.ifindex) ?? []).includes(a))) return true;
     }
     return false;
@@ -409,7 +432,7 @@ class Planner {
   private planAddressDeletes(): void {
     const surely = (a: ObservedAddress): void => {
       this.markRemoved(a);
-      this.surelyRemoved.set(a.ifindex, [...(this.surelyRemoved.get(a.ifindex) ?? []), a]);
+      pushTo(this.surelyRemoved, a.ifindex, a);
     };
     for (const ifindex of this.vanishing) for (const a of this.addrsByLink.get(ifindex) ?? []) surely(a);
     for (const m of this.managed) {
@@ -476,17 +499,17 @@ class Planner {
     const effects: SideEffect[] = [];
     if (o.family === 4) {
       if (this.removedFromHost(4, o.address)) {
-        for (const r of this.bystanderRoutes((r) => r.family === 4 && r.table === RT_TABLE_MAIN && r.prefsrc === o.address)) {
+        for (const r of this.bystanderRoutes(this.routesBySrc.get(addrId(4, o.address)), (r) => r.family === 4 && r.table === RT_TABLE_MAIN && r.prefsrc === o.address)) {
           effects.push({ effect: 'may-remove-route', route: r, why: `its preferred source ${o.address} leaves the host` });
         }
       }
       if (lastIPv4Delete && this.losesAllIPv4.has(link.ifindex)) {
-        for (const r of this.bystanderRoutes((r) => r.family === 4 && r.oif === link.ifindex)) {
+        for (const r of this.bystanderRoutes(this.routesByOif.get(link.ifindex), (r) => r.family === 4 && r.oif === link.ifindex)) {
           effects.push({ effect: 'may-remove-route', route: r, why: `the kernel drops IPv4 routes through a link with no IPv4 address left` });
         }
       }
     } else {
-      for (const r of this.bystanderRoutes((r) => r.family === 6 && r.oif === link.ifindex && r.prefsrc === o.address)) {
+      for (const r of this.bystanderRoutes(this.routesByOif.get(link.ifindex), (r) => r.family === 6 && r.oif === link.ifindex && r.prefsrc === o.address)) {
         effects.push({ effect: 'clears-route-source', route: r, why: `the kernel clears a removed address as source of routes through its link` });
       }
     }
@@ -498,8 +521,8 @@ class Planner {
    * kernel's own routes for addresses) and tunkeeper's own that it leaves alone (their device is
    * refused, in conflict, or kept while pruning is suspended).
    */
-  private bystanderRoutes(pred: (r: ObservedRoute) => boolean): string[] {
-    return this.observed.routes
+  private bystanderRoutes(candidates: ObservedRoute[] | undefined, pred: (r: ObservedRoute) => boolean): string[] {
+    return (candidates ?? [])
       .filter((r) => (isOwnedRoute(r, this.policy) ? this.disposition(r) === 'unmanaged' : r.protocol !== RTPROT_KERNEL) && pred(r))
       .map((r) => this.describe(r))
       .sort(compareStrings);
@@ -511,14 +534,14 @@ class Planner {
 
   /** Side effects of deleting a whole link; `leavesHost` tells whether one of its IPv4 addresses is then on no link. */
   private linkDeleteSideEffects(link: ObservedLink, leavesHost: (address: string) => boolean): SideEffect[] {
-    const effects: SideEffect[] = this.bystanderRoutes((r) => r.oif === link.ifindex).map((route) => ({
+    const effects: SideEffect[] = this.bystanderRoutes(this.routesByOif.get(link.ifindex), (r) => r.oif === link.ifindex).map((route) => ({
       effect: 'removes-route' as const,
       route,
       why: `it goes through ${link.ifname}`,
     }));
     for (const a of this.addrsByLink.get(link.ifindex) ?? []) {
       if (a.family !== 4 || !leavesHost(a.address)) continue;
-      for (const route of this.bystanderRoutes((r) => r.family === 4 && r.table === RT_TABLE_MAIN && r.prefsrc === a.address && r.oif !== link.ifindex)) {
+      for (const route of this.bystanderRoutes(this.routesBySrc.get(addrId(4, a.address)), (r) => r.family === 4 && r.table === RT_TABLE_MAIN && r.prefsrc === a.address && r.oif !== link.ifindex)) {
         effects.push({ effect: 'removes-route', route, why: `its preferred source ${a.address} leaves the host` });
       }
     }
@@ -600,7 +623,7 @@ class Planner {
       set.mtu = d.mtu;
       changes.push({ field: 'mtu', from: link.mtu, to: d.mtu });
       if (d.mtu < IPV6_MIN_MTU && link.mtu >= IPV6_MIN_MTU) {
-        for (const route of this.bystanderRoutes((r) => r.family === 6 && r.oif === link.ifindex)) {
+        for (const route of this.bystanderRoutes(this.routesByOif.get(link.ifindex), (r) => r.family === 6 && r.oif === link.ifindex)) {
           sideEffects.push({ effect: 'removes-route', route, why: `the kernel disables IPv6 on a link whose MTU is below ${IPV6_MIN_MTU}` });
         }
       }
@@ -617,7 +640,7 @@ class Planner {
       set.up = d.up;
       changes.push({ field: 'up', from: link.up, to: d.up });
       if (!d.up) {
-        for (const route of this.bystanderRoutes((r) => r.oif === link.ifindex)) {
+        for (const route of this.bystanderRoutes(this.routesByOif.get(link.ifindex), (r) => r.oif === link.ifindex)) {
           sideEffects.push({ effect: 'removes-route', route, why: 'the kernel drops the routes of a link that goes down' });
         }
       }
@@ -750,8 +773,16 @@ class Planner {
   /** Whether an observed route is the kernel's connected route for an address on a managed link (replaced by the prediction). */
   private isConnectedRouteOfManagedLink(r: ObservedRoute): boolean {
     if (r.protocol !== RTPROT_KERNEL || r.oif === undefined || !this.managedByIndex.has(r.oif) || r.table !== RT_TABLE_MAIN) return false;
-    const key = observedRouteKey(r);
-    return (this.addrsByLink.get(r.oif) ?? []).some((a) => connectedRouteKey(a.family, a.address, a.prefixLength) === key);
+    let keys = this.connectedKeysOf.get(r.oif);
+    if (keys === undefined) {
+      keys = new Set();
+      for (const a of this.addrsByLink.get(r.oif) ?? []) {
+        const key = connectedRouteKey(a.family, a.address, a.prefixLength);
+        if (key !== undefined) keys.add(key);
+      }
+      this.connectedKeysOf.set(r.oif, keys);
+    }
+    return keys.has(observedRouteKey(r));
   }
 
   private routeRefusal(m: Managed, r: DesiredRoute, available: Set<string>): [FindingCode, string] | undefined {
@@ -811,30 +842,30 @@ class Planner {
     const declared: Candidate[] = [];
     for (const m of this.managed) {
       const seen = new Set<string>();
-      const sorted = [...m.d.routes].sort((a, b) => compareStrings(desiredRouteKey(a), desiredRouteKey(b)));
-      for (const r of sorted) {
-        const identity = JSON.stringify([r.family, r.dst, r.dstLength, r.via, r.metric, r.table, r.src, r.mtu, r.onLink]);
+      const keyed = m.d.routes.map((r) => ({ r, key: desiredRouteKey(r) })).sort((a, b) => compareStrings(a.key, b.key));
+      for (const { r, key } of keyed) {
+        const identity = `${key}|${r.via}|${r.src}|${r.mtu}|${r.onLink}`;
         if (seen.has(identity)) continue; // the same route listed twice
         seen.add(identity);
-        declared.push({ m, r, key: desiredRouteKey(r) });
+        declared.push({ m, r, key });
       }
     }
     // The kernel keeps one route per key: two declarations of a key would replace each other.
     const byKey = new Map<string, Candidate[]>();
-    for (const c of declared) byKey.set(c.key, [...(byKey.get(c.key) ?? []), c]);
+    for (const c of declared) pushTo(byKey, c.key, c);
     const candidates: Candidate[] = [];
     for (const c of declared) {
-      const target = describeRouteSpec(this.specFor(c.m, c.r));
+      const target = (): string => describeRouteSpec(this.specFor(c.m, c.r));
       const same = byKey.get(c.key) as Candidate[];
       if (same.length > 1) {
         const others = same.filter((o) => o !== c).map((o) => (o.m === c.m ? `another route of "${c.m.d.name}"` : `"${o.m.d.name}" on ${o.m.d.ifname}`));
-        this.finding('conflict', 'RouteKeyDesiredTwice', c.m.d, 'route', `the kernel keeps one route per ${c.key}, and ${others.join(', ')} declares it too`, target, c.key);
+        this.finding('conflict', 'RouteKeyDesiredTwice', c.m.d, 'route', `the kernel keeps one route per ${c.key}, and ${others.join(', ')} declares it too`, target(), c.key);
         protect(c.m, c.key);
         continue;
       }
       const refusal = this.routeRefusal(c.m, c.r, available);
       if (refusal !== undefined) {
-        this.finding('refused', refusal[0], c.m.d, 'route', refusal[1], target, c.key);
+        this.finding('refused', refusal[0], c.m.d, 'route', refusal[1], target(), c.key);
         protect(c.m, c.key);
         continue;
       }
@@ -846,7 +877,7 @@ class Planner {
     const replaceable = new Map<string, ObservedRoute[]>();
     for (const r of this.observed.routes) {
       const key = observedRouteKey(r);
-      const add = (map: Map<string, ObservedRoute[]>): void => void map.set(key, [...(map.get(key) ?? []), r]);
+      const add = (map: Map<string, ObservedRoute[]>): void => pushTo(map, key, r);
       if (!isOwnedRoute(r, this.policy)) {
         if (this.goneBeforeRoutePhase(r) || this.isConnectedRouteOfManagedLink(r)) continue;
         add(foreignHolders);
@@ -860,9 +891,8 @@ class Planner {
 
     const accepted: Candidate[] = [];
     for (const c of candidates) {
-      const target = describeRouteSpec(this.specFor(c.m, c.r));
       const fail = (code: FindingCode, reason: string): void => {
-        this.finding('conflict', code, c.m.d, 'route', reason, target, c.key);
+        this.finding('conflict', code, c.m.d, 'route', reason, describeRouteSpec(this.specFor(c.m, c.r)), c.key);
         protect(c.m, c.key);
       };
       const foreign = foreignHolders.get(c.key);
@@ -924,15 +954,19 @@ class Planner {
    * failing in apply on every reconcile.
    */
   private refuseUnreachableGateways(accepted: Candidate[], protect: (m: Managed, key: string) => void): void {
+    const deviceRoutes = new Map<Managed, DesiredRoute[]>();
+    for (const c of accepted) if (c.r.via === undefined) pushTo(deviceRoutes, c.m, c.r);
     for (const c of accepted) {
       const gw = c.r.via;
       if (gw === undefined || c.r.onLink || (c.r.family === 6 && isIPv6LinkLocal(gw))) continue;
       const bits = c.r.family === 4 ? 32 : 128;
-      const byAddress = c.m.addresses.some((a) => a.family === c.r.family && a.prefixLength < bits && a.address !== gw && prefixContains(a.family, a.address, a.prefixLength, gw));
-      const byRoute = accepted.some(
-        (o) => o.m === c.m && o.r.via === undefined && o.r.family === c.r.family && (o.r.table === c.r.table || o.r.table === RT_TABLE_MAIN) && prefixContains(o.r.family, o.r.dst, o.r.dstLength, gw),
-      );
-      if (byAddress || byRoute) continue;
+      const byAddress = (): boolean =>
+        c.m.addresses.some((a) => a.family === c.r.family && a.prefixLength < bits && a.address !== gw && prefixContains(a.family, a.address, a.prefixLength, gw));
+      const byRoute = (): boolean =>
+        (deviceRoutes.get(c.m) ?? []).some(
+          (o) => o.family === c.r.family && (o.table === c.r.table || o.table === RT_TABLE_MAIN) && prefixContains(o.family, o.dst, o.dstLength, gw),
+        );
+      if (byAddress() || byRoute()) continue;
       c.refused = true;
       this.finding('refused', 'GatewayUnreachable', c.m.d, 'route', `gateway ${gw} is outside every prefix of ${c.m.d.ifname} (its addresses and device routes), so the kernel refuses the route; declare onLink if the gateway is reachable anyway`, describeRouteSpec(this.specFor(c.m, c.r)), c.key);
       protect(c.m, c.key);
@@ -1012,18 +1046,19 @@ class Planner {
       (a, b) => PHASE[a.action.type] - PHASE[b.action.type] || compareStrings(a.ifname, b.ifname) || compareStrings(a.sub, b.sub),
     );
     const actions = sorted.map((e) => e.action);
+    const touched = new Set(actions.map((a) => `${a.device ?? ''}\n${a.ifname ?? ''}`));
+    const managedOf = new Map(this.managed.map((m) => [m.d, m]));
     const devices: DeviceOutcome[] = this.devices.map((d) => {
       const base = { device: d.name, ifname: d.ifname, origin: d.origin };
       if (this.excluded.has(d)) {
         const f = [...this.refusals, ...this.conflicts].find((x) => x.device === d.name && x.ifname === d.ifname && x.subject === 'device');
         return { ...base, status: f?.kind === 'refused' ? 'refused' : 'conflict' };
       }
-      const m = this.managed.find((x) => x.d === d) as Managed;
+      const m = managedOf.get(d) as Managed;
       if (m.mode === 'create') return { ...base, status: 'create' };
       const ifindex = (m.link as ObservedLink).ifindex;
       if (m.mode === 'recreate') return { ...base, ifindex, status: 'recreate' };
-      const touched = actions.some((a) => a.device === d.name && a.ifname === d.ifname);
-      return { ...base, ifindex, status: touched ? 'update' : 'in-sync' };
+      return { ...base, ifindex, status: touched.has(`${d.name}\n${d.ifname}`) ? 'update' : 'in-sync' };
     });
     const byDevice = (a: Finding, b: Finding): number =>
       compareStrings(a.ifname, b.ifname) || compareStrings(a.device, b.device) || compareStrings(a.subject, b.subject) || compareStrings(a.target ?? '', b.target ?? '');
