@@ -67,7 +67,7 @@ interface RouteChoice {
   dst: number;
   metric: number | undefined;
   table: number;
-  gateway: 'none' | 'covered' | 'onlink';
+  gateway: 'none' | 'covered' | 'onlink' | 'outside';
   src: 'none' | 'own' | 'foreign' | 'missing';
   mtu: number | undefined;
 }
@@ -77,7 +77,7 @@ const routeChoiceArb: fc.Arbitrary<RouteChoice> = fc.record({
   dst: fc.nat(5),
   metric: fc.constantFrom(undefined, undefined, 0, 100, 256),
   table: fc.constantFrom(254, 254, 254, 100, 255),
-  gateway: fc.constantFrom<RouteChoice['gateway']>('none', 'none', 'covered', 'onlink'),
+  gateway: fc.constantFrom<RouteChoice['gateway']>('none', 'none', 'covered', 'covered', 'onlink', 'outside'),
   src: fc.constantFrom<RouteChoice['src']>('none', 'none', 'own', 'foreign', 'missing'),
   mtu: fc.constantFrom(undefined, undefined, 1300),
 });
@@ -94,6 +94,8 @@ function buildRoute(c: RouteChoice, addresses: DesiredAddress[]): DesiredRoute {
   } else if (c.gateway === 'onlink') {
     r.via = ONLINK_GATEWAY[c.family];
     r.onLink = true;
+  } else if (c.gateway === 'outside') {
+    r.via = ONLINK_GATEWAY[c.family]; // without onlink: reachable only if a device route covers it
   }
   if (c.src === 'own' && own.length > 0) r.src = own[0].address;
   if (c.src === 'foreign') r.src = FOREIGN_SOURCE[c.family];
@@ -156,6 +158,19 @@ type Op =
   | { op: 'route'; link: number | undefined; family: IpFamily; dst: number; metric: number | undefined; table: number; protocol: number; gateway: 'none' | 'onlink'; src: boolean; append: boolean }
   | { op: 'owner'; link: number; owner: number | null; persist: boolean };
 
+const routeOpArb: fc.Arbitrary<Op> = fc.record({
+    op: fc.constant('route' as const),
+    link: fc.option(fc.nat(), { freq: 6, nil: undefined }),
+    family: fc.constantFrom<IpFamily>(4, 6),
+    dst: fc.nat(5),
+    metric: fc.constantFrom(undefined, 0, 100, 256),
+    table: fc.constantFrom(254, 254, 100),
+    protocol: fc.constantFrom(PROTO, PROTO, 4, 3, 186),
+    gateway: fc.constantFrom<'none' | 'onlink'>('none', 'onlink'),
+    src: fc.boolean(),
+    append: fc.boolean(),
+  });
+
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({
     op: fc.constant('tun' as const),
@@ -180,18 +195,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('addr' as const), link: fc.nat(), cidr: fc.constantFrom(...ADDRESSES), proto: fc.constantFrom(undefined, PROTO, 3) }),
   fc.record({ op: fc.constant('delAddr' as const), link: fc.nat(), index: fc.nat() }),
   fc.record({ op: fc.constant('ll' as const), link: fc.nat(), proto: fc.constantFrom(undefined, 3) }),
-  fc.record({
-    op: fc.constant('route' as const),
-    link: fc.option(fc.nat(), { freq: 6, nil: undefined }),
-    family: fc.constantFrom<IpFamily>(4, 6),
-    dst: fc.nat(5),
-    metric: fc.constantFrom(undefined, 0, 100, 256),
-    table: fc.constantFrom(254, 254, 100),
-    protocol: fc.constantFrom(PROTO, PROTO, 4, 3, 186),
-    gateway: fc.constantFrom<'none' | 'onlink'>('none', 'onlink'),
-    src: fc.boolean(),
-    append: fc.boolean(),
-  }),
+  routeOpArb,
+  routeOpArb,
   fc.record({ op: fc.constant('owner' as const), link: fc.nat(), owner: fc.constantFrom(null, 1000), persist: fc.boolean() }),
 );
 
@@ -530,17 +535,19 @@ describe('plan properties (generated desired and kernel states)', () => {
         const before = buildWorld(s, policy);
         const p = plan(s.keepPrevious ? s.previous : s.desired, before, policy);
         for (const a of p.actions) seen.add(a.type);
+        for (const f of findingsOf(plan(s.keepPrevious ? s.previous : s.desired, before, policy, { prune: false }))) seen.add(f.code);
         for (const f of findingsOf(p)) seen.add(f.code);
         if (before.links.some((l) => l.kind === 'veth' || l.alias === 'uplink')) seen.add('foreign-link');
         if (before.addresses.some((a) => isKernelLinkLocal(a))) seen.add('kernel-link-local');
         if (p.actions.some((a) => 'sideEffects' in a && a.sideEffects.length > 0)) seen.add('side-effects');
       }),
-      { numRuns: Math.max(RUNS, 200), seed: 1 },
+      { numRuns: 600, seed: 1 },
     );
     for (const wanted of [
       'create-device', 'recreate-device', 'set-link', 'set-tun-options', 'delete-address', 'add-address', 'delete-route', 'replace-route', 'delete-device',
       'NameNotAllowed', 'DefaultRouteNotAllowed', 'DeviceDown', 'Ipv6NeedsMtu1280', 'SourceAddressMissing', 'IfnameHeldByForeignLink',
-      'RouteKeyHeldByForeignRoute', 'RouteKeyIsConnectedRoute', 'DuplicateIfname',
+      'RouteKeyHeldByForeignRoute', 'RouteKeyIsConnectedRoute', 'DuplicateIfname', 'DuplicateName', 'GatewayUnreachable',
+      'AddressDeclaredTwice', 'RouteKeyDesiredTwice', 'LocalTableNotAllowed', 'IfnameHeldByStaleDevice', 'RouteKeyHeldByUnmanagedRoute',
       'foreign-link', 'kernel-link-local', 'side-effects',
     ]) {
       expect([...seen]).toContain(wanted);

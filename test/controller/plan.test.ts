@@ -241,6 +241,17 @@ describe('plan: addresses on an owned device', () => {
     k.applyAll(p.actions);
   });
 
+  it('reports an IPv6 address declared with two prefix lengths, and leaves an existing copy alone', () => {
+    const k = synced([edge()]);
+    const want = edge({ addresses: [addr('192.0.2.1/24'), addr('2001:db8:1::1/64'), addr('2001:db8:1::1/56')] });
+    const p = plan([want], k.state(), POLICY);
+    expect(p.actions).toEqual([]);
+    expect(p.conflicts.map((f) => [f.code, f.target])).toEqual([
+      ['AddressDeclaredTwice', '2001:db8:1::1/56'],
+      ['AddressDeclaredTwice', '2001:db8:1::1/64'],
+    ]);
+  });
+
   it('refuses IPv6 on a device whose MTU is below 1280', () => {
     const p = plan([edge({ mtu: 1200 })], { links: [], addresses: [], routes: [] }, POLICY);
     expect(p.refusals.map((f) => [f.code, f.subject, f.target])).toEqual([
@@ -328,6 +339,52 @@ describe('plan: routes', () => {
     const p = plan([want], hostWorld().state(), POLICY);
     expect(p.refusals.map((f) => f.code).sort()).toEqual(['LocalTableNotAllowed', 'SourceAddressMissing']);
     expect(only(p, 'replace-route').map((a) => a.route.dst)).toEqual(['198.51.102.0']);
+  });
+
+  it('refuses a route whose gateway the device cannot reach, unless declared onlink or behind a device route', () => {
+    const want = edge({
+      routes: [
+        route('198.51.100.0/24', { via: '203.0.113.1' }),
+        route('198.51.101.0/24', { via: '203.0.113.1', onLink: true }),
+        route('198.51.102.0/24', { via: '198.51.103.7' }),
+        route('198.51.103.0/24'),
+        route('2001:db8:5::/64', { via: 'fe80::1' }),
+      ],
+    });
+    const p = plan([want], { links: [], addresses: [], routes: [] }, POLICY);
+    expect(p.refusals.map((f) => [f.code, f.target])).toEqual([['GatewayUnreachable', '198.51.100.0/24 via 203.0.113.1 dev tk-edge table main proto 116 metric 0']]);
+    // The device route that makes 198.51.103.7 reachable comes before the route through it.
+    expect(only(p, 'replace-route').map((a) => a.route.dst)).toEqual(['198.51.103.0', '198.51.101.0', '198.51.102.0', '2001:db8:5::']);
+    const k = new KernelModel();
+    k.applyAll(p.actions);
+    expect(plan([want], k.state(), POLICY).actions).toEqual([]);
+  });
+
+  it('removes every owned route sharing a key and adds the declared one (a delete cannot single one out)', () => {
+    const k = synced([edge()]);
+    const tk = k.linkByName('tk-edge')?.ifindex as number;
+    k.addRoute({ family: 4, table: 254, dst: '198.51.100.0', dstLength: 24, metric: 100, protocol: PROTO, oif: tk }, 'append');
+    const p = plan([edge()], k.state(), POLICY);
+    expect(types(p)).toEqual(['delete-route tk-edge', 'delete-route tk-edge', 'replace-route tk-edge']);
+    // The more specific (with a gateway) first: the other's delete would match it too.
+    expect(only(p, 'delete-route').map((a) => a.route.gateway)).toEqual(['192.0.2.254', undefined]);
+    k.applyAll(p.actions);
+    expect(plan([edge()], k.state(), POLICY).actions).toEqual([]);
+  });
+
+  it('does not count a foreign route that its own address removal takes away as holding a key', () => {
+    const k = synced([device('a', { addresses: [addr('192.0.2.1/24')] })]);
+    const tk = k.linkByName('tk-a')?.ifindex as number;
+    k.addRoute({ family: 4, table: 254, dst: '198.51.100.0', dstLength: 24, protocol: RTPROT_STATIC, oif: tk }, 'add');
+    const want = [device('a', { addresses: [], routes: [] }), device('b', { addresses: [addr('192.0.2.129/25')], routes: [route('198.51.100.0/24')] })];
+    const p = plan(want, k.state(), POLICY);
+    expect(p.conflicts).toEqual([]);
+    const del = only(p, 'delete-address')[0];
+    expect(del.sideEffects).toEqual([
+      { effect: 'may-remove-route', route: '198.51.100.0/24 dev tk-a table main proto static metric 0', why: 'the kernel drops IPv4 routes through a link with no IPv4 address left' },
+    ]);
+    k.applyAll(p.actions);
+    expect(plan(want, k.state(), POLICY).actions).toEqual([]);
   });
 
   it('reports two declarations of one route key as a conflict for both', () => {
