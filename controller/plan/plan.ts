@@ -22,7 +22,15 @@
  *      separate deletes are emitted for those. Before the routes: a foreign route through such a
  *      device would otherwise hold a key a declared route needs until the next reconcile (and
  *      replacing it while the device still exists would take a foreign route over).
- *   8. replace routes                 need the device up and the preferred source present
+ *   8. replace routes                 need the device up and the preferred source present;
+ *                                     device routes before gateway routes (a gateway may be
+ *                                     reachable only through one)
+ *
+ * Route identity is the kernel's (route-key.ts). A declared route whose key is held by a route plan
+ * does not manage (another protocol, the kernel's connected route for an address, an owned route
+ * it leaves alone) is a conflict, never a replace. When several owned routes share a key they are
+ * all deleted (most specific first) and the declared one added: RTM_DELROUTE removes the first
+ * route that has the attributes given, so one of them cannot be singled out.
  *
  * The kernel changes owned objects as side effects of some of these steps; plan predicts that and
  * re-asserts (idempotent add/replace) what may have been removed, so one apply converges:
@@ -831,7 +839,7 @@ class Planner {
     return undefined;
   }
 
-  /** Phase 1 (stale and duplicate owned routes) and phase 7. */
+  /** Phase 1 (stale owned routes, and every owned route of a key several share) and phase 8. */
   private planRoutes(): void {
     const available = this.addressesAfterPlan();
     /** ifindex|key of declared routes that are not applied: an owned route there is left alone. */
