@@ -22,3 +22,4 @@ export {
   routeKey,
   type RouteKeyFields,
 } from './route-key.js';
+export { canonicalIp, formatIp, isIPv6LinkLocal, networkOf, parseIp, prefixContains } from './ip.js';
