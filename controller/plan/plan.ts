@@ -170,6 +170,13 @@ class Planner {
   /** Owned links plan leaves alone (their declaration is refused or in conflict, or pruning is off). */
   private readonly unmanagedLinks = new Set<number>();
   private readonly retained: RetainedDevice[] = [];
+  /** ifindex|key of declared routes plan does not apply: an owned route there is left alone. */
+  private readonly protectedRoutes = new Set<string>();
+  /**
+   * Side effects are filled in once every route decision is made: which owned routes plan leaves
+   * alone (and so must announce when the kernel takes them along) is known only then.
+   */
+  private readonly pendingSideEffects: { target: SideEffect[]; compute: () => SideEffect[] }[] = [];
 
   // Address bookkeeping for side effects (filled by planAddressDeletes).
   /** Addresses that may be gone after phase 4, per link: deleted, cascaded secondaries, vanished links. */
@@ -219,6 +226,7 @@ class Planner {
     this.planAddressAdds();
     this.planRoutes();
     this.planPrune();
+    for (const p of this.pendingSideEffects) p.target.push(...p.compute());
     return this.result();
   }
 
@@ -485,7 +493,7 @@ class Planner {
         if (o.family === 4) lastIPv4 = i;
       });
       deletes.forEach((o, i) => {
-        const sideEffects = this.addressDeleteSideEffects(link, o, i === lastIPv4);
+        const sideEffects = this.later(() => this.addressDeleteSideEffects(link, o, i === lastIPv4));
         this.emit(
           {
             type: 'delete-address',
@@ -531,7 +539,7 @@ class Planner {
    */
   private bystanderRoutes(candidates: ObservedRoute[] | undefined, pred: (r: ObservedRoute) => boolean): string[] {
     return (candidates ?? [])
-      .filter((r) => (isOwnedRoute(r, this.policy) ? this.disposition(r) === 'unmanaged' : r.protocol !== RTPROT_KERNEL) && pred(r))
+      .filter((r) => (isOwnedRoute(r, this.policy) ? this.disposition(r) === 'unmanaged' || this.isProtected(r) : r.protocol !== RTPROT_KERNEL) && pred(r))
       .map((r) => this.describe(r))
       .sort(compareStrings);
   }
@@ -579,6 +587,7 @@ class Planner {
       if (m.mode === 'create') {
         this.emit({ type: 'create-device', device: d.name, ifname: d.ifname, spec: this.createSpec(d), reason: `declared by ${d.origin}; no link named ${d.ifname} exists` }, d.ifname);
       } else if (m.mode === 'recreate' && m.link !== undefined) {
+        const link = m.link;
         const reason =
           m.previousOwner !== undefined
             ? `${d.ifname} holds the device of TunDevice "${m.previousOwner}", which no declaration wants any more; it is deleted and created for ${d.name}`
@@ -588,11 +597,11 @@ class Planner {
             type: 'recreate-device',
             device: d.name,
             ifname: d.ifname,
-            ifindex: m.link.ifindex,
+            ifindex: link.ifindex,
             spec: this.createSpec(d),
             changes: m.recreateChanges,
             ...(m.previousOwner !== undefined ? { previousOwner: m.previousOwner } : {}),
-            sideEffects: this.linkDeleteSideEffects(m.link, (address) => this.removedFromHost(4, address)),
+            sideEffects: this.later(() => this.linkDeleteSideEffects(link, (address) => this.removedFromHost(4, address))),
             reason,
           },
           d.ifname,
@@ -626,15 +635,11 @@ class Planner {
     const d = m.d;
     const set: LinkSettings = {};
     const changes: FieldChange[] = [];
-    const sideEffects: SideEffect[] = [];
+    const losesIPv6 = d.mtu < IPV6_MIN_MTU && link.mtu >= IPV6_MIN_MTU;
+    const goesDown = link.up && !d.up;
     if (d.mtu !== link.mtu) {
       set.mtu = d.mtu;
       changes.push({ field: 'mtu', from: link.mtu, to: d.mtu });
-      if (d.mtu < IPV6_MIN_MTU && link.mtu >= IPV6_MIN_MTU) {
-        for (const route of this.bystanderRoutes(this.routesByOif.get(link.ifindex), (r) => r.family === 6 && r.oif === link.ifindex)) {
-          sideEffects.push({ effect: 'removes-route', route, why: `the kernel disables IPv6 on a link whose MTU is below ${IPV6_MIN_MTU}` });
-        }
-      }
     }
     if (d.txQueueLength !== undefined && d.txQueueLength !== link.txQueueLength) {
       set.txQueueLength = d.txQueueLength;
@@ -647,12 +652,21 @@ class Planner {
     if (d.up !== link.up) {
       set.up = d.up;
       changes.push({ field: 'up', from: link.up, to: d.up });
-      if (!d.up) {
+    }
+    const sideEffects = this.later(() => {
+      const effects: SideEffect[] = [];
+      if (goesDown) {
         for (const route of this.bystanderRoutes(this.routesByOif.get(link.ifindex), (r) => r.oif === link.ifindex)) {
-          sideEffects.push({ effect: 'removes-route', route, why: 'the kernel drops the routes of a link that goes down' });
+          effects.push({ effect: 'removes-route', route, why: 'the kernel drops the routes of a link that goes down' });
         }
       }
-    }
+      if (losesIPv6) {
+        for (const route of this.bystanderRoutes(this.routesByOif.get(link.ifindex), (r) => r.family === 6 && r.oif === link.ifindex)) {
+          effects.push({ effect: 'removes-route', route, why: `the kernel disables IPv6 on a link whose MTU is below ${IPV6_MIN_MTU}` });
+        }
+      }
+      return dedupeEffects(effects);
+    });
     if (changes.length > 0) {
       this.emit(
         {
@@ -662,7 +676,7 @@ class Planner {
           ifindex: link.ifindex,
           set,
           changes,
-          sideEffects: dedupeEffects(sideEffects),
+          sideEffects,
           reason: `differs from the declaration: ${changes.map(describeChange).join(', ')}`,
         },
         d.ifname,
@@ -842,10 +856,8 @@ class Planner {
   /** Phase 1 (stale owned routes, and every owned route of a key several share) and phase 8. */
   private planRoutes(): void {
     const available = this.addressesAfterPlan();
-    /** ifindex|key of declared routes that are not applied: an owned route there is left alone. */
-    const protectedRoutes = new Set<string>();
     const protect = (m: Managed, key: string): void => {
-      if (m.link !== undefined) protectedRoutes.add(`${m.link.ifindex}|${key}`);
+      if (m.link !== undefined) this.protectedRoutes.add(`${m.link.ifindex}|${key}`);
     };
     const declared: Candidate[] = [];
     for (const m of this.managed) {
@@ -947,7 +959,7 @@ class Planner {
     for (const list of replaceable.values()) {
       for (const o of list) {
         if (consumed.has(o)) continue;
-        if (o.oif !== undefined && protectedRoutes.has(`${o.oif}|${observedRouteKey(o)}`)) continue;
+        if (this.isProtected(o)) continue;
         const holder = o.oif !== undefined ? this.managedByIndex.get(o.oif) : undefined;
         this.emitRouteDelete(o, holder !== undefined ? `not declared for ${holder.d.name}` : 'owned (protocol) but declared by no device');
       }
@@ -979,6 +991,11 @@ class Planner {
       this.finding('refused', 'GatewayUnreachable', c.m.d, 'route', `gateway ${gw} is outside every prefix of ${c.m.d.ifname} (its addresses and device routes), so the kernel refuses the route; declare onLink if the gateway is reachable anyway`, describeRouteSpec(this.specFor(c.m, c.r)), c.key);
       protect(c.m, c.key);
     }
+  }
+
+  /** An owned route under a declared key that plan does not apply (refused or in conflict): left alone. */
+  private isProtected(r: ObservedRoute): boolean {
+    return r.oif !== undefined && this.protectedRoutes.has(`${r.oif}|${observedRouteKey(r)}`);
   }
 
   private emitRouteDelete(o: ObservedRoute, reason: string): void {
@@ -1032,7 +1049,7 @@ class Planner {
           device: owner,
           ifname: link.ifname,
           ifindex,
-          sideEffects: this.linkDeleteSideEffects(link, (address) => !after.has(addrId(4, address))),
+          sideEffects: this.later(() => this.linkDeleteSideEffects(link, (address) => !after.has(addrId(4, address)))),
           reason:
             declaredElsewhere !== undefined
               ? `carries the marker of TunDevice "${owner}", which now declares ifname ${declaredElsewhere.ifname}`
@@ -1044,6 +1061,13 @@ class Planner {
   }
 
   // ---- output ---------------------------------------------------------------------------------
+
+  /** An array to put in an action now, filled with `compute()` once all route decisions are made. */
+  private later(compute: () => SideEffect[]): SideEffect[] {
+    const target: SideEffect[] = [];
+    this.pendingSideEffects.push({ target, compute });
+    return target;
+  }
 
   private emit(action: Action, ifname: string, sub = ''): void {
     this.emitted.push({ action, ifname, sub });

@@ -16,6 +16,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { isDeepStrictEqual } from 'node:util';
 import type { DesiredAddress, DesiredDevice, DesiredRoute, IpFamily, Policy } from '../../controller/desired.js';
 import { RTPROT_KERNEL, type ObservedLink, type ObservedRoute, type ObservedState } from '../../controller/observed.js';
 import {
@@ -379,11 +380,16 @@ function checkOwnedPart(desired: DesiredDevice[], p: Plan, before: ObservedState
     }
   }
 
-  // Owned routes that are not declared ones: left alone on purpose, and unchanged.
+  // Owned routes that are not declared ones: left alone on purpose, and unchanged unless the
+  // kernel changed them along with an action that says so.
+  const cleared = p.actions.flatMap((a) => ('sideEffects' in a ? a.sideEffects : [])).filter((e) => e.effect === 'clears-route-source').map((e) => e.route.replace(/ src \S+/, ''));
   for (const x of after.routes) {
     if (x.protocol !== policy.routeProtocol || acceptedKeys.has(observedRouteKey(x))) continue;
-    expect(before.routes).toContainEqual(x);
     const link = x.oif === undefined ? undefined : after.links.find((l) => l.ifindex === x.oif);
+    if (!before.routes.some((b) => isDeepStrictEqual(b, x))) {
+      const described = describeObservedRoute(x, () => link?.ifname);
+      if (!cleared.includes(described)) throw new Error(`owned route changed without notice: ${described}`);
+    }
     const decl = link === undefined ? undefined : declarationOf(desired, link);
     const viaManaged = x.oif !== undefined && managedLinks.has(x.oif);
     const excused =
