@@ -1,0 +1,51 @@
+/**
+ * The contract between one reconcile (observe → plan → apply, controller/reconcile.ts) and the
+ * loop that decides when to run it (controller/loop/). The loop never looks inside a plan: it
+ * only needs to know whether the pass converged, which devices failed (for their retry timers),
+ * and whether the observation could be trusted.
+ */
+import type { DesiredDevice } from './desired.js';
+import type { Action, Finding, Plan } from './plan/actions.js';
+
+export interface ReconcileInput {
+  desired: DesiredDevice[];
+  /**
+   * False until every desired-state source has completed its first sync, or while one is
+   * unhealthy (fail static): then nothing owned that is not desired is deleted.
+   */
+  prune: boolean;
+}
+
+export interface ActionFailure {
+  action: Action;
+  /** TunDevice name the action belongs to ('' for actions on no declared device). */
+  device: string;
+  /** errno name ('EEXIST', 'EPERM', ...) or another stable code. */
+  code: string;
+  /** The kernel's extended-ack text where it gave one, else the error's message. */
+  message: string;
+}
+
+export interface DeviceReport {
+  device: string;
+  ifname: string;
+  ifindex?: number;
+  status: 'ready' | 'degraded' | 'refused' | 'conflict';
+  findings: Finding[];
+  failures: ActionFailure[];
+}
+
+export interface ReconcileResult {
+  /** 'converged': every action succeeded; 'failed': some failed; 'interrupted': the observation was not trustworthy (e.g. NLM_F_DUMP_INTR after retries) and nothing was applied. */
+  outcome: 'converged' | 'failed' | 'interrupted';
+  plan: Plan | null;
+  applied: number;
+  failures: ActionFailure[];
+  devices: DeviceReport[];
+  /** Drift repaired in this pass, by kind (e.g. 'mtu', 'address', 'route', 'device'), for metrics. */
+  repairs: Record<string, number>;
+}
+
+export interface ReconcileOnce {
+  (input: ReconcileInput): Promise<ReconcileResult>;
+}
