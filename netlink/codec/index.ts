@@ -1,0 +1,94 @@
+/**
+ * The rtnetlink codec: pure TypeScript, no I/O. Decodes datagrams into plain typed objects and
+ * writes objects back into request buffers, byte-exact for what the kernel sends.
+ */
+export { NetlinkDecodeError, NetlinkEncodeError, isNetlinkDecodeError } from './errors.js';
+export { NetlinkWriter, type NlMsgHeaderInit } from './writer.js';
+export { readHeader, nextMessageOffset, type NlMsgHeader } from './header.js';
+export {
+  MAX_NEST_DEPTH,
+  decodeAttrTree,
+  parseRawList,
+  type AttrLayout,
+  type AttrNode,
+  type RawAttr,
+} from './attributes.js';
+export { formatIPv4, formatIPv6, formatIp, formatMac, parseIp, canonicalIp, writeIp, writeMac } from './ip.js';
+export type { WithOptional } from './fixed.js';
+export {
+  decodeErrorMessage,
+  decodeDoneMessage,
+  writeErrorPayload,
+  writeDonePayload,
+  type ErrorMessage,
+  type DoneMessage,
+  type ExtendedAck,
+} from './ack.js';
+export {
+  decodeLinkMessage,
+  writeLinkMessage,
+  writeLinkPayload,
+  writeLinkDumpRequest,
+  writeLinkGetRequest,
+  type LinkMessage,
+  type LinkMessageInit,
+  type LinkInfo,
+  type TunInfo,
+  type LinkDumpFilter,
+} from './link.js';
+export {
+  decodeAddressMessage,
+  writeAddressMessage,
+  writeAddressPayload,
+  writeAddressDumpRequest,
+  addressFlags,
+  type AddressMessage,
+  type AddressMessageInit,
+  type AddressCacheInfo,
+  type AddressDumpFilter,
+} from './address.js';
+export {
+  decodeRouteMessage,
+  writeRouteMessage,
+  writeRoutePayload,
+  writeRouteDumpRequest,
+  routeTable,
+  type RouteMessage,
+  type RouteMessageInit,
+  type RouteMetrics,
+  type RouteNexthop,
+  type RouteVia,
+  type RouteCacheInfo,
+  type RouteDumpFilter,
+} from './route.js';
+export {
+  decodeNeighbourMessage,
+  writeNeighbourMessage,
+  writeNeighbourPayload,
+  writeNeighbourDumpRequest,
+  type NeighbourMessage,
+  type NeighbourMessageInit,
+  type NeighbourCacheInfo,
+  type NeighbourDumpFilter,
+} from './neighbour.js';
+export {
+  decodeRuleMessage,
+  writeRuleMessage,
+  writeRulePayload,
+  writeRuleDumpRequest,
+  ruleTable,
+  type RuleMessage,
+  type RuleMessageInit,
+  type RuleRange,
+} from './rule.js';
+export {
+  decodeMessages,
+  decodeMessageBody,
+  writeMessage,
+  encodeMessage,
+  encodeMessages,
+  messageKind,
+  type MessageKind,
+  type RtnlMessage,
+  type RtnlMessageInit,
+} from './messages.js';

@@ -1,0 +1,354 @@
+/**
+ * Route messages: RTM_NEWROUTE / RTM_DELROUTE / RTM_GETROUTE (struct rtmsg + RTA_*), with
+ * RTA_METRICS (RTAX_*), RTA_MULTIPATH (struct rtnexthop list) and RTA_VIA decoded.
+ */
+import { NetlinkDecodeError, NetlinkEncodeError } from './errors.js';
+import {
+  attrSpec,
+  decodeAttrs,
+  encodeAttrs,
+  fBytes,
+  fCustom,
+  fIp,
+  fNest,
+  fString,
+  fU16,
+  fU16BE,
+  fU32,
+  fU32Struct,
+  fU8,
+  rdS32,
+  rdU16,
+  rdU32,
+  type AttrLayout,
+} from './attributes.js';
+import { s32Field, u32Field, u8Field, type WithOptional } from './fixed.js';
+import { formatIp, ipByteLength, writeIp } from './ip.js';
+import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
+import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
+import { AF_INET, AF_INET6, AF_UNSPEC, RTM_GETROUTE } from '../constants/rtnetlink.js';
+import * as R from '../constants/route.js';
+
+/** RTA_METRICS: the RTAX_* values of a route. */
+export interface RouteMetrics extends AttrLayout {
+  /** RTAX_LOCK: bit (1 << RTAX_x) set for each locked metric. */
+  lock?: number;
+  mtu?: number;
+  window?: number;
+  rtt?: number;
+  rttvar?: number;
+  ssthresh?: number;
+  cwnd?: number;
+  advmss?: number;
+  reordering?: number;
+  hoplimit?: number;
+  initcwnd?: number;
+  features?: number;
+  rtoMin?: number;
+  initrwnd?: number;
+  quickack?: number;
+  /** RTAX_CC_ALGO: congestion control algorithm name. */
+  ccAlgo?: string;
+  fastopenNoCookie?: number;
+}
+
+/** RTA_VIA: a gateway of another family than the route (e.g. an IPv6 next hop for IPv4). */
+export interface RouteVia {
+  family: number;
+  address: string;
+}
+
+/** RTA_CACHEINFO (struct rta_cacheinfo); `expires` is in clock ticks (USER_HZ). */
+export interface RouteCacheInfo {
+  clntref: number;
+  lastuse: number;
+  expires: number;
+  error: number;
+  used: number;
+  id: number;
+  ts: number;
+  tsage: number;
+}
+
+/** One next hop of a multipath route (struct rtnexthop + attributes). */
+export interface RouteNexthop extends AttrLayout {
+  /** RTNH_F_* flags. */
+  flags: number;
+  /** rtnh_hops: the weight minus one. */
+  hops: number;
+  ifindex: number;
+  gateway?: string;
+  via?: RouteVia;
+  flow?: number;
+  encapType?: number;
+  /** RTA_ENCAP kept raw. */
+  encap?: Uint8Array;
+  newdst?: Uint8Array;
+}
+
+/** A route as RTM_NEWROUTE describes it. */
+export interface RouteMessage extends AttrLayout {
+  /** AF_INET or AF_INET6. */
+  family: number;
+  dstLen: number;
+  srcLen: number;
+  tos: number;
+  /**
+   * rtm_table: the 8-bit table field. Tables above 255 show RT_TABLE_COMPAT (252) here and their
+   * id in `table`; use routeTable() for the effective id.
+   */
+  headerTable: number;
+  /** rtm_protocol: RTPROT_* — who installed the route (tunkeeper: 116 by default). */
+  protocol: number;
+  /** RT_SCOPE_*. */
+  scope: number;
+  /** rtm_type: RTN_* (unicast, blackhole, unreachable, ...). */
+  type: number;
+  /** RTM_F_* / RTNH_F_* flags. */
+  flags: number;
+
+  /** RTA_TABLE: the full 32-bit table id. */
+  table?: number;
+  dst?: string;
+  src?: string;
+  iif?: number;
+  oif?: number;
+  gateway?: string;
+  via?: RouteVia;
+  /** RTA_PRIORITY: the route's metric. */
+  metric?: number;
+  prefsrc?: string;
+  metrics?: RouteMetrics;
+  multipath?: RouteNexthop[];
+  flow?: number;
+  cacheInfo?: RouteCacheInfo;
+  mark?: number;
+  newdst?: Uint8Array;
+  /** RTA_PREF: IPv6 router preference (ICMPV6_ROUTER_PREF_*). */
+  pref?: number;
+  encapType?: number;
+  /** RTA_ENCAP kept raw (its layout depends on encapType). */
+  encap?: Uint8Array;
+  /** RTA_EXPIRES: seconds until an IPv6 route expires (requests). */
+  expires?: number;
+  uid?: number;
+  ttlPropagate?: number;
+  ipProto?: number;
+  sport?: number;
+  dport?: number;
+  /** RTA_NH_ID: the nexthop object the route uses. */
+  nhId?: number;
+}
+
+export type RouteMessageInit = WithOptional<
+  RouteMessage,
+  'family' | 'dstLen' | 'srcLen' | 'tos' | 'headerTable' | 'protocol' | 'scope' | 'type' | 'flags'
+>;
+
+type Obj = Record<string, unknown>;
+
+/** The effective table id of a route: RTA_TABLE when present, else rtm_table. */
+export function routeTable(r: Pick<RouteMessage, 'headerTable' | 'table'>): number {
+  return r.table ?? r.headerTable;
+}
+
+export const METRICS_ATTRS = attrSpec('route.metrics', [
+  fU32(R.RTAX_LOCK, 'lock'),
+  fU32(R.RTAX_MTU, 'mtu'),
+  fU32(R.RTAX_WINDOW, 'window'),
+  fU32(R.RTAX_RTT, 'rtt'),
+  fU32(R.RTAX_RTTVAR, 'rttvar'),
+  fU32(R.RTAX_SSTHRESH, 'ssthresh'),
+  fU32(R.RTAX_CWND, 'cwnd'),
+  fU32(R.RTAX_ADVMSS, 'advmss'),
+  fU32(R.RTAX_REORDERING, 'reordering'),
+  fU32(R.RTAX_HOPLIMIT, 'hoplimit'),
+  fU32(R.RTAX_INITCWND, 'initcwnd'),
+  fU32(R.RTAX_FEATURES, 'features'),
+  fU32(R.RTAX_RTO_MIN, 'rtoMin'),
+  fU32(R.RTAX_INITRWND, 'initrwnd'),
+  fU32(R.RTAX_QUICKACK, 'quickack'),
+  fString(R.RTAX_CC_ALGO, 'ccAlgo'),
+  fU32(R.RTAX_FASTOPEN_NO_COOKIE, 'fastopenNoCookie'),
+]);
+
+/** RTA_VIA: u16 family (host order) then the address. */
+const via = {
+  has: (o: Obj) => o.via !== undefined,
+  decode(buf: Buffer, off: number, len: number, type: number, o: Obj): boolean {
+    if ((type & 0xc000) !== 0 || len < 2) return false;
+    const address = formatIp(buf, off + 2, len - 2);
+    if (address === undefined) return false;
+    o.via = { family: rdU16(buf, off), address };
+    return true;
+  },
+  encode(w: NetlinkWriter, type: number, o: Obj, path: string): void {
+    const v = o.via as RouteVia;
+    if (v === null || typeof v !== 'object' || typeof v.address !== 'string') throw new NetlinkEncodeError(path, 'must be { family, address }');
+    const n = ipByteLength(v.address);
+    const family = v.family ?? (n === 16 ? AF_INET6 : AF_INET);
+    if ((family & 0xffff) !== family) throw new NetlinkEncodeError(`${path}.family`, 'must be an integer 0..65535');
+    w.attrHeader(type, 2 + n);
+    w.buf.writeUInt16LE(family, w.pos);
+    if (writeIp(v.address, w.buf, w.pos + 2) !== n) throw new NetlinkEncodeError(`${path}.address`, `${JSON.stringify(v.address)} is not an IP address`);
+    w.pos += 2 + n;
+  },
+};
+
+export const NEXTHOP_ATTRS = attrSpec('route.multipath[]', [
+  fIp(R.RTA_GATEWAY, 'gateway'),
+  fCustom(R.RTA_VIA, 'via', via),
+  fU32(R.RTA_FLOW, 'flow'),
+  fU16(R.RTA_ENCAP_TYPE, 'encapType'),
+  fBytes(R.RTA_ENCAP, 'encap'),
+  fBytes(R.RTA_NEWDST, 'newdst'),
+]);
+
+/** RTA_MULTIPATH: a list of struct rtnexthop, each followed by its own attributes. */
+const multipath = {
+  has: (o: Obj) => o.multipath !== undefined,
+  decode(buf: Buffer, off: number, len: number, type: number, o: Obj, depth: number): boolean {
+    if ((type & 0x4000) !== 0) return false;
+    const end = off + len;
+    const list: RouteNexthop[] = [];
+    let pos = off;
+    while (pos < end) {
+      if (end - pos < R.RTNEXTHOP_LEN) throw new NetlinkDecodeError(`${end - pos} bytes left, too few for struct rtnexthop (8)`, pos);
+      const nlen = rdU16(buf, pos);
+      if (nlen < R.RTNEXTHOP_LEN) throw new NetlinkDecodeError(`rtnexthop length ${nlen} is shorter than the struct`, pos);
+      if (nlen > end - pos) throw new NetlinkDecodeError(`rtnexthop length ${nlen} runs past the end of RTA_MULTIPATH`, pos);
+      const nh: RouteNexthop = { flags: buf[pos + 2]!, hops: buf[pos + 3]!, ifindex: rdS32(buf, pos + 4) };
+      if (!decodeAttrs(buf, pos + R.RTNEXTHOP_LEN, pos + nlen, NEXTHOP_ATTRS, nh as unknown as Obj, depth + 1)) return false;
+      list.push(nh);
+      pos += (nlen + 3) & ~3;
+    }
+    if (pos !== end) return false;
+    o.multipath = list;
+    return true;
+  },
+  encode(w: NetlinkWriter, type: number, o: Obj, path: string, depth: number): void {
+    const list = o.multipath as RouteNexthop[];
+    if (!Array.isArray(list)) throw new NetlinkEncodeError(path, 'must be an array of next hops');
+    const nest = w.beginNest(type);
+    for (let i = 0; i < list.length; i++) {
+      const nh = list[i]!;
+      if (nh === null || typeof nh !== 'object') throw new NetlinkEncodeError(`${path}[${i}]`, 'must be an object');
+      w.pad();
+      w.reserve(R.RTNEXTHOP_LEN);
+      const start = w.pos;
+      w.buf.writeUInt16LE(0, start);
+      w.buf[start + 2] = u8Field(nh.flags, `${path}[${i}].flags`);
+      w.buf[start + 3] = u8Field(nh.hops, `${path}[${i}].hops`);
+      w.buf.writeInt32LE(s32Field(nh.ifindex, `${path}[${i}].ifindex`), start + 4);
+      w.pos = start + R.RTNEXTHOP_LEN;
+      encodeAttrs(w, NEXTHOP_ATTRS, nh as unknown as Obj, depth + 1);
+      w.pad();
+      w.buf.writeUInt16LE(w.pos - start, start);
+    }
+    w.endNest(nest);
+  },
+};
+
+// Table order follows the kernel's fib_dump_info (IPv4); IPv6 routes keep their own via attrOrder.
+export const ROUTE_ATTRS = attrSpec('route', [
+  fU32(R.RTA_TABLE, 'table'),
+  fIp(R.RTA_DST, 'dst'),
+  fIp(R.RTA_SRC, 'src'),
+  fU32(R.RTA_IIF, 'iif'),
+  fU32(R.RTA_PRIORITY, 'metric'),
+  fIp(R.RTA_PREFSRC, 'prefsrc'),
+  fNest(R.RTA_METRICS, 'metrics', METRICS_ATTRS),
+  fU32(R.RTA_NH_ID, 'nhId'),
+  fIp(R.RTA_GATEWAY, 'gateway'),
+  fCustom(R.RTA_VIA, 'via', via),
+  fU32(R.RTA_OIF, 'oif'),
+  fCustom(R.RTA_MULTIPATH, 'multipath', multipath),
+  fU32(R.RTA_FLOW, 'flow'),
+  fU16(R.RTA_ENCAP_TYPE, 'encapType'),
+  fBytes(R.RTA_ENCAP, 'encap'),
+  fBytes(R.RTA_NEWDST, 'newdst'),
+  fU32Struct(R.RTA_CACHEINFO, 'cacheInfo', ['clntref', 'lastuse', 'expires', 'error', 'used', 'id', 'ts', 'tsage']),
+  fU8(R.RTA_PREF, 'pref'),
+  fU32(R.RTA_EXPIRES, 'expires'),
+  fU32(R.RTA_MARK, 'mark'),
+  fU32(R.RTA_UID, 'uid'),
+  fU8(R.RTA_TTL_PROPAGATE, 'ttlPropagate'),
+  fU8(R.RTA_IP_PROTO, 'ipProto'),
+  fU16BE(R.RTA_SPORT, 'sport'),
+  fU16BE(R.RTA_DPORT, 'dport'),
+]);
+
+/** Decodes the payload buf[start, end) of a route message. */
+export function decodeRouteMessage(buf: Buffer, start: number, end: number): RouteMessage {
+  if (end - start < R.RTMSG_LEN) {
+    throw new NetlinkDecodeError(`route message payload of ${end - start} bytes, shorter than struct rtmsg (12)`, start);
+  }
+  const msg: RouteMessage = {
+    family: buf[start]!,
+    dstLen: buf[start + 1]!,
+    srcLen: buf[start + 2]!,
+    tos: buf[start + 3]!,
+    headerTable: buf[start + 4]!,
+    protocol: buf[start + 5]!,
+    scope: buf[start + 6]!,
+    type: buf[start + 7]!,
+    flags: rdU32(buf, start + 8),
+  };
+  decodeAttrs(buf, start + R.RTMSG_LEN, end, ROUTE_ATTRS, msg as unknown as Obj, 0);
+  return msg;
+}
+
+/** Writes struct rtmsg and the attributes of a route (inside a message the caller began). */
+export function writeRoutePayload(w: NetlinkWriter, r: RouteMessageInit): void {
+  w.reserve(R.RTMSG_LEN);
+  const b = w.buf;
+  const p = w.pos;
+  b[p] = u8Field(r.family, 'route.family');
+  b[p + 1] = u8Field(r.dstLen, 'route.dstLen');
+  b[p + 2] = u8Field(r.srcLen, 'route.srcLen');
+  b[p + 3] = u8Field(r.tos, 'route.tos');
+  b[p + 4] = u8Field(r.headerTable, 'route.headerTable');
+  b[p + 5] = u8Field(r.protocol, 'route.protocol');
+  b[p + 6] = u8Field(r.scope, 'route.scope');
+  b[p + 7] = u8Field(r.type, 'route.type');
+  b.writeUInt32LE(u32Field(r.flags, 'route.flags'), p + 8);
+  w.pos = p + R.RTMSG_LEN;
+  encodeAttrs(w, ROUTE_ATTRS, r as unknown as Obj);
+}
+
+/** Writes a whole route message. */
+export function writeRouteMessage(w: NetlinkWriter, header: NlMsgHeaderInit, r: RouteMessageInit): void {
+  const start = w.beginMessage(header);
+  writeRoutePayload(w, r);
+  w.endMessage(start);
+}
+
+/** What a strict-checked route dump can filter on (ip_valid_fib_dump_req). */
+export interface RouteDumpFilter {
+  /** AF_INET, AF_INET6, or AF_UNSPEC (both). */
+  family?: number;
+  /** Table id; ids above 255 go in RTA_TABLE. */
+  table?: number;
+  /** Only routes of this rtm_protocol. */
+  protocol?: number;
+  /** Only routes of this rtm_type (RTN_*). */
+  type?: number;
+  /** Only routes through this output ifindex (RTA_OIF). */
+  oif?: number;
+}
+
+/** Writes an RTM_GETROUTE dump request; the kernel answers with NLM_F_DUMP_FILTERED when it filtered. */
+export function writeRouteDumpRequest(w: NetlinkWriter, seq: number, filter: RouteDumpFilter = {}): void {
+  const r: RouteMessageInit = {
+    family: filter.family ?? AF_UNSPEC,
+    protocol: filter.protocol ?? 0,
+    type: filter.type ?? 0,
+    headerTable: 0,
+  };
+  if (filter.table !== undefined) {
+    if (filter.table <= 0xff) r.headerTable = filter.table;
+    else r.table = filter.table;
+  }
+  if (filter.oif !== undefined) r.oif = filter.oif;
+  writeRouteMessage(w, { type: RTM_GETROUTE, flags: NLM_F_REQUEST | NLM_F_DUMP, seq }, r);
+}

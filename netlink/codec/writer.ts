@@ -1,0 +1,229 @@
+/**
+ * NetlinkWriter: builds netlink messages into one growing Buffer.
+ *
+ * The client pipelines thousands of requests (65k route adds) into a single send buffer, so the
+ * writer appends message after message into one pre-sized Buffer, patches each length in place
+ * when its message or nest is closed, and only grows (doubling) when an estimate was too small.
+ * All multi-byte fields are written in host order (little endian), except the *BE helpers.
+ */
+import { NetlinkEncodeError } from './errors.js';
+import { NLA_HDRLEN, NLMSG_HDRLEN } from '../constants/netlink.js';
+import { writeIp, writeMac } from './ip.js';
+
+/** The fields of a message header a writer needs; length is computed. */
+export interface NlMsgHeaderInit {
+  type: number;
+  flags: number;
+  seq?: number;
+  /** Port id; 0 addresses the kernel (and lets it fill in ours on replies). */
+  pid?: number;
+}
+
+export class NetlinkWriter {
+  /** The buffer being written; replaced by a larger one when it fills up. */
+  buf: Buffer;
+  /** Number of bytes written so far (the next write position). */
+  pos = 0;
+
+  /** @param initial capacity in bytes, or a Buffer to write into (e.g. reused between batches) */
+  constructor(initial: number | Buffer = 4096) {
+    this.buf = typeof initial === 'number' ? Buffer.alloc(Math.max(64, initial)) : initial;
+  }
+
+  /** Forgets what was written; keeps the buffer for reuse. */
+  reset(): void {
+    this.pos = 0;
+  }
+
+  /** A view of the bytes written so far (shares memory with the writer until it is reset). */
+  view(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  /** A copy of the bytes written so far. */
+  toBuffer(): Buffer {
+    return Buffer.from(this.view());
+  }
+
+  /** Makes room for n more bytes. */
+  reserve(n: number): void {
+    const need = this.pos + n;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = Buffer.alloc(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  /** Zero bytes up to the next 4-byte boundary. */
+  pad(): void {
+    const aligned = (this.pos + 3) & ~3;
+    if (aligned !== this.pos) {
+      this.reserve(aligned - this.pos);
+      this.buf.fill(0, this.pos, aligned);
+      this.pos = aligned;
+    }
+  }
+
+  // ---- messages ----
+
+  /** Starts a message: writes its header with length 0; returns its start for endMessage. */
+  beginMessage(h: NlMsgHeaderInit): number {
+    this.pad();
+    const start = this.pos;
+    this.reserve(NLMSG_HDRLEN);
+    const b = this.buf;
+    b.writeUInt32LE(0, start);
+    b.writeUInt16LE(h.type, start + 4);
+    b.writeUInt16LE(h.flags, start + 6);
+    b.writeUInt32LE((h.seq ?? 0) >>> 0, start + 8);
+    b.writeUInt32LE((h.pid ?? 0) >>> 0, start + 12);
+    this.pos = start + NLMSG_HDRLEN;
+    return start;
+  }
+
+  /** Pads the message to 4 bytes and writes its length. */
+  endMessage(start: number): void {
+    this.pad();
+    this.buf.writeUInt32LE(this.pos - start, start);
+  }
+
+  // ---- raw fixed-size fields (no attribute header) ----
+
+  u8(v: number): void {
+    this.reserve(1);
+    this.buf[this.pos++] = v;
+  }
+  u16(v: number): void {
+    this.reserve(2);
+    this.buf.writeUInt16LE(v, this.pos);
+    this.pos += 2;
+  }
+  u32(v: number): void {
+    this.reserve(4);
+    this.buf.writeUInt32LE(v, this.pos);
+    this.pos += 4;
+  }
+  s32(v: number): void {
+    this.reserve(4);
+    this.buf.writeInt32LE(v, this.pos);
+    this.pos += 4;
+  }
+  zeros(n: number): void {
+    this.reserve(n);
+    this.buf.fill(0, this.pos, this.pos + n);
+    this.pos += n;
+  }
+  bytes(data: Uint8Array): void {
+    this.reserve(data.length);
+    this.buf.set(data, this.pos);
+    this.pos += data.length;
+  }
+
+  // ---- attributes ----
+
+  /** Writes an attribute header for a payload of `payloadLen` bytes; the payload follows. */
+  attrHeader(type: number, payloadLen: number): void {
+    this.pad();
+    this.reserve(NLA_HDRLEN + payloadLen + 3);
+    this.buf.writeUInt16LE(NLA_HDRLEN + payloadLen, this.pos);
+    this.buf.writeUInt16LE(type, this.pos + 2);
+    this.pos += NLA_HDRLEN;
+  }
+
+  /** Starts a nested attribute; returns its start for endNest. */
+  beginNest(type: number): number {
+    this.pad();
+    const start = this.pos;
+    this.reserve(NLA_HDRLEN);
+    this.buf.writeUInt16LE(0, start);
+    this.buf.writeUInt16LE(type, start + 2);
+    this.pos += NLA_HDRLEN;
+    return start;
+  }
+
+  /** Closes a nest: its length covers its padded contents, as the kernel's nla_nest_end does. */
+  endNest(start: number): void {
+    this.pad();
+    const len = this.pos - start;
+    if (len > 0xffff) throw new NetlinkEncodeError(`attribute ${this.buf.readUInt16LE(start + 2)}`, `nest of ${len} bytes exceeds 65535`);
+    this.buf.writeUInt16LE(len, start);
+  }
+
+  attrU8(type: number, v: number): void {
+    this.attrHeader(type, 1);
+    this.buf[this.pos++] = v;
+  }
+  attrU16(type: number, v: number): void {
+    this.attrHeader(type, 2);
+    this.buf.writeUInt16LE(v, this.pos);
+    this.pos += 2;
+  }
+  attrU16BE(type: number, v: number): void {
+    this.attrHeader(type, 2);
+    this.buf.writeUInt16BE(v, this.pos);
+    this.pos += 2;
+  }
+  attrU32(type: number, v: number): void {
+    this.attrHeader(type, 4);
+    this.buf.writeUInt32LE(v, this.pos);
+    this.pos += 4;
+  }
+  attrU32BE(type: number, v: number): void {
+    this.attrHeader(type, 4);
+    this.buf.writeUInt32BE(v, this.pos);
+    this.pos += 4;
+  }
+  attrS32(type: number, v: number): void {
+    this.attrHeader(type, 4);
+    this.buf.writeInt32LE(v, this.pos);
+    this.pos += 4;
+  }
+  attrU64BE(type: number, v: bigint): void {
+    this.attrHeader(type, 8);
+    this.buf.writeBigUInt64BE(v, this.pos);
+    this.pos += 8;
+  }
+  attrFlag(type: number): void {
+    this.attrHeader(type, 0);
+  }
+  attrBytes(type: number, data: Uint8Array): void {
+    if (data.length > 0xffff - NLA_HDRLEN) throw new NetlinkEncodeError(`attribute ${type}`, `${data.length} bytes do not fit`);
+    this.attrHeader(type, data.length);
+    this.buf.set(data, this.pos);
+    this.pos += data.length;
+  }
+  /** A NUL-terminated string attribute, as nla_put_string writes it. */
+  attrString(type: number, s: string): void {
+    const n = Buffer.byteLength(s, 'utf8');
+    if (n + 1 > 0xffff - NLA_HDRLEN) throw new NetlinkEncodeError(`attribute ${type}`, `string of ${n} bytes does not fit`);
+    this.attrHeader(type, n + 1);
+    this.buf.write(s, this.pos, n, 'utf8');
+    this.buf[this.pos + n] = 0;
+    this.pos += n + 1;
+  }
+  /** An IPv4/IPv6 address attribute (4 or 16 bytes); false when the text is not an address. */
+  attrIp(type: number, text: string): boolean {
+    this.pad();
+    this.reserve(NLA_HDRLEN + 16);
+    const n = writeIp(text, this.buf, this.pos + NLA_HDRLEN);
+    if (n === 0) return false;
+    this.buf.writeUInt16LE(NLA_HDRLEN + n, this.pos);
+    this.buf.writeUInt16LE(type, this.pos + 2);
+    this.pos += NLA_HDRLEN + n;
+    return true;
+  }
+  /** A hardware-address attribute from colon-hex text; false when the text does not parse. */
+  attrMac(type: number, text: string): boolean {
+    this.pad();
+    const max = (text.length + 1) >> 1;
+    this.reserve(NLA_HDRLEN + max);
+    const n = writeMac(text, this.buf, this.pos + NLA_HDRLEN);
+    if (n < 0) return false;
+    this.buf.writeUInt16LE(NLA_HDRLEN + n, this.pos);
+    this.buf.writeUInt16LE(type, this.pos + 2);
+    this.pos += NLA_HDRLEN + n;
+    return true;
+  }
+}
