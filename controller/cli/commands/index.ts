@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
+import { registerMonitor } from './monitor.js';
+import { registerState } from './state.js';
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
 
 /** Every command of the CLI, in the order `--help` lists them. */
-export const commands: RegisterCommand[] = [];
+export const commands: RegisterCommand[] = [registerState, registerMonitor];

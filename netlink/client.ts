@@ -1,0 +1,675 @@
+/**
+ * Rtnl: the rtnetlink request/ack/dump client.
+ *
+ * One socket, one scheduler. Work is queued in order and sent pipelined: as many requests as the
+ * receive buffer can hold the answers of go out in ONE send() (written back to back into one
+ * reused buffer), and the window refills as acks come back. Every request carries NLM_F_ACK, so
+ * each gets exactly one answer — an ack or an error — matched to it by sequence number. A dump
+ * runs alone (the kernel runs one dump per socket at a time) and completes only on NLMSG_DONE;
+ * if any part of it carried NLM_F_DUMP_INTR it is run again, a bounded number of times, and an
+ * interrupted result is never returned.
+ *
+ * Why the window is counted in receive-buffer bytes: the kernel charges each queued answer its
+ * skb truesize (~830 bytes for a 36-byte ack) and silently drops answers once the buffer is full,
+ * reporting only ENOBUFS. Programming 65k routes without a bound loses acks; with it, none.
+ */
+import { decodeDoneMessage, decodeErrorMessage } from './codec/ack.js';
+import { NetlinkWriter } from './codec/writer.js';
+import type { AddressMessage } from './codec/address.js';
+import type { LinkMessage } from './codec/link.js';
+import type { NeighbourMessage } from './codec/neighbour.js';
+import type { RouteMessage } from './codec/route.js';
+import type { RuleMessage } from './codec/rule.js';
+import { NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN } from './constants/netlink.js';
+import { openNetlinkTransport, type NetlinkTransport } from './client-transport.js';
+import {
+  addressDump,
+  linkDump,
+  neighbourDump,
+  routeDump,
+  ruleDump,
+  type AddressFilter,
+  type DumpSpec,
+  type LinkFilter,
+  type NeighbourFilter,
+  type RouteFilter,
+  type RuleFilter,
+} from './client-dumps.js';
+import { EBADF, ENOBUFS, ENODEV, EPROTO, ETIMEDOUT, EINVAL, NetlinkDumpInterruptedError, NetlinkRequestError, type NetlinkRequestErrorInit } from './errors.js';
+import { ACK_BUDGET, type BatchResult, type RtnlRequest } from './ops/request.js';
+import { addAddress, deleteAddress, replaceAddress, type AddressKey, type AddressSpec } from './ops/address.js';
+import { deleteLink, getLink, setLink, type LinkRef, type LinkSetSpec } from './ops/link.js';
+import { addRoute, deleteRoute, replaceRoute, type RouteKey, type RouteSpec } from './ops/route.js';
+
+export interface RtnlOptions {
+  /** Network namespace name (/run/netns/NAME) or path: the socket is opened there. */
+  netns?: string;
+  /** Receive buffer to ask for, bytes (default 4 MiB, SO_RCVBUFFORCE when permitted). */
+  rcvbuf?: number;
+  /** Send buffer to ask for, bytes (default 1 MiB): bigger chunks, fewer send() calls. */
+  sndbuf?: number;
+  /** An already open transport (e.g. the fake socket of netlink/testing) instead of a real socket. */
+  transport?: NetlinkTransport;
+  /** How many times an interrupted dump (NLM_F_DUMP_INTR) is run before failing; default 5. */
+  dumpAttempts?: number;
+  /** Cap on requests in flight (default: as many as the receive buffer holds the answers of). */
+  maxInFlight?: number;
+  /**
+   * Fails what is in flight when the kernel has said nothing for this long (default 60 s; 0 never).
+   * The kernel always answers; this guards against a transport that lost an answer.
+   */
+  timeoutMs?: number;
+}
+
+interface RequestJob {
+  readonly kind: 'requests';
+  readonly requests: readonly RtnlRequest[];
+  /** Next request to send. */
+  next: number;
+  /** Requests not yet answered. */
+  remaining: number;
+  readonly results: BatchResult[];
+  readonly resolve: (results: BatchResult[]) => void;
+}
+
+interface InFlight {
+  readonly job: RequestJob;
+  readonly index: number;
+  readonly budget: number;
+  replies?: unknown[];
+}
+
+interface DumpJob {
+  readonly kind: 'dump';
+  readonly spec: DumpSpec<unknown>;
+  attempts: number;
+  seq: number;
+  items: unknown[];
+  interrupted: boolean;
+  readonly resolve: (items: unknown[]) => void;
+  readonly reject: (e: Error) => void;
+}
+
+type Job = RequestJob | DumpJob;
+
+/** Bytes kept free in a chunk so the next message always fits without exceeding the send buffer. */
+const CHUNK_MARGIN = 8192;
+const MAX_CHUNK = 1 << 20;
+const MAX_IN_FLIGHT = 8192;
+
+export class Rtnl {
+  readonly #t: NetlinkTransport;
+  readonly #dumpAttempts: number;
+  readonly #timeoutMs: number;
+  /** Receive-buffer bytes the answers in flight may take. */
+  #maxBudget: number;
+  readonly #maxInFlight: number;
+  readonly #maxChunk: number;
+  readonly #writer = new NetlinkWriter(64 * 1024);
+
+  readonly #queue: Job[] = [];
+  #queueHead = 0;
+  readonly #inFlight = new Map<number, InFlight>();
+  #inFlightBudget = 0;
+  #dump: DumpJob | undefined;
+  #seq = 0;
+  #pumpQueued = false;
+  #closed = false;
+  /** A started socket keeps the process alive until told otherwise. */
+  #refed = true;
+  #watchdog: NodeJS.Timeout | undefined;
+  #lastProgress = 0;
+
+  private constructor(t: NetlinkTransport, opts: RtnlOptions) {
+    this.#t = t;
+    this.#dumpAttempts = Math.max(1, opts.dumpAttempts ?? 5);
+    this.#timeoutMs = opts.timeoutMs ?? 60_000;
+    // Use three quarters of the buffer: the kernel's truesize per answer varies a little.
+    this.#maxBudget = Math.max(ACK_BUDGET, Math.floor((t.rcvbuf * 3) / 4));
+    this.#maxInFlight = Math.max(1, Math.min(opts.maxInFlight ?? MAX_IN_FLIGHT, MAX_IN_FLIGHT));
+    this.#maxChunk = Math.max(4096, Math.min(MAX_CHUNK, t.sndbuf - 32) - CHUNK_MARGIN);
+    this.#seq = (Math.random() * 0x7fffffff) >>> 0;
+    t.start({
+      data: (datagrams) => this.#onData(datagrams),
+      overflow: () => this.#onOverflow(),
+      error: (err) => this.#onError(err),
+    });
+    this.#setRef(false);
+  }
+
+  /** Opens a client (its socket inside `netns` when given). */
+  static async open(opts: RtnlOptions = {}): Promise<Rtnl> {
+    const t =
+      opts.transport ??
+      (await openNetlinkTransport({
+        ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
+        rcvbuf: opts.rcvbuf ?? 4 << 20,
+        sndbuf: opts.sndbuf ?? 1 << 20,
+      }));
+    return new Rtnl(t, opts);
+  }
+
+  /** Opens a client, runs fn with it, closes it however fn ends. */
+  static async with<T>(opts: RtnlOptions, fn: (rtnl: Rtnl) => Promise<T>): Promise<T> {
+    const rtnl = await Rtnl.open(opts);
+    try {
+      return await fn(rtnl);
+    } finally {
+      rtnl.close();
+    }
+  }
+
+  /** Effective receive buffer of the socket (bytes). */
+  get rcvbuf(): number {
+    return this.#t.rcvbuf;
+  }
+
+  /** Requests sent whose answer has not arrived yet. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // ---- dumps ----
+
+  /** Links: all, or one by ifindex / ifname (then [] when it does not exist), or by kind / master. */
+  async links(filter: LinkFilter = {}): Promise<LinkMessage[]> {
+    if (filter.ifindex !== undefined || filter.ifname !== undefined) {
+      const ref: LinkRef = {};
+      if (filter.ifindex !== undefined) ref.ifindex = filter.ifindex;
+      if (filter.ifname !== undefined) ref.ifname = filter.ifname;
+      const link = await this.link(ref);
+      const keep = linkDump({ ...(filter.kind !== undefined ? { kind: filter.kind } : {}), ...(filter.master !== undefined ? { master: filter.master } : {}) }).keep;
+      if (link === undefined) return [];
+      if (filter.ifname !== undefined && link.ifname !== filter.ifname) return [];
+      return keep === undefined || keep(link) ? [link] : [];
+    }
+    return this.dump(linkDump(filter));
+  }
+
+  /** One link, or undefined when there is none with that index / name. */
+  async link(ref: LinkRef): Promise<LinkMessage | undefined> {
+    const [r] = await this.batch([getLink(ref)]);
+    if (!r!.ok) {
+      if (r!.error.errno === ENODEV) return undefined;
+      throw r!.error;
+    }
+    return r!.replies?.[0] as LinkMessage | undefined;
+  }
+
+  /** Addresses, optionally of one link and/or one family. */
+  addresses(filter: AddressFilter = {}): Promise<AddressMessage[]> {
+    return this.dump(addressDump(filter));
+  }
+
+  /** Routes, optionally of one family / table / protocol / type / output link. */
+  routes(filter: RouteFilter = {}): Promise<RouteMessage[]> {
+    return this.dump(routeDump(filter));
+  }
+
+  neighbours(filter: NeighbourFilter = {}): Promise<NeighbourMessage[]> {
+    return this.dump(neighbourDump(filter));
+  }
+
+  rules(filter: RuleFilter = {}): Promise<RuleMessage[]> {
+    return this.dump(ruleDump(filter));
+  }
+
+  /** Runs any dump: the complete, consistent list, or a NetlinkRequestError. */
+  dump<T>(spec: DumpSpec<T>): Promise<T[]> {
+    if (this.#closed) return Promise.reject(this.#closedError(spec.operation, spec.target));
+    return new Promise<T[]>((resolve, reject) => {
+      const job: DumpJob = {
+        kind: 'dump',
+        spec: spec as DumpSpec<unknown>,
+        attempts: 0,
+        seq: 0,
+        items: [],
+        interrupted: false,
+        resolve: resolve as (items: unknown[]) => void,
+        reject,
+      };
+      this.#enqueue(job);
+    });
+  }
+
+  // ---- requests ----
+
+  /**
+   * Sends every request pipelined — many per send(), bounded by the receive buffer — and
+   * resolves with one result per request, in order, once all are answered. A failed request
+   * does not stop the others and does not reject: its result holds the NetlinkRequestError.
+   */
+  batch(requests: readonly RtnlRequest[]): Promise<BatchResult[]> {
+    const results = new Array<BatchResult>(requests.length);
+    if (this.#closed) {
+      requests.forEach((req, i) => (results[i] = { ok: false, request: req, error: this.#closedError(req.operation, req.target) }));
+      return Promise.resolve(results);
+    }
+    if (requests.length === 0) return Promise.resolve(results);
+    return new Promise<BatchResult[]>((resolve) => {
+      this.#enqueue({ kind: 'requests', requests, next: 0, remaining: requests.length, results, resolve });
+    });
+  }
+
+  /** One request; rejects with its NetlinkRequestError. Concurrent calls are pipelined together. */
+  async request(req: RtnlRequest): Promise<unknown[]> {
+    const [r] = await this.batch([req]);
+    if (!r!.ok) throw r!.error;
+    return r!.replies ?? [];
+  }
+
+  async setLink(spec: LinkSetSpec): Promise<void> {
+    await this.request(setLink(spec));
+  }
+  async deleteLink(ref: LinkRef): Promise<void> {
+    await this.request(deleteLink(ref));
+  }
+  async addAddress(spec: AddressSpec): Promise<void> {
+    await this.request(addAddress(spec));
+  }
+  async replaceAddress(spec: AddressSpec): Promise<void> {
+    await this.request(replaceAddress(spec));
+  }
+  async deleteAddress(key: AddressKey): Promise<void> {
+    await this.request(deleteAddress(key));
+  }
+  async addRoute(spec: RouteSpec): Promise<void> {
+    await this.request(addRoute(spec));
+  }
+  async replaceRoute(spec: RouteSpec): Promise<void> {
+    await this.request(replaceRoute(spec));
+  }
+  async deleteRoute(key: RouteKey): Promise<void> {
+    await this.request(deleteRoute(key));
+  }
+
+  /** Closes the socket; everything pending fails with EBADF. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#t.close();
+    this.#failAll((op, target) => this.#closedError(op, target));
+    this.#stopWatchdog();
+  }
+
+  // ---- scheduling ----
+
+  #enqueue(job: Job): void {
+    this.#queue.push(job);
+    this.#setRef(true);
+    if (!this.#pumpQueued) {
+      this.#pumpQueued = true;
+      // Requests made in the same tick go out together in one send().
+      queueMicrotask(() => {
+        this.#pumpQueued = false;
+        this.#pump();
+      });
+    }
+  }
+
+  #nextSeq(): number {
+    this.#seq = (this.#seq + 1) >>> 0;
+    if (this.#seq === 0) this.#seq = 1;
+    return this.#seq;
+  }
+
+  /** Sends what the window allows, in as few send() calls as possible. */
+  #pump(): void {
+    if (this.#closed) return;
+    const w = this.#writer;
+    w.reset();
+    const chunk: number[] = [];
+    while (this.#queueHead < this.#queue.length) {
+      const job = this.#queue[this.#queueHead]!;
+      if (this.#dump !== undefined) break;
+      if (job.kind === 'dump') {
+        // A dump runs alone: its output and pending acks would share the buffer.
+        if (this.#inFlight.size > 0 || chunk.length > 0) break;
+        this.#queueHead++;
+        this.#startDump(job);
+        break;
+      }
+      let full = false;
+      while (job.next < job.requests.length) {
+        const req = job.requests[job.next]!;
+        const budget = req.replyBudget ?? ACK_BUDGET;
+        if (this.#inFlight.size > 0 && (this.#inFlightBudget + budget > this.#maxBudget || this.#inFlight.size >= this.#maxInFlight)) {
+          full = true;
+          break;
+        }
+        if (w.pos >= this.#maxChunk) this.#flush(chunk);
+        const index = job.next++;
+        const seq = this.#nextSeq();
+        const start = w.pos;
+        try {
+          req.write(w, seq);
+        } catch (e) {
+          w.pos = start;
+          this.#settle(job, index, {
+            ok: false,
+            request: req,
+            error: new NetlinkRequestError({ errno: EINVAL, operation: req.operation, target: safeTarget(req), detail: e instanceof Error ? e.message : String(e), cause: e }),
+          });
+          continue;
+        }
+        this.#inFlight.set(seq, { job, index, budget });
+        this.#inFlightBudget += budget;
+        chunk.push(seq);
+      }
+      if (full) break;
+      this.#queueHead++;
+    }
+    this.#flush(chunk);
+    this.#compactQueue();
+    this.#updateIdle();
+  }
+
+  /** Sends the chunk written so far as one datagram. */
+  #flush(chunk: number[]): void {
+    const w = this.#writer;
+    if (w.pos === 0) return;
+    try {
+      this.#t.send(w.view());
+    } catch (e) {
+      const errno = errnoOf(e);
+      for (const seq of chunk) {
+        const f = this.#inFlight.get(seq);
+        if (f === undefined) continue;
+        const req = f.job.requests[f.index]!;
+        this.#finish(seq, f, { ok: false, request: req, error: new NetlinkRequestError({ errno, operation: req.operation, target: safeTarget(req), detail: 'send failed', cause: e }) });
+      }
+    }
+    w.reset();
+    chunk.length = 0;
+    this.#touch();
+  }
+
+  #startDump(job: DumpJob): void {
+    job.attempts++;
+    job.seq = this.#nextSeq();
+    job.items = [];
+    job.interrupted = false;
+    this.#dump = job;
+    const w = this.#writer;
+    w.reset();
+    try {
+      job.spec.write(w, job.seq);
+      this.#t.send(w.view());
+    } catch (e) {
+      this.#dump = undefined;
+      w.reset();
+      const errno = e instanceof Error && 'errno' in e && typeof e.errno === 'number' ? e.errno : EINVAL;
+      job.reject(new NetlinkRequestError({ errno, operation: job.spec.operation, target: job.spec.target, detail: e instanceof Error ? e.message : String(e), cause: e }));
+      return;
+    }
+    w.reset();
+    this.#touch();
+  }
+
+  #compactQueue(): void {
+    if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#queueHead);
+      this.#queueHead = 0;
+    } else if (this.#queueHead === this.#queue.length) {
+      this.#queue.length = 0;
+      this.#queueHead = 0;
+    }
+  }
+
+  // ---- receiving ----
+
+  #onData(datagrams: Buffer[]): void {
+    if (this.#closed) return;
+    this.#touch();
+    for (const d of datagrams) {
+      const n = d.length;
+      let off = 0;
+      // Header fields are read in place: a 65k-route dump is 65k messages, and this loop must not
+      // allocate per message for what it only routes by seq.
+      while (n - off >= NLMSG_HDRLEN) {
+        const len = d.readUInt32LE(off);
+        if (len < NLMSG_HDRLEN || len > n - off) break; // cannot be attributed; see the watchdog
+        this.#onMessage(d, off, len, d.readUInt16LE(off + 4), d.readUInt16LE(off + 6), d.readUInt32LE(off + 8));
+        off += (len + 3) & ~3;
+      }
+    }
+    // Refill when half the window is free, so each send() carries a big chunk.
+    if (this.#dump === undefined && (this.#inFlight.size === 0 || this.#inFlightBudget <= this.#maxBudget / 2)) this.#pump();
+    else this.#updateIdle();
+  }
+
+  #onMessage(buf: Buffer, off: number, len: number, type: number, flags: number, seq: number): void {
+    const dump = this.#dump;
+    if (dump !== undefined && seq === dump.seq) {
+      this.#onDumpMessage(dump, buf, off, len, type, flags);
+      return;
+    }
+    const f = this.#inFlight.get(seq);
+    if (f === undefined) return; // late answer to something already failed, or not ours
+    const req = f.job.requests[f.index]!;
+    if (type === NLMSG_ERROR) {
+      // The common case, an ack, needs no decoding: its error field is 0.
+      if (len >= NLMSG_HDRLEN + 4 && buf.readInt32LE(off + NLMSG_HDRLEN) === 0) {
+        this.#finish(seq, f, f.replies === undefined ? { ok: true, request: req } : { ok: true, request: req, replies: f.replies });
+        return;
+      }
+      let result: BatchResult;
+      try {
+        const e = decodeErrorMessage(buf, off + NLMSG_HDRLEN, off + len, flags);
+        const init: NetlinkRequestErrorInit = { errno: e.errno, operation: req.operation, target: safeTarget(req) };
+        if (e.extAck?.message !== undefined) init.extAck = e.extAck.message;
+        if (e.extAck?.offset !== undefined) init.extAckOffset = e.extAck.offset;
+        result = { ok: false, request: req, error: new NetlinkRequestError(init) };
+      } catch (e) {
+        result = { ok: false, request: req, error: new NetlinkRequestError({ errno: EPROTO, operation: req.operation, target: safeTarget(req), detail: 'undecodable answer', cause: e }) };
+      }
+      this.#finish(seq, f, result);
+      return;
+    }
+    if (type === NLMSG_DONE || req.decodeReply === undefined) return;
+    try {
+      const reply = req.decodeReply(buf, off, { length: len, type, flags, seq, pid: buf.readUInt32LE(off + 12) });
+      if (reply !== undefined) (f.replies ??= []).push(reply);
+    } catch {
+      // Kept out of the result; the ack still decides success.
+    }
+  }
+
+  #onDumpMessage(job: DumpJob, buf: Buffer, off: number, len: number, type: number, flags: number): void {
+    if ((flags & NLM_F_DUMP_INTR) !== 0) job.interrupted = true;
+    const spec = job.spec;
+    if (type === spec.itemType) {
+      try {
+        const item = spec.decode(buf, off + NLMSG_HDRLEN, off + len);
+        if (spec.keep === undefined || spec.keep(item)) job.items.push(item);
+      } catch (e) {
+        this.#endDump(job, new NetlinkRequestError({ errno: EPROTO, operation: spec.operation, target: spec.target, detail: 'undecodable dump message', cause: e }));
+      }
+      return;
+    }
+    if (type === NLMSG_DONE || type === NLMSG_ERROR) {
+      let errno: number;
+      let extAck: string | undefined;
+      try {
+        const m = type === NLMSG_DONE ? decodeDoneMessage(buf, off + NLMSG_HDRLEN, off + len, flags) : decodeErrorMessage(buf, off + NLMSG_HDRLEN, off + len, flags);
+        errno = m.errno ?? 0;
+        extAck = m.extAck?.message;
+      } catch (e) {
+        this.#endDump(job, new NetlinkRequestError({ errno: EPROTO, operation: spec.operation, target: spec.target, detail: 'undecodable end of dump', cause: e }));
+        return;
+      }
+      if (errno !== 0 && spec.emptyOn?.includes(errno)) {
+        job.items = [];
+        errno = 0;
+      }
+      if (errno !== 0) {
+        const init: NetlinkRequestErrorInit = { errno, operation: spec.operation, target: spec.target };
+        if (extAck !== undefined) init.extAck = extAck;
+        this.#endDump(job, new NetlinkRequestError(init));
+        return;
+      }
+      if (type === NLMSG_ERROR) return; // an ack; the dump is not over
+      this.#endDump(job, undefined);
+    }
+  }
+
+  /** Ends the active dump: retries it when interrupted, else settles it. */
+  #endDump(job: DumpJob, error: Error | undefined): void {
+    this.#dump = undefined;
+    if (error === undefined && job.interrupted) {
+      if (job.attempts < this.#dumpAttempts) {
+        // Run it again at once, ahead of anything queued after it.
+        job.items = [];
+        this.#queue.splice(this.#queueHead, 0, job);
+        this.#pump();
+        return;
+      }
+      error = new NetlinkDumpInterruptedError(job.spec.operation, job.spec.target, job.attempts);
+    }
+    if (error !== undefined) job.reject(error);
+    else job.resolve(job.items);
+    job.items = [];
+    this.#pump();
+  }
+
+  #finish(seq: number, f: InFlight, result: BatchResult): void {
+    this.#inFlight.delete(seq);
+    this.#inFlightBudget -= f.budget;
+    this.#settle(f.job, f.index, result);
+  }
+
+  #settle(job: RequestJob, index: number, result: BatchResult): void {
+    job.results[index] = result;
+    if (--job.remaining === 0) job.resolve(job.results);
+  }
+
+  /**
+   * ENOBUFS: the kernel dropped answers for this socket. Which ones cannot be known, so every
+   * request in flight fails with ENOBUFS ("outcome unknown": it may or may not have been
+   * applied) and the window shrinks, since the estimate of what an answer costs was too low.
+   */
+  #onOverflow(): void {
+    if (this.#closed) return;
+    this.#maxBudget = Math.max(ACK_BUDGET, Math.floor(this.#maxBudget / 2));
+    for (const [seq, f] of [...this.#inFlight]) {
+      const req = f.job.requests[f.index]!;
+      this.#finish(seq, f, {
+        ok: false,
+        request: req,
+        error: new NetlinkRequestError({ errno: ENOBUFS, operation: req.operation, target: safeTarget(req), detail: 'the answer was dropped (receive buffer overflow); the outcome is unknown' }),
+      });
+    }
+    // Dump output is never dropped (the kernel waits for room), but be safe: run it again.
+    if (this.#dump !== undefined) this.#dump.interrupted = true;
+    this.#pump();
+  }
+
+  #onError(err: Error): void {
+    if (this.#closed) return;
+    const errno = errnoOf(err);
+    for (const [seq, f] of [...this.#inFlight]) {
+      const req = f.job.requests[f.index]!;
+      this.#finish(seq, f, { ok: false, request: req, error: new NetlinkRequestError({ errno, operation: req.operation, target: safeTarget(req), detail: 'socket receive error', cause: err }) });
+    }
+    const dump = this.#dump;
+    if (dump !== undefined) this.#endDump(dump, new NetlinkRequestError({ errno, operation: dump.spec.operation, target: dump.spec.target, detail: 'socket receive error', cause: err }));
+    this.#pump();
+  }
+
+  /** Fails what is in flight and the active dump, and with `queued` everything waiting too. */
+  #failAll(make: (operation: string, target: string) => NetlinkRequestError, queued = true): void {
+    for (const [seq, f] of [...this.#inFlight]) {
+      const req = f.job.requests[f.index]!;
+      this.#finish(seq, f, { ok: false, request: req, error: make(req.operation, safeTarget(req)) });
+    }
+    const dump = this.#dump;
+    this.#dump = undefined;
+    if (dump !== undefined) dump.reject(make(dump.spec.operation, dump.spec.target));
+    if (!queued) return;
+    const waiting = this.#queue.slice(this.#queueHead);
+    this.#queue.length = 0;
+    this.#queueHead = 0;
+    for (const job of waiting) {
+      if (job.kind === 'dump') {
+        job.reject(make(job.spec.operation, job.spec.target));
+        continue;
+      }
+      while (job.next < job.requests.length) {
+        const index = job.next++;
+        const req = job.requests[index]!;
+        this.#settle(job, index, { ok: false, request: req, error: make(req.operation, safeTarget(req)) });
+      }
+    }
+  }
+
+  #closedError(operation: string, target: string): NetlinkRequestError {
+    return new NetlinkRequestError({ errno: EBADF, operation, target, detail: 'the netlink client is closed' });
+  }
+
+  // ---- liveness ----
+
+  #busy(): boolean {
+    return this.#inFlight.size > 0 || this.#dump !== undefined || this.#queueHead < this.#queue.length;
+  }
+
+  /** An idle client does not keep the process alive; a busy one does, and is watched. */
+  #updateIdle(): void {
+    const busy = this.#busy();
+    this.#setRef(busy);
+    if (busy) this.#startWatchdog();
+    else this.#stopWatchdog();
+  }
+
+  #setRef(on: boolean): void {
+    if (on === this.#refed || this.#closed) return;
+    this.#refed = on;
+    if (on) this.#t.ref?.();
+    else this.#t.unref?.();
+  }
+
+  #touch(): void {
+    this.#lastProgress = performance.now();
+  }
+
+  #startWatchdog(): void {
+    if (this.#watchdog !== undefined || this.#timeoutMs <= 0) return;
+    const period = Math.max(10, Math.floor(this.#timeoutMs / 4));
+    this.#watchdog = setInterval(() => {
+      if (!this.#busy()) {
+        this.#stopWatchdog();
+        return;
+      }
+      if (performance.now() - this.#lastProgress < this.#timeoutMs) return;
+      const detail = `no answer from the kernel for ${this.#timeoutMs} ms`;
+      this.#failAll((operation, target) => new NetlinkRequestError({ errno: ETIMEDOUT, operation, target, detail }), false);
+      this.#touch();
+      this.#pump();
+    }, period);
+    this.#watchdog.unref();
+  }
+
+  #stopWatchdog(): void {
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+  }
+}
+
+function safeTarget(req: RtnlRequest): string {
+  try {
+    return req.target;
+  } catch {
+    return '';
+  }
+}
+
+function errnoOf(e: unknown): number {
+  if (e instanceof Error && 'errno' in e) {
+    const n = (e as { errno: unknown }).errno;
+    if (typeof n === 'number') return Math.abs(n);
+  }
+  return EPROTO;
+}
