@@ -127,10 +127,9 @@ export class Monitor extends Observable<MonitorEvent> {
 
   #onData(datagrams: Buffer[]): void {
     const events: MonitorEvent[] = [];
-    let lost = false;
-    for (const d of datagrams) if (!decodeEvents(d, events)) lost = true;
+    // A datagram that does not decode is a lost notification: ask for a resync where it was.
+    for (const d of datagrams) if (!decodeEvents(d, events)) events.push(RESYNC_NEEDED);
     for (const e of events) this.#emit(e);
-    if (lost) this.#emit(RESYNC_NEEDED);
   }
 
   #emit(e: MonitorEvent): void {
