@@ -7,7 +7,8 @@
  * dump (0 or a negative errno) and the same optional TLVs.
  */
 import { NetlinkDecodeError, NetlinkEncodeError } from './errors.js';
-import { attrSpec, copyBytes, decodeAttrs, encodeAttrs, fBytes, fString, fU32, rdS32, type AttrLayout } from './attributes.js';
+import { attrSpec, decodeAttrs, encodeAttrs, fBytes, fString, fU32, type AttrLayout } from './attributes.js';
+import { copyBytes, rdS32 } from './bytes.js';
 import { readHeaderFields, type NlMsgHeader } from './header.js';
 import type { NetlinkWriter } from './writer.js';
 import {

@@ -1,6 +1,18 @@
 /** Address messages: RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR (struct ifaddrmsg + IFA_*). */
 import { NetlinkDecodeError } from './errors.js';
-import { attrSpec, decodeAttrs, encodeAttrs, fIp, fS32, fString, fU32, fU32Struct, fU8, rdU32, type AttrLayout } from './attributes.js';
+import {
+  attrSpec,
+  decodeAttrs,
+  encodeAttrs,
+  fIp,
+  fS32,
+  fString,
+  fU32,
+  fU32Struct,
+  fU8,
+  type AttrLayout,
+} from './attributes.js';
+import { rdU32 } from './bytes.js';
 import { u32Field, u8Field, type WithOptional } from './fixed.js';
 import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
@@ -48,6 +60,8 @@ export interface AddressMessage extends AttrLayout {
 
 export type AddressMessageInit = WithOptional<AddressMessage, 'family' | 'prefixLen' | 'flags' | 'scope' | 'ifindex'>;
 
+// Table order follows the kernel's inet_fill_ifaddr (IPv4); IPv6 addresses, filled in another
+// order by inet6_fill_ifaddr, keep an attrOrder.
 export const ADDRESS_ATTRS = attrSpec('address', [
   fS32(A.IFA_TARGET_NETNSID, 'targetNetnsid'),
   fIp(A.IFA_ADDRESS, 'address'),
@@ -56,9 +70,9 @@ export const ADDRESS_ATTRS = attrSpec('address', [
   fString(A.IFA_LABEL, 'label'),
   fIp(A.IFA_ANYCAST, 'anycast'),
   fIp(A.IFA_MULTICAST, 'multicast'),
+  fU8(A.IFA_PROTO, 'proto'),
   fU32(A.IFA_FLAGS, 'extendedFlags'),
   fU32(A.IFA_RT_PRIORITY, 'rtPriority'),
-  fU8(A.IFA_PROTO, 'proto'),
   fU32Struct(A.IFA_CACHEINFO, 'cacheInfo', ['preferred', 'valid', 'created', 'updated']),
 ]);
 

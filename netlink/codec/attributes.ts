@@ -6,7 +6,9 @@
  * typed field of a plain object (`mtu`, `ifname`, `metrics`...). Callers get convenient typed
  * access, and the same table drives both directions, so decoder and encoder cannot drift apart.
  * Exactness comes from two bookkeeping fields on every attribute set (message, nest, nexthop):
- *   - `attrOrder`: the attribute types (flag bits included) in the order they arrived;
+ *   - `attrOrder`: the attribute types (flag bits included) in the order they arrived — set only
+ *     when that order differs from the table's (an IPv4 route from the kernel has none: its
+ *     order is the table order, which saves an array per route in a 65k-route dump);
  *   - `rawAttrs`: every attribute not held by a typed field, as type + bytes, in arrival order —
  *     unknown types, repeats of a known type, and known types whose bytes the typed field could
  *     not reproduce exactly (a u32 of 8 bytes, a string without its NUL, a flag bit we do not
@@ -26,9 +28,13 @@
  *
  * Safety: every length is checked against its container before use, every loop advances by at
  * least 4 bytes, nesting is bounded (MAX_NEST_DEPTH) and nothing is allocated in proportion to a
- * length field — only to bytes actually present. The only exception thrown is NetlinkDecodeError.
+ * length field — only to bytes actually present. The only exception thrown is NetlinkDecodeError:
+ * for damage to the framing (message lengths, the message's own attribute list). Damage inside a
+ * known nest leaves that one attribute raw — its own length is sound, so nothing is lost and the
+ * rest of the dump still decodes.
  */
 import { NetlinkDecodeError, NetlinkEncodeError } from './errors.js';
+import { copyBytes, rdS32, rdU16, rdU32 } from './bytes.js';
 import { formatIp, formatMac } from './ip.js';
 import type { NetlinkWriter } from './writer.js';
 import { NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK } from '../constants/netlink.js';
@@ -41,13 +47,19 @@ export interface RawAttr {
 
 /** The bookkeeping every decoded attribute set carries (see the module comment). */
 export interface AttrLayout {
-  /** Attribute types (with NLA_F_* bits) in wire order; absent on objects built by hand. */
+  /**
+   * Attribute types (with NLA_F_* bits) in wire order. Absent when that order is the table
+   * order with default flags and no attribute is raw, and on objects built by hand.
+   */
   attrOrder?: number[];
   /** Attributes without a typed field, in wire order. */
   rawAttrs?: RawAttr[];
 }
 
-/** Deepest attribute nesting any decoder follows; deeper input is a NetlinkDecodeError. */
+/**
+ * Deepest attribute nesting any decoder follows. decodeAttrTree throws NetlinkDecodeError past
+ * it; the typed tables nest three levels at most, so deeper input there is simply kept raw.
+ */
 export const MAX_NEST_DEPTH = 16;
 
 const FLAG_BITS = 0xc000;
@@ -78,7 +90,10 @@ type Obj = Record<string, unknown>;
 export interface CustomField {
   /** Whether the object holds a value for this attribute. */
   has(obj: Obj): boolean;
-  /** Decodes the payload into obj; false means "not representable, keep it raw". */
+  /**
+   * Decodes the payload into obj (storing only on success); false means "not representable,
+   * keep it raw" — as does a NetlinkDecodeError thrown for damaged contents.
+   */
   decode(buf: Buffer, off: number, len: number, type: number, obj: Obj, depth: number): boolean;
   /** Writes the whole attribute (header included) with the given full type. */
   encode(w: NetlinkWriter, type: number, obj: Obj, path: string, depth: number): void;
@@ -98,15 +113,28 @@ export interface FieldSpec {
   readonly custom?: CustomField;
 }
 
+/**
+ * Constant-key access to the typed fields of a hot family, by field index. Reading or writing
+ * `obj[f.key]` with a varying key is a megamorphic property access in V8 — about 40 ns when the
+ * property is absent, which is most of them — while `switch (i) { case 0: return o.table; }`
+ * compiles each case to an inline cache of its own (~1 ns). Routes come 65k at a time, so their
+ * table carries these; a test checks they match the table's keys.
+ */
+export interface FieldAccess {
+  get(obj: Obj, index: number): unknown;
+  set(obj: Obj, index: number, value: unknown): void;
+}
+
 export interface AttrSpec {
   /** Dotted path used in encode errors, e.g. 'route.metrics'. */
   readonly name: string;
   readonly byType: readonly (FieldSpec | undefined)[];
   readonly fields: readonly FieldSpec[];
+  readonly access?: FieldAccess;
 }
 
 /** Builds a table. Field order is the encoding order for objects without attrOrder. */
-export function attrSpec(name: string, fields: FieldSpec[]): AttrSpec {
+export function attrSpec(name: string, fields: FieldSpec[], access?: FieldAccess): AttrSpec {
   if (fields.length > 64) throw new Error(`attrSpec ${name}: at most 64 typed fields`);
   const byType: (FieldSpec | undefined)[] = [];
   fields.forEach((f, i) => {
@@ -115,7 +143,7 @@ export function attrSpec(name: string, fields: FieldSpec[]): AttrSpec {
     while (byType.length <= f.type) byType.push(undefined);
     byType[f.type] = f;
   });
-  return { name, byType, fields };
+  return access === undefined ? { name, byType, fields } : { name, byType, fields, access };
 }
 
 function field(type: number, key: string, kind: number, extra: Partial<FieldSpec> = {}): FieldSpec {
@@ -146,26 +174,6 @@ export const fCustom = (t: number, k: string, custom: CustomField, defaultFlags 
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-/** Little-endian u16 at off (the caller has checked the bounds). */
-export function rdU16(b: Buffer, off: number): number {
-  return b[off]! | (b[off + 1]! << 8);
-}
-/** Little-endian u32 at off, unsigned. */
-export function rdU32(b: Buffer, off: number): number {
-  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16)) + b[off + 3]! * 0x1000000;
-}
-/** Little-endian s32 at off. */
-export function rdS32(b: Buffer, off: number): number {
-  return b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24);
-}
-
-/** A copy of buf[start, end): decoded objects must not pin the (large) receive buffer. */
-export function copyBytes(buf: Buffer, start: number, end: number): Buffer {
-  const out = Buffer.allocUnsafe(end - start);
-  buf.copy(out, 0, start, end);
-  return out;
-}
-
 /** A NUL-terminated string payload, or undefined when it would not re-encode to the same bytes. */
 function readString(buf: Buffer, off: number, len: number): string | undefined {
   if (len === 0 || buf[off + len - 1] !== 0) return undefined;
@@ -195,18 +203,35 @@ export function parseRawList(buf: Buffer, start: number, end: number): RawAttr[]
   return pos === end ? out : undefined;
 }
 
+/** readField's answer when the bytes cannot be held by the typed field (they stay raw). */
+const UNTYPED: unique symbol = Symbol('untyped');
+/** readField's answer when a custom field stored its value in the object itself. */
+const STORED: unique symbol = Symbol('stored');
+
+/** The attribute types of the table-ordered prefix seen so far (fields marked in the bit sets). */
+function tablePrefix(spec: AttrSpec, lo: number, hi: number): number[] {
+  const order: number[] = [];
+  const fields = spec.fields;
+  for (let i = 0; i < fields.length; i++) {
+    if ((i < 32 ? lo & (1 << i) : hi & (1 << (i - 32))) !== 0) order.push(fields[i]!.type | fields[i]!.defaultFlags);
+  }
+  return order;
+}
+
 /**
  * Decodes the attributes in buf[start, end) into obj by the table spec, then sets
- * obj.attrOrder (and obj.rawAttrs when some attribute was not typed).
- * Returns true when the list was canonical (ended exactly on a padded boundary).
+ * obj.attrOrder when the wire order is not the table order, and obj.rawAttrs when some attribute
+ * was not typed. Returns true when the list was canonical (ended exactly on a padded boundary).
  */
 export function decodeAttrs(buf: Buffer, start: number, end: number, spec: AttrSpec, obj: Obj, depth: number): boolean {
   if (depth > MAX_NEST_DEPTH) throw new NetlinkDecodeError(`attributes nested deeper than ${MAX_NEST_DEPTH} levels`, start);
-  const order: number[] = [];
+  let order: number[] | undefined; // stays undefined while the wire order is the table order
+  let lastIndex = -1;
   let raw: RawAttr[] | undefined;
   let seenLo = 0; // bit i: typed field i already met (fields 0-31)
   let seenHi = 0; // fields 32-63
   const byType = spec.byType;
+  const access = spec.access;
   let pos = start;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) throw new NetlinkDecodeError(`${end - pos} stray bytes where an attribute header (4 bytes) should start`, pos);
@@ -214,133 +239,115 @@ export function decodeAttrs(buf: Buffer, start: number, end: number, spec: AttrS
     const type = buf[pos + 2]! | (buf[pos + 3]! << 8);
     if (len < NLA_HDRLEN) throw new NetlinkDecodeError(`attribute type ${type} has length ${len}, shorter than its header`, pos);
     if (len > end - pos) throw new NetlinkDecodeError(`attribute type ${type} has length ${len}, past the end of its container (${end - pos} bytes left)`, pos);
-    order.push(type);
     const f = byType[type & NLA_TYPE_MASK];
-    let typed = false;
+    let value: unknown = UNTYPED;
+    let index = -1;
     if (f !== undefined) {
-      const i = f.index;
-      let first: boolean;
-      if (i < 32) {
-        first = (seenLo & (1 << i)) === 0;
-        seenLo |= 1 << i;
-      } else {
-        first = (seenHi & (1 << (i - 32))) === 0;
-        seenHi |= 1 << (i - 32);
-      }
+      index = f.index;
+      const bit = index < 32 ? 1 << index : 1 << (index - 32);
+      const first = ((index < 32 ? seenLo : seenHi) & bit) === 0;
       // Only the first occurrence is typed; later ones (and all after an untypable one) stay raw
       // so that attrOrder replays them in place.
-      if (first) typed = decodeField(f, buf, pos + NLA_HDRLEN, len - NLA_HDRLEN, type, obj, depth);
+      if (first) value = readField(f, buf, pos + NLA_HDRLEN, len - NLA_HDRLEN, type, obj, depth);
+      if (order === undefined && (value === UNTYPED || index <= lastIndex || type !== (f.type | f.defaultFlags))) {
+        order = tablePrefix(spec, seenLo, seenHi);
+      }
+      if (index < 32) seenLo |= bit;
+      else seenHi |= bit;
+    } else if (order === undefined) {
+      order = tablePrefix(spec, seenLo, seenHi);
     }
-    if (!typed) (raw ??= []).push({ type, data: copyBytes(buf, pos + NLA_HDRLEN, pos + len) });
+    if (order === undefined) lastIndex = index;
+    else order.push(type);
+    if (value === UNTYPED) {
+      (raw ??= []).push({ type, data: copyBytes(buf, pos + NLA_HDRLEN, pos + len) });
+    } else if (value !== STORED) {
+      if (access !== undefined) access.set(obj, index, value);
+      else obj[f!.key] = value;
+    }
     pos += (len + 3) & ~3;
   }
-  obj.attrOrder = order;
+  if (order !== undefined) obj.attrOrder = order;
   if (raw !== undefined) obj.rawAttrs = raw;
   return pos === end;
 }
 
-function decodeField(f: FieldSpec, buf: Buffer, p: number, len: number, type: number, obj: Obj, depth: number): boolean {
+/** The typed value of one attribute payload, UNTYPED when it would not re-encode identically. */
+function readField(f: FieldSpec, buf: Buffer, p: number, len: number, type: number, obj: Obj, depth: number): unknown {
   const flags = type & FLAG_BITS;
   switch (f.kind) {
     case K_U8:
-      if (len !== 1 || flags !== 0) return false;
-      obj[f.key] = buf[p];
-      return true;
+      return len === 1 && flags === 0 ? buf[p] : UNTYPED;
     case K_U16:
-      if (len !== 2 || flags !== 0) return false;
-      obj[f.key] = rdU16(buf, p);
-      return true;
+      return len === 2 && flags === 0 ? rdU16(buf, p) : UNTYPED;
     case K_U32:
-      if (len !== 4 || flags !== 0) return false;
-      obj[f.key] = rdU32(buf, p);
-      return true;
+      return len === 4 && flags === 0 ? rdU32(buf, p) : UNTYPED;
     case K_S32:
-      if (len !== 4 || flags !== 0) return false;
-      obj[f.key] = rdS32(buf, p);
-      return true;
+      return len === 4 && flags === 0 ? rdS32(buf, p) : UNTYPED;
     case K_U16BE:
-      if (len !== 2 || flags !== 0) return false;
-      obj[f.key] = (buf[p]! << 8) | buf[p + 1]!;
-      return true;
+      return len === 2 && flags === 0 ? (buf[p]! << 8) | buf[p + 1]! : UNTYPED;
     case K_U32BE:
-      if (len !== 4 || flags !== 0) return false;
-      obj[f.key] = buf[p]! * 0x1000000 + ((buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!);
-      return true;
+      return len === 4 && flags === 0 ? buf[p]! * 0x1000000 + ((buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!) : UNTYPED;
     case K_U64BE:
-      if (len !== 8 || flags !== 0) return false;
-      obj[f.key] = buf.readBigUInt64BE(p);
-      return true;
+      return len === 8 && flags === 0 ? buf.readBigUInt64BE(p) : UNTYPED;
     case K_FLAG:
-      if (len !== 0 || flags !== 0) return false;
-      obj[f.key] = true;
-      return true;
-    case K_STRING: {
-      if (flags !== 0) return false;
-      const s = readString(buf, p, len);
-      if (s === undefined) return false;
-      obj[f.key] = s;
-      return true;
-    }
+      return len === 0 && flags === 0 ? true : UNTYPED;
+    case K_STRING:
+      return flags === 0 ? (readString(buf, p, len) ?? UNTYPED) : UNTYPED;
     case K_BYTES:
-      obj[f.key] = copyBytes(buf, p, p + len);
-      return true;
-    case K_IP: {
-      if (flags !== 0) return false;
-      const s = formatIp(buf, p, len);
-      if (s === undefined) return false;
-      obj[f.key] = s;
-      return true;
-    }
+      return copyBytes(buf, p, p + len);
+    case K_IP:
+      return flags === 0 ? (formatIp(buf, p, len) ?? UNTYPED) : UNTYPED;
     case K_MAC:
-      if (flags !== 0) return false;
-      obj[f.key] = formatMac(buf, p, len);
-      return true;
+      return flags === 0 ? formatMac(buf, p, len) : UNTYPED;
     case K_BOOL8: {
-      if (len !== 1 || flags !== 0) return false;
+      if (len !== 1 || flags !== 0) return UNTYPED;
       const v = buf[p]!;
-      if (v > 1) return false;
-      obj[f.key] = v === 1;
-      return true;
+      return v > 1 ? UNTYPED : v === 1;
     }
     case K_NEST: {
-      if ((flags & ~NLA_F_NESTED) !== 0) return false;
+      if ((flags & ~NLA_F_NESTED) !== 0) return UNTYPED;
       const inner: Obj = {};
-      if (!decodeAttrs(buf, p, p + len, f.nest!, inner, depth + 1)) return false;
-      obj[f.key] = inner;
-      return true;
+      try {
+        return decodeAttrs(buf, p, p + len, f.nest!, inner, depth + 1) ? inner : UNTYPED;
+      } catch (e) {
+        if (e instanceof NetlinkDecodeError) return UNTYPED;
+        throw e;
+      }
     }
     case K_U32STRUCT: {
       const names = f.names!;
-      if (len !== names.length * 4 || flags !== 0) return false;
+      if (len !== names.length * 4 || flags !== 0) return UNTYPED;
       const s: Obj = {};
       for (let i = 0; i < names.length; i++) s[names[i]!] = rdU32(buf, p + 4 * i);
-      obj[f.key] = s;
-      return true;
+      return s;
     }
     case K_U16STRUCT: {
       const names = f.names!;
-      if (len !== names.length * 2 || flags !== 0) return false;
+      if (len !== names.length * 2 || flags !== 0) return UNTYPED;
       const s: Obj = {};
       for (let i = 0; i < names.length; i++) s[names[i]!] = rdU16(buf, p + 2 * i);
-      obj[f.key] = s;
-      return true;
+      return s;
     }
-    case K_RAWLIST: {
-      if ((flags & ~NLA_F_NESTED) !== 0) return false;
-      const list = parseRawList(buf, p, p + len);
-      if (list === undefined) return false;
-      obj[f.key] = list;
-      return true;
-    }
+    case K_RAWLIST:
+      if ((flags & ~NLA_F_NESTED) !== 0) return UNTYPED;
+      return parseRawList(buf, p, p + len) ?? UNTYPED;
     case K_CUSTOM:
-      return f.custom!.decode(buf, p, len, type, obj, depth);
+      try {
+        return f.custom!.decode(buf, p, len, type, obj, depth) ? STORED : UNTYPED;
+      } catch (e) {
+        if (e instanceof NetlinkDecodeError) return UNTYPED;
+        throw e;
+      }
     default:
-      return false;
+      return UNTYPED;
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Writing
+
+const LONE_SURROGATE = /\p{Cs}/u;
 
 function bad(spec: AttrSpec, key: string, reason: string): NetlinkEncodeError {
   return new NetlinkEncodeError(`${spec.name}.${key}`, reason);
@@ -372,9 +379,12 @@ export function encodeAttrs(w: NetlinkWriter, spec: AttrSpec, obj: Obj, depth = 
           first = (doneHi & (1 << (i - 32))) === 0;
           doneHi |= 1 << (i - 32);
         }
-        if (first && hasField(f, obj)) {
-          encodeField(w, spec, f, type, obj, depth);
-          continue;
+        if (first) {
+          const v = fieldValue(spec, f, obj);
+          if (v !== undefined) {
+            encodeField(w, spec, f, type, v, obj, depth);
+            continue;
+          }
         }
       }
       // Not typed here: the next raw attribute stands in this slot if it is of this type (it is
@@ -387,7 +397,8 @@ export function encodeAttrs(w: NetlinkWriter, spec: AttrSpec, obj: Obj, depth = 
     const done = i < 32 ? (doneLo & (1 << i)) !== 0 : (doneHi & (1 << (i - 32))) !== 0;
     if (done) continue;
     const f = fields[i]!;
-    if (hasField(f, obj)) encodeField(w, spec, f, f.type | f.defaultFlags, obj, depth);
+    const v = fieldValue(spec, f, obj);
+    if (v !== undefined) encodeField(w, spec, f, f.type | f.defaultFlags, v, obj, depth);
   }
   if (raw !== undefined) {
     for (; rawNext < raw.length; rawNext++) writeRaw(w, spec, raw[rawNext]!);
@@ -401,12 +412,13 @@ function writeRaw(w: NetlinkWriter, spec: AttrSpec, r: RawAttr, key = 'rawAttrs'
   w.attrBytes(r.type, r.data);
 }
 
-function hasField(f: FieldSpec, obj: Obj): boolean {
-  return f.kind === K_CUSTOM ? f.custom!.has(obj) : obj[f.key] !== undefined;
+/** The value of a typed field, undefined when absent (custom fields answer STORED when present). */
+function fieldValue(spec: AttrSpec, f: FieldSpec, obj: Obj): unknown {
+  if (f.kind === K_CUSTOM) return f.custom!.has(obj) ? STORED : undefined;
+  return spec.access !== undefined ? spec.access.get(obj, f.index) : obj[f.key];
 }
 
-function encodeField(w: NetlinkWriter, spec: AttrSpec, f: FieldSpec, type: number, obj: Obj, depth: number): void {
-  const v = obj[f.key];
+function encodeField(w: NetlinkWriter, spec: AttrSpec, f: FieldSpec, type: number, v: unknown, obj: Obj, depth: number): void {
   switch (f.kind) {
     case K_U8:
       if (typeof v !== 'number' || (v & 0xff) !== v) throw bad(spec, f.key, 'must be an integer 0..255');
@@ -442,6 +454,8 @@ function encodeField(w: NetlinkWriter, spec: AttrSpec, f: FieldSpec, type: numbe
       return;
     case K_STRING:
       if (typeof v !== 'string' || v.indexOf('\0') >= 0) throw bad(spec, f.key, 'must be a string without NUL characters');
+      // A lone surrogate has no UTF-8 form: it would be written as U+FFFD and read back changed.
+      if (LONE_SURROGATE.test(v)) throw bad(spec, f.key, 'must be well-formed Unicode (it has a lone surrogate)');
       w.attrString(type, v);
       return;
     case K_BYTES:

@@ -1,6 +1,6 @@
 /** struct nlmsghdr: reading, validating and walking the messages of one datagram. */
 import { NetlinkDecodeError } from './errors.js';
-import { rdU16, rdU32 } from './attributes.js';
+import { rdU16, rdU32 } from './bytes.js';
 import { NLMSG_HDRLEN } from '../constants/netlink.js';
 
 /** A decoded message header. `length` covers header and payload, without trailing padding. */

@@ -1,6 +1,19 @@
 /**
  * The rtnetlink codec: pure TypeScript, no I/O. Decodes datagrams into plain typed objects and
  * writes objects back into request buffers, byte-exact for what the kernel sends.
+ *
+ * Modules, one job each:
+ *   messages.ts   the message union (RtnlMessage), decodeMessages(datagram), writeMessage
+ *   header.ts     struct nlmsghdr: readHeader, message alignment
+ *   writer.ts     NetlinkWriter: appends messages/attributes into one growing Buffer
+ *   attributes.ts table-driven, lossless attribute decoding/encoding (attrOrder, rawAttrs —
+ *                 the module comment explains the choice), generic decodeAttrTree
+ *   link.ts, address.ts, route.ts, neighbour.ts, rule.ts
+ *                 one message family each: its interface, table, decode, write, dump request
+ *   ack.ts        NLMSG_ERROR / NLMSG_DONE with extended-ack TLVs
+ *   ip.ts         IP text as `ip -j` prints it (inet_ntop), strict parsing, MAC text
+ *   bytes.ts, fixed.ts, errors.ts  field readers, fixed-struct checks, the two error classes
+ * Constants (RTM_*, IFLA_*, RTA_*, NLM_F_*, ...) live in ../constants.
  */
 export { NetlinkDecodeError, NetlinkEncodeError, isNetlinkDecodeError } from './errors.js';
 export { NetlinkWriter, type NlMsgHeaderInit } from './writer.js';
@@ -89,6 +102,7 @@ export {
   encodeMessages,
   messageKind,
   type MessageKind,
+  type MessageBodies,
   type RtnlMessage,
   type RtnlMessageInit,
 } from './messages.js';

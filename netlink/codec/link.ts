@@ -17,12 +17,10 @@ import {
   fU32,
   fU8,
   parseRawList,
-  rdS32,
-  rdU16,
-  rdU32,
   type AttrLayout,
   type RawAttr,
 } from './attributes.js';
+import { rdS32, rdU16, rdU32 } from './bytes.js';
 import { s32Field, u16Field, u32Field, u8Field, type WithOptional } from './fixed.js';
 import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
 import { NLA_F_NESTED, NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
@@ -124,10 +122,11 @@ export interface LinkMessage extends AttrLayout {
 
 export type LinkMessageInit = WithOptional<LinkMessage, 'family' | 'linkType' | 'ifindex' | 'flags' | 'change'>;
 
+// Table order follows the kernel's tun_fill_info.
 export const TUN_ATTRS = attrSpec('link.linkInfo.tun', [
+  fU8(L.IFLA_TUN_TYPE, 'type'),
   fU32(L.IFLA_TUN_OWNER, 'owner'),
   fU32(L.IFLA_TUN_GROUP, 'group'),
-  fU8(L.IFLA_TUN_TYPE, 'type'),
   fBool8(L.IFLA_TUN_PI, 'pi'),
   fBool8(L.IFLA_TUN_VNET_HDR, 'vnetHdr'),
   fBool8(L.IFLA_TUN_PERSIST, 'persist'),

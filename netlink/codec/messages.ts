@@ -4,7 +4,7 @@
  * to the same `body`; only `header` (seq, pid, NLM_F_MULTI) tells them apart.
  */
 import { NetlinkDecodeError, NetlinkEncodeError } from './errors.js';
-import { copyBytes } from './attributes.js';
+import { copyBytes } from './bytes.js';
 import { nextMessageOffset, readHeader, type NlMsgHeader } from './header.js';
 import { NetlinkWriter, type NlMsgHeaderInit } from './writer.js';
 import { decodeDoneMessage, decodeErrorMessage, writeDonePayload, writeErrorPayload, type DoneMessage, type ErrorMessage } from './ack.js';
@@ -14,6 +14,24 @@ import { decodeRouteMessage, writeRoutePayload, type RouteMessage, type RouteMes
 import { decodeNeighbourMessage, writeNeighbourPayload, type NeighbourMessage, type NeighbourMessageInit } from './neighbour.js';
 import { decodeRuleMessage, writeRulePayload, type RuleMessage, type RuleMessageInit } from './rule.js';
 import { NLM_F_ACK_TLVS, NLM_F_CAPPED, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN } from '../constants/netlink.js';
+import {
+  RTM_DELADDR,
+  RTM_DELLINK,
+  RTM_DELNEIGH,
+  RTM_DELROUTE,
+  RTM_DELRULE,
+  RTM_GETADDR,
+  RTM_GETLINK,
+  RTM_GETNEIGH,
+  RTM_GETROUTE,
+  RTM_GETRULE,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  RTM_NEWNEIGH,
+  RTM_NEWROUTE,
+  RTM_NEWRULE,
+  RTM_SETLINK,
+} from '../constants/rtnetlink.js';
 
 export type MessageKind = 'link' | 'address' | 'route' | 'neighbour' | 'rule' | 'error' | 'done' | 'other';
 
@@ -70,6 +88,18 @@ export type RtnlMessage =
   | DoneEnvelope
   | OtherEnvelope;
 
+/** The body type of each message kind. */
+export interface MessageBodies {
+  link: LinkMessage;
+  address: AddressMessage;
+  route: RouteMessage;
+  neighbour: NeighbourMessage;
+  rule: RuleMessage;
+  error: ErrorMessage;
+  done: DoneMessage;
+  other: Uint8Array;
+}
+
 /** What writeMessage accepts: header without length, bodies with optional fixed fields. */
 export type RtnlMessageInit =
   | { kind: 'link'; header: NlMsgHeaderInit; body: LinkMessageInit }
@@ -83,14 +113,35 @@ export type RtnlMessageInit =
 
 /** The body kind of an nlmsg_type: RTM_{NEW,DEL,GET,SET}LINK → 'link', etc. */
 export function messageKind(type: number): MessageKind {
-  if (type === NLMSG_ERROR) return 'error';
-  if (type === NLMSG_DONE) return 'done';
-  if (type >= 16 && type <= 19) return 'link';
-  if (type >= 20 && type <= 23) return type === 23 ? 'other' : 'address';
-  if (type >= 24 && type <= 27) return type === 27 ? 'other' : 'route';
-  if (type >= 28 && type <= 31) return type === 31 ? 'other' : 'neighbour';
-  if (type >= 32 && type <= 34) return 'rule';
-  return 'other';
+  switch (type) {
+    case RTM_NEWROUTE:
+    case RTM_DELROUTE:
+    case RTM_GETROUTE:
+      return 'route';
+    case RTM_NEWLINK:
+    case RTM_DELLINK:
+    case RTM_GETLINK:
+    case RTM_SETLINK:
+      return 'link';
+    case RTM_NEWADDR:
+    case RTM_DELADDR:
+    case RTM_GETADDR:
+      return 'address';
+    case RTM_NEWNEIGH:
+    case RTM_DELNEIGH:
+    case RTM_GETNEIGH:
+      return 'neighbour';
+    case RTM_NEWRULE:
+    case RTM_DELRULE:
+    case RTM_GETRULE:
+      return 'rule';
+    case NLMSG_ERROR:
+      return 'error';
+    case NLMSG_DONE:
+      return 'done';
+    default:
+      return 'other';
+  }
 }
 
 /**
@@ -181,7 +232,8 @@ export function writeMessage(w: NetlinkWriter, msg: RtnlMessageInit): void {
     case 'other':
       if (!(msg.body instanceof Uint8Array)) throw new NetlinkEncodeError('other.body', 'must be a Uint8Array');
       w.bytes(msg.body);
-      break;
+      w.endMessageExact(start);
+      return;
     default:
       throw new NetlinkEncodeError('kind', `unknown message kind ${JSON.stringify((msg as { kind: unknown }).kind)}`);
   }

@@ -13,10 +13,9 @@ import {
   fU32,
   fU32Struct,
   fU8,
-  rdS32,
-  rdU16,
   type AttrLayout,
 } from './attributes.js';
+import { rdS32, rdU16 } from './bytes.js';
 import { s32Field, u16Field, u8Field, type WithOptional } from './fixed.js';
 import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';

@@ -17,11 +17,9 @@ import {
   fU32,
   fU32Struct,
   fU8,
-  rdS32,
-  rdU16,
-  rdU32,
   type AttrLayout,
 } from './attributes.js';
+import { rdS32, rdU16, rdU32 } from './bytes.js';
 import { s32Field, u32Field, u8Field, type WithOptional } from './fixed.js';
 import { formatIp, ipByteLength, writeIp } from './ip.js';
 import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
@@ -249,34 +247,100 @@ const multipath = {
   },
 };
 
-// Table order follows the kernel's fib_dump_info (IPv4); IPv6 routes keep their own via attrOrder.
-export const ROUTE_ATTRS = attrSpec('route', [
-  fU32(R.RTA_TABLE, 'table'),
-  fIp(R.RTA_DST, 'dst'),
-  fIp(R.RTA_SRC, 'src'),
-  fU32(R.RTA_IIF, 'iif'),
-  fU32(R.RTA_PRIORITY, 'metric'),
-  fIp(R.RTA_PREFSRC, 'prefsrc'),
-  fNest(R.RTA_METRICS, 'metrics', METRICS_ATTRS),
-  fU32(R.RTA_NH_ID, 'nhId'),
-  fIp(R.RTA_GATEWAY, 'gateway'),
-  fCustom(R.RTA_VIA, 'via', via),
-  fU32(R.RTA_OIF, 'oif'),
-  fCustom(R.RTA_MULTIPATH, 'multipath', multipath),
-  fU32(R.RTA_FLOW, 'flow'),
-  fU16(R.RTA_ENCAP_TYPE, 'encapType'),
-  fBytes(R.RTA_ENCAP, 'encap'),
-  fBytes(R.RTA_NEWDST, 'newdst'),
-  fU32Struct(R.RTA_CACHEINFO, 'cacheInfo', ['clntref', 'lastuse', 'expires', 'error', 'used', 'id', 'ts', 'tsage']),
-  fU8(R.RTA_PREF, 'pref'),
-  fU32(R.RTA_EXPIRES, 'expires'),
-  fU32(R.RTA_MARK, 'mark'),
-  fU32(R.RTA_UID, 'uid'),
-  fU8(R.RTA_TTL_PROPAGATE, 'ttlPropagate'),
-  fU8(R.RTA_IP_PROTO, 'ipProto'),
-  fU16BE(R.RTA_SPORT, 'sport'),
-  fU16BE(R.RTA_DPORT, 'dport'),
-]);
+// Table order follows the kernel's fib_dump_info, so IPv4 routes from the kernel need no
+// attrOrder; IPv6 routes (rt6_fill_node puts RTA_PRIORITY after RTA_OIF) keep theirs.
+// ROUTE_ACCESS below must list the same keys at the same indexes (a test checks it).
+export const ROUTE_ATTRS = attrSpec(
+  'route',
+  [
+    fU32(R.RTA_TABLE, 'table'), // 0
+    fIp(R.RTA_DST, 'dst'), // 1
+    fIp(R.RTA_SRC, 'src'), // 2
+    fU32(R.RTA_IIF, 'iif'), // 3
+    fU32(R.RTA_PRIORITY, 'metric'), // 4
+    fNest(R.RTA_METRICS, 'metrics', METRICS_ATTRS), // 5
+    fIp(R.RTA_PREFSRC, 'prefsrc'), // 6
+    fU32(R.RTA_NH_ID, 'nhId'), // 7
+    fIp(R.RTA_GATEWAY, 'gateway'), // 8
+    fCustom(R.RTA_VIA, 'via', via), // 9
+    fU32(R.RTA_OIF, 'oif'), // 10
+    fCustom(R.RTA_MULTIPATH, 'multipath', multipath), // 11
+    fU32(R.RTA_FLOW, 'flow'), // 12
+    fU16(R.RTA_ENCAP_TYPE, 'encapType'), // 13
+    fBytes(R.RTA_ENCAP, 'encap'), // 14
+    fBytes(R.RTA_NEWDST, 'newdst'), // 15
+    fU32Struct(R.RTA_CACHEINFO, 'cacheInfo', ['clntref', 'lastuse', 'expires', 'error', 'used', 'id', 'ts', 'tsage']), // 16
+    fU8(R.RTA_PREF, 'pref'), // 17
+    fU32(R.RTA_EXPIRES, 'expires'), // 18
+    fU32(R.RTA_MARK, 'mark'), // 19
+    fU32(R.RTA_UID, 'uid'), // 20
+    fU8(R.RTA_TTL_PROPAGATE, 'ttlPropagate'), // 21
+    fU8(R.RTA_IP_PROTO, 'ipProto'), // 22
+    fU16BE(R.RTA_SPORT, 'sport'), // 23
+    fU16BE(R.RTA_DPORT, 'dport'), // 24
+  ],
+  {
+    get(o: Obj, i: number): unknown {
+      switch (i) {
+        case 0: return o.table;
+        case 1: return o.dst;
+        case 2: return o.src;
+        case 3: return o.iif;
+        case 4: return o.metric;
+        case 5: return o.metrics;
+        case 6: return o.prefsrc;
+        case 7: return o.nhId;
+        case 8: return o.gateway;
+        case 9: return o.via;
+        case 10: return o.oif;
+        case 11: return o.multipath;
+        case 12: return o.flow;
+        case 13: return o.encapType;
+        case 14: return o.encap;
+        case 15: return o.newdst;
+        case 16: return o.cacheInfo;
+        case 17: return o.pref;
+        case 18: return o.expires;
+        case 19: return o.mark;
+        case 20: return o.uid;
+        case 21: return o.ttlPropagate;
+        case 22: return o.ipProto;
+        case 23: return o.sport;
+        case 24: return o.dport;
+        default: return undefined;
+      }
+    },
+    set(o: Obj, i: number, v: unknown): void {
+      switch (i) {
+        case 0: o.table = v; break;
+        case 1: o.dst = v; break;
+        case 2: o.src = v; break;
+        case 3: o.iif = v; break;
+        case 4: o.metric = v; break;
+        case 5: o.metrics = v; break;
+        case 6: o.prefsrc = v; break;
+        case 7: o.nhId = v; break;
+        case 8: o.gateway = v; break;
+        case 9: o.via = v; break;
+        case 10: o.oif = v; break;
+        case 11: o.multipath = v; break;
+        case 12: o.flow = v; break;
+        case 13: o.encapType = v; break;
+        case 14: o.encap = v; break;
+        case 15: o.newdst = v; break;
+        case 16: o.cacheInfo = v; break;
+        case 17: o.pref = v; break;
+        case 18: o.expires = v; break;
+        case 19: o.mark = v; break;
+        case 20: o.uid = v; break;
+        case 21: o.ttlPropagate = v; break;
+        case 22: o.ipProto = v; break;
+        case 23: o.sport = v; break;
+        case 24: o.dport = v; break;
+      }
+    },
+  },
+);
 
 /** Decodes the payload buf[start, end) of a route message. */
 export function decodeRouteMessage(buf: Buffer, start: number, end: number): RouteMessage {
@@ -300,6 +364,7 @@ export function decodeRouteMessage(buf: Buffer, start: number, end: number): Rou
 
 /** Writes struct rtmsg and the attributes of a route (inside a message the caller began). */
 export function writeRoutePayload(w: NetlinkWriter, r: RouteMessageInit): void {
+  w.pad();
   w.reserve(R.RTMSG_LEN);
   const b = w.buf;
   const p = w.pos;
@@ -311,7 +376,11 @@ export function writeRoutePayload(w: NetlinkWriter, r: RouteMessageInit): void {
   b[p + 5] = u8Field(r.protocol, 'route.protocol');
   b[p + 6] = u8Field(r.scope, 'route.scope');
   b[p + 7] = u8Field(r.type, 'route.type');
-  b.writeUInt32LE(u32Field(r.flags, 'route.flags'), p + 8);
+  const flags = u32Field(r.flags, 'route.flags');
+  b[p + 8] = flags & 0xff;
+  b[p + 9] = (flags >>> 8) & 0xff;
+  b[p + 10] = (flags >>> 16) & 0xff;
+  b[p + 11] = flags >>> 24;
   w.pos = p + R.RTMSG_LEN;
   encodeAttrs(w, ROUTE_ATTRS, r as unknown as Obj);
 }

@@ -11,9 +11,9 @@ import {
   fU32Struct,
   fU64BE,
   fU8,
-  rdU32,
   type AttrLayout,
 } from './attributes.js';
+import { rdU32 } from './bytes.js';
 import { u32Field, u8Field, type WithOptional } from './fixed.js';
 import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
@@ -70,24 +70,25 @@ export function ruleTable(r: Pick<RuleMessage, 'headerTable' | 'table'>): number
   return r.table ?? r.headerTable;
 }
 
-// Table order follows the kernel's fib_nl_fill_rule.
+// Table order follows the kernel's fib_nl_fill_rule (6.x): common attributes, then the family's
+// own (addresses, flow) last.
 export const RULE_ATTRS = attrSpec('rule', [
   fU32(F.FRA_TABLE, 'table'),
   fU32(F.FRA_SUPPRESS_PREFIXLEN, 'suppressPrefixlen'),
+  fU8(F.FRA_PROTOCOL, 'protocol'),
   fString(F.FRA_IIFNAME, 'iifname'),
   fString(F.FRA_OIFNAME, 'oifname'),
   fU32(F.FRA_PRIORITY, 'priority'),
   fU32(F.FRA_FWMARK, 'fwmark'),
   fU32(F.FRA_FWMASK, 'fwmask'),
-  fU32(F.FRA_SUPPRESS_IFGROUP, 'suppressIfgroup'),
   fU32(F.FRA_GOTO, 'goto'),
   fU64BE(F.FRA_TUN_ID, 'tunId'),
+  fU32(F.FRA_SUPPRESS_IFGROUP, 'suppressIfgroup'),
   fU8(F.FRA_L3MDEV, 'l3mdev'),
   fU32Struct(F.FRA_UID_RANGE, 'uidRange', ['start', 'end']),
-  fU8(F.FRA_PROTOCOL, 'protocol'),
-  fU8(F.FRA_IP_PROTO, 'ipProto'),
   fU16Struct(F.FRA_SPORT_RANGE, 'sportRange', ['start', 'end']),
   fU16Struct(F.FRA_DPORT_RANGE, 'dportRange', ['start', 'end']),
+  fU8(F.FRA_IP_PROTO, 'ipProto'),
   fIp(F.FRA_DST, 'dst'),
   fIp(F.FRA_SRC, 'src'),
   fU32(F.FRA_FLOW, 'flow'),

@@ -5,6 +5,8 @@
  * writer appends message after message into one pre-sized Buffer, patches each length in place
  * when its message or nest is closed, and only grows (doubling) when an estimate was too small.
  * All multi-byte fields are written in host order (little endian), except the *BE helpers.
+ * The per-attribute paths store bytes by index: Buffer's write* methods re-validate their
+ * arguments on every call, which costs more than the store itself at 65k messages.
  */
 import { NetlinkEncodeError } from './errors.js';
 import { NLA_HDRLEN, NLMSG_HDRLEN } from '../constants/netlink.js';
@@ -58,12 +60,13 @@ export class NetlinkWriter {
 
   /** Zero bytes up to the next 4-byte boundary. */
   pad(): void {
-    const aligned = (this.pos + 3) & ~3;
-    if (aligned !== this.pos) {
-      this.reserve(aligned - this.pos);
-      this.buf.fill(0, this.pos, aligned);
-      this.pos = aligned;
-    }
+    let p = this.pos;
+    if ((p & 3) === 0) return;
+    const aligned = (p + 3) & ~3;
+    this.reserve(aligned - p);
+    const b = this.buf;
+    while (p < aligned) b[p++] = 0;
+    this.pos = aligned;
   }
 
   // ---- messages ----
@@ -74,19 +77,37 @@ export class NetlinkWriter {
     const start = this.pos;
     this.reserve(NLMSG_HDRLEN);
     const b = this.buf;
+    const type = h.type;
+    const flags = h.flags;
+    if ((type & 0xffff) !== type) throw new NetlinkEncodeError('header.type', 'must be an integer 0..65535');
+    if ((flags & 0xffff) !== flags) throw new NetlinkEncodeError('header.flags', 'must be an integer 0..65535');
     b.writeUInt32LE(0, start);
-    b.writeUInt16LE(h.type, start + 4);
-    b.writeUInt16LE(h.flags, start + 6);
+    b[start + 4] = type & 0xff;
+    b[start + 5] = type >>> 8;
+    b[start + 6] = flags & 0xff;
+    b[start + 7] = flags >>> 8;
     b.writeUInt32LE((h.seq ?? 0) >>> 0, start + 8);
     b.writeUInt32LE((h.pid ?? 0) >>> 0, start + 12);
     this.pos = start + NLMSG_HDRLEN;
     return start;
   }
 
-  /** Pads the message to 4 bytes and writes its length. */
+  /**
+   * Pads the message to 4 bytes and writes its length. The length covers the padding of the
+   * last attribute, as the kernel's nlmsg_end does (nla_put pads every attribute).
+   */
   endMessage(start: number): void {
     this.pad();
     this.buf.writeUInt32LE(this.pos - start, start);
+  }
+
+  /**
+   * Writes the message's length as its exact byte count, then pads: for opaque payloads whose
+   * length is not a multiple of 4 (e.g. a 1-byte struct rtgenmsg), which nlmsg_len must not round.
+   */
+  endMessageExact(start: number): void {
+    this.buf.writeUInt32LE(this.pos - start, start);
+    this.pad();
   }
 
   // ---- raw fixed-size fields (no attribute header) ----
@@ -127,9 +148,14 @@ export class NetlinkWriter {
   attrHeader(type: number, payloadLen: number): void {
     this.pad();
     this.reserve(NLA_HDRLEN + payloadLen + 3);
-    this.buf.writeUInt16LE(NLA_HDRLEN + payloadLen, this.pos);
-    this.buf.writeUInt16LE(type, this.pos + 2);
-    this.pos += NLA_HDRLEN;
+    const b = this.buf;
+    const p = this.pos;
+    const len = NLA_HDRLEN + payloadLen;
+    b[p] = len & 0xff;
+    b[p + 1] = len >>> 8;
+    b[p + 2] = type & 0xff;
+    b[p + 3] = type >>> 8;
+    this.pos = p + NLA_HDRLEN;
   }
 
   /** Starts a nested attribute; returns its start for endNest. */
@@ -167,8 +193,13 @@ export class NetlinkWriter {
   }
   attrU32(type: number, v: number): void {
     this.attrHeader(type, 4);
-    this.buf.writeUInt32LE(v, this.pos);
-    this.pos += 4;
+    const b = this.buf;
+    const p = this.pos;
+    b[p] = v & 0xff;
+    b[p + 1] = (v >>> 8) & 0xff;
+    b[p + 2] = (v >>> 16) & 0xff;
+    b[p + 3] = v >>> 24;
+    this.pos = p + 4;
   }
   attrU32BE(type: number, v: number): void {
     this.attrHeader(type, 4);
@@ -207,11 +238,15 @@ export class NetlinkWriter {
   attrIp(type: number, text: string): boolean {
     this.pad();
     this.reserve(NLA_HDRLEN + 16);
-    const n = writeIp(text, this.buf, this.pos + NLA_HDRLEN);
+    const b = this.buf;
+    const p = this.pos;
+    const n = writeIp(text, b, p + NLA_HDRLEN);
     if (n === 0) return false;
-    this.buf.writeUInt16LE(NLA_HDRLEN + n, this.pos);
-    this.buf.writeUInt16LE(type, this.pos + 2);
-    this.pos += NLA_HDRLEN + n;
+    b[p] = NLA_HDRLEN + n;
+    b[p + 1] = 0;
+    b[p + 2] = type & 0xff;
+    b[p + 3] = type >>> 8;
+    this.pos = p + NLA_HDRLEN + n;
     return true;
   }
   /** A hardware-address attribute from colon-hex text; false when the text does not parse. */

@@ -64,7 +64,8 @@ NetlinkReceiver::Result NetlinkReceiver::Fill(int fd) {
     msg.msg_namelen = sizeof from;
     msg.msg_iov = iov;
     msg.msg_iovlen = spill_ ? 2 : 1;
-    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    // MSG_TRUNC: the return value is the datagram's real size, even when it did not fit.
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return {Stop::kDrained, 0};
@@ -73,7 +74,7 @@ NetlinkReceiver::Result NetlinkReceiver::Fill(int fd) {
     const size_t len = static_cast<size_t>(n);
     if (msg.msg_flags & MSG_TRUNC) {
       if (spill_) madvise(spill_, kSpillBytes, MADV_DONTNEED);
-      return {Stop::kError, EMSGSIZE};
+      return {Stop::kError, EMSGSIZE, len};
     }
     if (len > room) {
       if (kernelOnly_ && from.nl_pid != 0) {

@@ -35,6 +35,7 @@ class NetlinkReceiver {
   struct Result {
     Stop stop;
     int err;
+    size_t size = 0;  // with EMSGSIZE: the size of the datagram that was dropped
   };
 
   // `ends` must hold kMaxDatagrams entries and outlive the receiver; ends[i] is the offset just

@@ -55,8 +55,9 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   Napi::Value Closed(const Napi::CallbackInfo& info);
 
   void OnReadable(int status);
+  void Drain(Napi::Object self, int status);
   bool DeliverData(Napi::Object self);
-  bool DeliverSocketError(Napi::Object self, int err);
+  bool DeliverSocketError(Napi::Object self, int err, size_t size);
   void Call(const Napi::FunctionReference& fn, Napi::Object self, std::initializer_list<napi_value> args);
   bool Active() const { return polling_ && fd_ >= 0; }
   void StopPolling();
@@ -324,7 +325,21 @@ void NetlinkSocket::OnReadable(int status) {
   // A local handle keeps the wrapper alive while handlers run, even if one of them closes it and
   // drops the last reference.
   Napi::Object self = Value();
+  try {
+    Drain(self, status);
+  } catch (const Napi::Error& e) {
+    // Nothing may escape a libuv callback. A failing N-API call lands here: most often because
+    // the environment is being torn down (node runs the loop once more with JavaScript
+    // disallowed, before the cleanup hooks close this socket). Stop receiving; if JavaScript
+    // can still run, the error becomes an uncaught exception (a no-op during teardown).
+    if (poll_) uv_poll_stop(&poll_->poll);
+    polling_ = false;
+    if (!e.Value().IsEmpty()) napi_fatal_exception(env, e.Value());
+  }
+}
 
+void NetlinkSocket::Drain(Napi::Object self, int status) {
+  Napi::Env env = Env();
   if (status < 0) {
     // libuv stops a poll handle that reports POLLERR. On a netlink socket that is a pending socket
     // error, normally ENOBUFS after the kernel dropped messages: collect it (reading SO_ERROR also
@@ -339,7 +354,7 @@ void NetlinkSocket::OnReadable(int status) {
       Call(onError, self, {MakeErrnoError(env, -r, "uv_poll_start", "resume receiving on " + Describe()).Value()});
       return;
     }
-    if (soerr != 0 && !DeliverSocketError(self, soerr)) return;
+    if (soerr != 0 && !DeliverSocketError(self, soerr, 0)) return;
   }
 
   for (;;) {
@@ -348,7 +363,7 @@ void NetlinkSocket::OnReadable(int status) {
     // A full batch returns to the loop: the fd is still readable, so the poll fires again after
     // timers and other I/O had their turn.
     if (result.stop != NetlinkReceiver::Stop::kError) return;
-    if (!DeliverSocketError(self, result.err)) return;
+    if (!DeliverSocketError(self, result.err, result.size)) return;
     // ENOBUFS and an oversized datagram are one-off conditions: read on. Anything else ends this
     // wake-up rather than spinning on a failing socket.
     if (result.err != ENOBUFS && result.err != EMSGSIZE) return;
@@ -365,16 +380,15 @@ bool NetlinkSocket::DeliverData(Napi::Object self) {
   return Active();
 }
 
-bool NetlinkSocket::DeliverSocketError(Napi::Object self, int err) {
+bool NetlinkSocket::DeliverSocketError(Napi::Object self, int err, size_t size) {
   Napi::Env env = Env();
   if (err == ENOBUFS) {
     Call(onOverflow_, self, {});
   } else {
     Napi::Error e = MakeErrnoError(env, err, "recvmsg", "receive on " + Describe());
     if (err == EMSGSIZE) {
-      e.Set("message", Napi::String::New(env, "receive on " + Describe() + ": EMSGSIZE: a datagram larger than " +
-                                                  std::to_string((NetlinkReceiver::kSpillBytes + NetlinkReceiver::kMinRoom) >> 10) +
-                                                  " KiB arrived and was dropped (it cannot be delivered whole)"));
+      e.Set("message", Napi::String::New(env, "receive on " + Describe() + ": EMSGSIZE: a datagram of " + std::to_string(size) +
+                                                  " bytes, too large to receive whole, was dropped"));
     }
     Call(onError_, self, {e.Value()});
   }
@@ -385,11 +399,20 @@ bool NetlinkSocket::DeliverSocketError(Napi::Object self, int err) {
 // A handler that throws is an uncaught exception of the process, as for any event callback.
 void NetlinkSocket::Call(const Napi::FunctionReference& fn, Napi::Object self, std::initializer_list<napi_value> args) {
   if (fn.IsEmpty()) return;
-  try {
-    fn.MakeCallback(self, args, *asyncContext_);
-  } catch (const Napi::Error& e) {
-    napi_fatal_exception(Env(), e.Value());
+  napi_env env = Env();
+  napi_value result;
+  napi_status status = napi_make_callback(env, *asyncContext_, self, fn.Value(), args.size(), args.begin(), &result);
+  if (status == napi_ok) return;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) {
+    napi_value exception;
+    napi_get_and_clear_last_exception(env, &exception);
+    napi_fatal_exception(env, exception);
+    return;
   }
+  // No exception: JavaScript cannot run any more (environment teardown).
+  throw Napi::Error();
 }
 
 // openNetlinkSocket(options) → Promise<NetlinkSocketHandle>. The socket is made on a worker
