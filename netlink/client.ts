@@ -37,6 +37,7 @@ import {
 } from './client-dumps.js';
 import { EBADF, ENOBUFS, ENODEV, EPROTO, ETIMEDOUT, EINVAL, NetlinkDumpInterruptedError, NetlinkRequestError, type NetlinkRequestErrorInit } from './errors.js';
 import { ACK_BUDGET, type BatchResult, type RtnlRequest } from './ops/request.js';
+import { InFlightTable, budgetOf, type RequestJob, type Segment } from './client-inflight.js';
 import { addAddress, deleteAddress, replaceAddress, type AddressKey, type AddressSpec } from './ops/address.js';
 import { deleteLink, getLink, setLink, type LinkRef, type LinkSetSpec } from './ops/link.js';
 import { addRoute, deleteRoute, replaceRoute, type RouteKey, type RouteSpec } from './ops/route.js';
@@ -59,24 +60,6 @@ export interface RtnlOptions {
    * The kernel always answers; this guards against a transport that lost an answer.
    */
   timeoutMs?: number;
-}
-
-interface RequestJob {
-  readonly kind: 'requests';
-  readonly requests: readonly RtnlRequest[];
-  /** Next request to send. */
-  next: number;
-  /** Requests not yet answered. */
-  remaining: number;
-  readonly results: BatchResult[];
-  readonly resolve: (results: BatchResult[]) => void;
-}
-
-interface InFlight {
-  readonly job: RequestJob;
-  readonly index: number;
-  readonly budget: number;
-  replies?: unknown[];
 }
 
 interface DumpJob {
@@ -109,8 +92,10 @@ export class Rtnl {
 
   readonly #queue: Job[] = [];
   #queueHead = 0;
-  readonly #inFlight = new Map<number, InFlight>();
-  #inFlightBudget = 0;
+  readonly #table = new InFlightTable();
+  /** First seq and number of requests of the chunk being written. */
+  #chunkFirst = 0;
+  #chunkCount = 0;
   #dump: DumpJob | undefined;
   #seq = 0;
   #pumpQueued = false;
@@ -129,6 +114,7 @@ export class Rtnl {
     this.#maxInFlight = Math.max(1, Math.min(opts.maxInFlight ?? MAX_IN_FLIGHT, MAX_IN_FLIGHT));
     this.#maxChunk = Math.max(4096, Math.min(MAX_CHUNK, t.sndbuf - 32) - CHUNK_MARGIN);
     this.#seq = (Math.random() * 0x7fffffff) >>> 0;
+    this.#chunkFirst = Rtnl.#after(this.#seq);
     t.start({
       data: (datagrams) => this.#onData(datagrams),
       overflow: () => this.#onOverflow(),
@@ -166,7 +152,7 @@ export class Rtnl {
 
   /** Requests sent whose answer has not arrived yet. */
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#table.count;
   }
 
   get closed(): boolean {
@@ -246,7 +232,7 @@ export class Rtnl {
   batch(requests: readonly RtnlRequest[]): Promise<BatchResult[]> {
     const results = new Array<BatchResult>(requests.length);
     if (this.#closed) {
-      requests.forEach((req, i) => (results[i] = { ok: false, request: req, error: this.#closedError(req.operation, req.target) }));
+      requests.forEach((req, i) => (results[i] = failed(this.#closedError(req.operation, safeTarget(req)))));
       return Promise.resolve(results);
     }
     if (requests.length === 0) return Promise.resolve(results);
@@ -311,24 +297,25 @@ export class Rtnl {
     }
   }
 
-  #nextSeq(): number {
-    this.#seq = (this.#seq + 1) >>> 0;
-    if (this.#seq === 0) this.#seq = 1;
-    return this.#seq;
+  /** The seq after `seq`, skipping 0 (the kernel's own notifications carry seq 0). */
+  static #after(seq: number): number {
+    const n = (seq + 1) >>> 0;
+    return n === 0 ? 1 : n;
   }
 
   /** Sends what the window allows, in as few send() calls as possible. */
   #pump(): void {
     if (this.#closed) return;
     const w = this.#writer;
+    const table = this.#table;
     w.reset();
-    const chunk: number[] = [];
-    while (this.#queueHead < this.#queue.length) {
+    this.#chunkFirst = Rtnl.#after(this.#seq);
+    this.#chunkCount = 0;
+    while (this.#queueHead < this.#queue.length && this.#dump === undefined) {
       const job = this.#queue[this.#queueHead]!;
-      if (this.#dump !== undefined) break;
       if (job.kind === 'dump') {
         // A dump runs alone: its output and pending acks would share the buffer.
-        if (this.#inFlight.size > 0 || chunk.length > 0) break;
+        if (table.count > 0 || this.#chunkCount > 0) break;
         this.#queueHead++;
         this.#startDump(job);
         break;
@@ -336,61 +323,58 @@ export class Rtnl {
       let full = false;
       while (job.next < job.requests.length) {
         const req = job.requests[job.next]!;
-        const budget = req.replyBudget ?? ACK_BUDGET;
-        if (this.#inFlight.size > 0 && (this.#inFlightBudget + budget > this.#maxBudget || this.#inFlight.size >= this.#maxInFlight)) {
+        if (table.count > 0 && (table.budget + budgetOf(req) > this.#maxBudget || table.count >= this.#maxInFlight)) {
           full = true;
           break;
         }
-        if (w.pos >= this.#maxChunk) this.#flush(chunk);
+        if (w.pos >= this.#maxChunk) this.#flush();
         const index = job.next++;
-        const seq = this.#nextSeq();
+        const seq = Rtnl.#after(this.#seq);
         const start = w.pos;
         try {
           req.write(w, seq);
         } catch (e) {
+          // Not sent, seq not used: the run of seqs → requests must skip this one.
           w.pos = start;
-          this.#settle(job, index, {
-            ok: false,
-            request: req,
-            error: new NetlinkRequestError({ errno: EINVAL, operation: req.operation, target: safeTarget(req), detail: e instanceof Error ? e.message : String(e), cause: e }),
-          });
+          table.cut();
+          this.#settle(job, index, failed(new NetlinkRequestError({ errno: EINVAL, operation: req.operation, target: safeTarget(req), detail: e instanceof Error ? e.message : String(e), cause: e })));
           continue;
         }
-        this.#inFlight.set(seq, { job, index, budget });
-        this.#inFlightBudget += budget;
-        chunk.push(seq);
+        this.#seq = seq;
+        this.#chunkCount++;
+        table.add(job, index, seq);
       }
       if (full) break;
       this.#queueHead++;
     }
-    this.#flush(chunk);
+    this.#flush();
+    table.cut();
     this.#compactQueue();
     this.#updateIdle();
   }
 
   /** Sends the chunk written so far as one datagram. */
-  #flush(chunk: number[]): void {
+  #flush(): void {
     const w = this.#writer;
     if (w.pos === 0) return;
     try {
       this.#t.send(w.view());
     } catch (e) {
       const errno = errnoOf(e);
-      for (const seq of chunk) {
-        const f = this.#inFlight.get(seq);
-        if (f === undefined) continue;
-        const req = f.job.requests[f.index]!;
-        this.#finish(seq, f, { ok: false, request: req, error: new NetlinkRequestError({ errno, operation: req.operation, target: safeTarget(req), detail: 'send failed', cause: e }) });
+      for (const [seg, index] of this.#table.unsettledInRange(this.#chunkFirst, this.#chunkCount)) {
+        const req = seg.job.requests[index]!;
+        this.#finish(seg, index, failed(new NetlinkRequestError({ errno, operation: req.operation, target: safeTarget(req), detail: 'send failed', cause: e })));
       }
     }
     w.reset();
-    chunk.length = 0;
+    this.#chunkFirst = Rtnl.#after(this.#seq);
+    this.#chunkCount = 0;
     this.#touch();
   }
 
   #startDump(job: DumpJob): void {
     job.attempts++;
-    job.seq = this.#nextSeq();
+    job.seq = this.#seq = Rtnl.#after(this.#seq);
     job.items = [];
     job.interrupted = false;
     this.#dump = job;
@@ -402,7 +386,7 @@ export class Rtnl {
     } catch (e) {
       this.#dump = undefined;
       w.reset();
-      const errno = e instanceof Error && 'errno' in e && typeof e.errno === 'number' ? e.errno : EINVAL;
+      const errno = e instanceof Error && 'errno' in e && typeof e.errno === 'number' ? Math.abs(e.errno) : EINVAL;
       job.reject(new NetlinkRequestError({ errno, operation: job.spec.operation, target: job.spec.target, detail: e instanceof Error ? e.message : String(e), cause: e }));
       return;
     }
@@ -411,11 +395,11 @@ export class Rtnl {
   }
 
   #compactQueue(): void {
-    if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#queueHead);
-      this.#queueHead = 0;
-    } else if (this.#queueHead === this.#queue.length) {
+    if (this.#queueHead === this.#queue.length) {
       this.#queue.length = 0;
+      this.#queueHead = 0;
+    } else if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#queueHead);
       this.#queueHead = 0;
     }
   }
@@ -438,7 +422,8 @@ export class Rtnl {
       }
     }
     // Refill when half the window is free, so each send() carries a big chunk.
-    if (this.#dump === undefined && (this.#inFlight.size === 0 || this.#inFlightBudget <= this.#maxBudget / 2)) this.#pump();
+    const t = this.#table;
+    if (this.#dump === undefined && (t.count === 0 || t.budget <= this.#maxBudget / 2)) this.#pump();
     else this.#updateIdle();
   }
 
@@ -448,13 +433,16 @@ export class Rtnl {
       this.#onDumpMessage(dump, buf, off, len, type, flags);
       return;
     }
-    const f = this.#inFlight.get(seq);
-    if (f === undefined) return; // late answer to something already failed, or not ours
-    const req = f.job.requests[f.index]!;
+    const seg = this.#table.find(seq);
+    if (seg === undefined) return; // late answer to something already failed, or not ours
+    const index = InFlightTable.indexOf(seg, seq);
+    const job = seg.job;
+    const req = job.requests[index]!;
     if (type === NLMSG_ERROR) {
       // The common case, an ack, needs no decoding: its error field is 0.
       if (len >= NLMSG_HDRLEN + 4 && buf.readInt32LE(off + NLMSG_HDRLEN) === 0) {
-        this.#finish(seq, f, f.replies === undefined ? { ok: true, request: req } : { ok: true, request: req, replies: f.replies });
+        const replies = job.replies?.get(index);
+        this.#finish(seg, index, replies === undefined ? OK : { ok: true, replies });
         return;
       }
       let result: BatchResult;
@@ -463,17 +451,22 @@ export class Rtnl {
         const init: NetlinkRequestErrorInit = { errno: e.errno, operation: req.operation, target: safeTarget(req) };
         if (e.extAck?.message !== undefined) init.extAck = e.extAck.message;
         if (e.extAck?.offset !== undefined) init.extAckOffset = e.extAck.offset;
-        result = { ok: false, request: req, error: new NetlinkRequestError(init) };
+        result = failed(new NetlinkRequestError(init));
       } catch (e) {
-        result = { ok: false, request: req, error: new NetlinkRequestError({ errno: EPROTO, operation: req.operation, target: safeTarget(req), detail: 'undecodable answer', cause: e }) };
+        result = failed(new NetlinkRequestError({ errno: EPROTO, operation: req.operation, target: safeTarget(req), detail: 'undecodable answer', cause: e }));
       }
-      this.#finish(seq, f, result);
+      this.#finish(seg, index, result);
       return;
     }
     if (type === NLMSG_DONE || req.decodeReply === undefined) return;
     try {
       const reply = req.decodeReply(buf, off, { length: len, type, flags, seq, pid: buf.readUInt32LE(off + 12) });
-      if (reply !== undefined) (f.replies ??= []).push(reply);
+      if (reply !== undefined) {
+        const replies = (job.replies ??= new Map());
+        const list = replies.get(index);
+        if (list === undefined) replies.set(index, [reply]);
+        else list.push(reply);
+      }
     } catch {
       // Kept out of the result; the ack still decides success.
     }
@@ -519,6 +512,7 @@ export class Rtnl {
 
   /** Ends the active dump: retries it when interrupted, else settles it. */
   #endDump(job: DumpJob, error: Error | undefined): void {
+    if (this.#dump !== job) return;
     this.#dump = undefined;
     if (error === undefined && job.interrupted) {
       if (job.attempts < this.#dumpAttempts) {
@@ -536,10 +530,10 @@ export class Rtnl {
     this.#pump();
   }
 
-  #finish(seq: number, f: InFlight, result: BatchResult): void {
-    this.#inFlight.delete(seq);
-    this.#inFlightBudget -= f.budget;
-    this.#settle(f.job, f.index, result);
+  /** Settles a request that was in flight. */
+  #finish(seg: Segment, index: number, result: BatchResult): void {
+    this.#settle(seg.job, index, result);
+    this.#table.release(seg, index);
   }
 
   #settle(job: RequestJob, index: number, result: BatchResult): void {
@@ -555,14 +549,8 @@ export class Rtnl {
   #onOverflow(): void {
     if (this.#closed) return;
     this.#maxBudget = Math.max(ACK_BUDGET, Math.floor(this.#maxBudget / 2));
-    for (const [seq, f] of [...this.#inFlight]) {
-      const req = f.job.requests[f.index]!;
-      this.#finish(seq, f, {
-        ok: false,
-        request: req,
-        error: new NetlinkRequestError({ errno: ENOBUFS, operation: req.operation, target: safeTarget(req), detail: 'the answer was dropped (receive buffer overflow); the outcome is unknown' }),
-      });
-    }
+    const detail = 'the answer was dropped (receive buffer overflow); the outcome is unknown';
+    this.#failInFlight((operation, target) => new NetlinkRequestError({ errno: ENOBUFS, operation, target, detail }));
     // Dump output is never dropped (the kernel waits for room), but be safe: run it again.
     if (this.#dump !== undefined) this.#dump.interrupted = true;
     this.#pump();
@@ -571,21 +559,23 @@ export class Rtnl {
   #onError(err: Error): void {
     if (this.#closed) return;
     const errno = errnoOf(err);
-    for (const [seq, f] of [...this.#inFlight]) {
-      const req = f.job.requests[f.index]!;
-      this.#finish(seq, f, { ok: false, request: req, error: new NetlinkRequestError({ errno, operation: req.operation, target: safeTarget(req), detail: 'socket receive error', cause: err }) });
-    }
+    const make = (operation: string, target: string) => new NetlinkRequestError({ errno, operation, target, detail: 'socket receive error', cause: err });
+    this.#failInFlight(make);
     const dump = this.#dump;
-    if (dump !== undefined) this.#endDump(dump, new NetlinkRequestError({ errno, operation: dump.spec.operation, target: dump.spec.target, detail: 'socket receive error', cause: err }));
+    if (dump !== undefined) this.#endDump(dump, make(dump.spec.operation, dump.spec.target));
     this.#pump();
+  }
+
+  #failInFlight(make: (operation: string, target: string) => NetlinkRequestError): void {
+    for (const [seg, index] of this.#table.unsettled()) {
+      const req = seg.job.requests[index]!;
+      this.#finish(seg, index, failed(make(req.operation, safeTarget(req))));
+    }
   }
 
   /** Fails what is in flight and the active dump, and with `queued` everything waiting too. */
   #failAll(make: (operation: string, target: string) => NetlinkRequestError, queued = true): void {
-    for (const [seq, f] of [...this.#inFlight]) {
-      const req = f.job.requests[f.index]!;
-      this.#finish(seq, f, { ok: false, request: req, error: make(req.operation, safeTarget(req)) });
-    }
+    this.#failInFlight(make);
     const dump = this.#dump;
     this.#dump = undefined;
     if (dump !== undefined) dump.reject(make(dump.spec.operation, dump.spec.target));
@@ -601,7 +591,7 @@ export class Rtnl {
       while (job.next < job.requests.length) {
         const index = job.next++;
         const req = job.requests[index]!;
-        this.#settle(job, index, { ok: false, request: req, error: make(req.operation, safeTarget(req)) });
+        this.#settle(job, index, failed(make(req.operation, safeTarget(req))));
       }
     }
   }
@@ -613,7 +603,7 @@ export class Rtnl {
   // ---- liveness ----
 
   #busy(): boolean {
-    return this.#inFlight.size > 0 || this.#dump !== undefined || this.#queueHead < this.#queue.length;
+    return this.#table.count > 0 || this.#dump !== undefined || this.#queueHead < this.#queue.length;
   }
 
   /** An idle client does not keep the process alive; a busy one does, and is watched. */
@@ -656,6 +646,13 @@ export class Rtnl {
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
     this.#watchdog = undefined;
   }
+}
+
+/** The result of every request that succeeded without data replies: shared, allocation-free. */
+const OK: BatchResult = Object.freeze({ ok: true });
+
+function failed(error: NetlinkRequestError): BatchResult {
+  return { ok: false, error };
 }
 
 function safeTarget(req: RtnlRequest): string {

@@ -31,7 +31,8 @@ export interface RtnlRequest {
   decodeReply?(buf: Buffer, off: number, header: NlMsgHeader): unknown;
 }
 
-/** The outcome of one request of a batch. */
-export type BatchResult =
-  | { ok: true; request: RtnlRequest; replies?: unknown[] }
-  | { ok: false; request: RtnlRequest; error: NetlinkRequestError };
+/**
+ * The outcome of one request of a batch, at the same index as the request. A success is a shared
+ * frozen object unless it carries data replies: a 65k-route batch allocates nothing per success.
+ */
+export type BatchResult = { readonly ok: true; readonly replies?: unknown[] } | { readonly ok: false; readonly error: NetlinkRequestError };

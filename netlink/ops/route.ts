@@ -97,19 +97,29 @@ interface NormalNexthop {
   flags: number;
 }
 
+/**
+ * A route request, normalised once at construction into flat fields (one object per route: a
+ * reconciler may hold 65k of these at once, and fewer, smaller objects mean less GC).
+ * Absent numbers are -1.
+ */
 interface NormalRoute {
-  dst: Prefix;
+  family: number;
+  dstLen: number;
+  /** Destination address text (as given, validated). */
+  dst: string;
+  /** IPv4 destination as a u32 in network order, else -1. */
+  dstV4: number;
   table: number;
   protocol: number;
-  metric?: number;
-  gateway?: { family: number; address: string };
-  ifindex?: number;
-  prefsrc?: string;
+  metric: number;
+  gateway: string | undefined;
+  ifindex: number;
+  prefsrc: string | undefined;
   flags: number;
-  mtu?: number;
+  mtu: number;
   type: number;
   scope: number;
-  nexthops?: NormalNexthop[];
+  nexthops: NormalNexthop[] | undefined;
 }
 
 function normalFamily(f: number | undefined): number | undefined {
@@ -127,7 +137,7 @@ function routeType(t: RouteTypeName | number | undefined, fallback: number): num
   return v;
 }
 
-function normalise(spec: RouteSpec, op: 'add' | 'replace' | 'delete'): NormalRoute {
+function normalise(spec: RouteSpec, op: 'add' | 'replace' | 'delete', r: NormalRoute): void {
   if (spec === null || typeof spec !== 'object') throw new NetlinkEncodeError('route', 'must be an object');
   const gateway = spec.gateway === undefined ? undefined : parseAddress(spec.gateway, 'route.gateway');
   const prefsrc = spec.prefsrc === undefined ? undefined : parseAddress(spec.prefsrc, 'route.prefsrc');
@@ -177,22 +187,23 @@ function normalise(spec: RouteSpec, op: 'add' | 'replace' | 'delete'): NormalRou
   else if ((type === RTN_UNICAST || type === RTN_UNSPEC) && gateway === undefined && nexthops === undefined) scope = RT_SCOPE_LINK;
   else scope = RT_SCOPE_UNIVERSE;
 
-  const r: NormalRoute = {
-    dst,
-    table: spec.table === undefined ? RT_TABLE_MAIN : checkUint(spec.table, 'route.table'),
-    protocol: spec.protocol === undefined ? (del ? 0 : RTPROT_BOOT) : checkUint(spec.protocol, 'route.protocol', 255),
-    flags: spec.onlink === true ? RTNH_F_ONLINK : 0,
-    type,
-    scope,
-  };
-  if (r.table === RT_TABLE_UNSPEC) throw new NetlinkEncodeError('route.table', 'table 0 is not a table');
-  if (spec.metric !== undefined) r.metric = checkUint(spec.metric, 'route.metric');
-  if (gateway !== undefined) r.gateway = gateway;
-  if (spec.ifindex !== undefined) r.ifindex = checkUint(spec.ifindex, 'route.ifindex', 0x7fffffff, 1);
-  if (prefsrc !== undefined) r.prefsrc = prefsrc.address;
-  if (spec.mtu !== undefined) r.mtu = checkUint(spec.mtu, 'route.mtu');
-  if (nexthops !== undefined) r.nexthops = nexthops;
-  return r;
+  const table = spec.table === undefined ? RT_TABLE_MAIN : checkUint(spec.table, 'route.table');
+  if (table === RT_TABLE_UNSPEC) throw new NetlinkEncodeError('route.table', 'table 0 is not a table');
+  r.family = family;
+  r.dstLen = dst.length;
+  r.dst = dst.address;
+  r.dstV4 = dst.v4 ?? -1;
+  r.table = table;
+  r.protocol = spec.protocol === undefined ? (del ? 0 : RTPROT_BOOT) : checkUint(spec.protocol, 'route.protocol', 255);
+  r.metric = spec.metric === undefined ? -1 : checkUint(spec.metric, 'route.metric');
+  r.gateway = gateway?.address;
+  r.ifindex = spec.ifindex === undefined ? -1 : checkUint(spec.ifindex, 'route.ifindex', 0x7fffffff, 1);
+  r.prefsrc = prefsrc?.address;
+  r.flags = spec.onlink === true ? RTNH_F_ONLINK : 0;
+  r.mtu = spec.mtu === undefined ? -1 : checkUint(spec.mtu, 'route.mtu');
+  r.type = type;
+  r.scope = scope;
+  r.nexthops = nexthops;
 }
 
 function writeRoute(w: NetlinkWriter, seq: number, type: number, flags: number, r: NormalRoute): void {
@@ -200,8 +211,8 @@ function writeRoute(w: NetlinkWriter, seq: number, type: number, flags: number, 
   w.reserve(RTMSG_LEN);
   const b = w.buf;
   const p = w.pos;
-  b[p] = r.dst.family;
-  b[p + 1] = r.dst.length;
+  b[p] = r.family;
+  b[p + 1] = r.dstLen;
   b[p + 2] = 0;
   b[p + 3] = 0;
   b[p + 4] = r.table <= 0xff ? r.table : RT_TABLE_UNSPEC;
@@ -211,24 +222,24 @@ function writeRoute(w: NetlinkWriter, seq: number, type: number, flags: number, 
   b.writeUInt32LE(r.flags, p + 8);
   w.pos = p + RTMSG_LEN;
   w.attrU32(RTA_TABLE, r.table);
-  if (r.dst.length > 0) {
-    if (r.dst.v4 !== undefined) {
+  if (r.dstLen > 0) {
+    if (r.dstV4 >= 0) {
       w.attrHeader(RTA_DST, 4);
-      w.buf.writeUInt32BE(r.dst.v4, w.pos);
+      w.buf.writeUInt32BE(r.dstV4, w.pos);
       w.pos += 4;
     } else {
-      w.attrIp(RTA_DST, r.dst.address);
+      w.attrIp(RTA_DST, r.dst);
     }
   }
-  if (r.metric !== undefined) w.attrU32(RTA_PRIORITY, r.metric);
+  if (r.metric >= 0) w.attrU32(RTA_PRIORITY, r.metric);
   if (r.prefsrc !== undefined) w.attrIp(RTA_PREFSRC, r.prefsrc);
-  if (r.mtu !== undefined) {
+  if (r.mtu >= 0) {
     const nest = w.beginNest(RTA_METRICS);
     w.attrU32(RTAX_MTU, r.mtu);
     w.endNest(nest);
   }
-  if (r.gateway !== undefined) w.attrIp(RTA_GATEWAY, r.gateway.address);
-  if (r.ifindex !== undefined) w.attrU32(RTA_OIF, r.ifindex);
+  if (r.gateway !== undefined) w.attrIp(RTA_GATEWAY, r.gateway);
+  if (r.ifindex >= 0) w.attrU32(RTA_OIF, r.ifindex);
   if (r.nexthops !== undefined) {
     const nest = w.beginNest(RTA_MULTIPATH);
     for (const nh of r.nexthops) {
@@ -249,39 +260,55 @@ function writeRoute(w: NetlinkWriter, seq: number, type: number, flags: number, 
   w.endMessage(start);
 }
 
-class RouteRequest implements RtnlRequest {
-  readonly #route: NormalRoute;
-  readonly #type: number;
-  readonly #flags: number;
+/** The request object is itself the normalised route: one object per route, fields in place. */
+class RouteRequest implements RtnlRequest, NormalRoute {
+  family = 0;
+  dstLen = 0;
+  dst = '';
+  dstV4 = -1;
+  table = 0;
+  protocol = 0;
+  metric = -1;
+  gateway: string | undefined = undefined;
+  ifindex = -1;
+  prefsrc: string | undefined = undefined;
+  flags = 0;
+  mtu = -1;
+  type = 0;
+  scope = 0;
+  nexthops: NormalNexthop[] | undefined = undefined;
+  readonly #msgType: number;
+  readonly #msgFlags: number;
+
   constructor(
     readonly operation: string,
-    route: NormalRoute,
-    type: number,
-    flags: number,
+    spec: RouteSpec,
+    op: 'add' | 'replace' | 'delete',
+    msgType: number,
+    msgFlags: number,
   ) {
-    this.#route = route;
-    this.#type = type;
-    this.#flags = flags;
+    this.#msgType = msgType;
+    this.#msgFlags = msgFlags;
+    normalise(spec, op, this);
   }
   get target(): string {
-    const r = this.#route;
-    let t = `${r.dst.length === 0 ? 'default' : `${r.dst.address}/${r.dst.length}`} table ${r.table}`;
-    if (r.metric !== undefined) t += ` metric ${r.metric}`;
+    let t = `${this.dstLen === 0 ? 'default' : `${this.dst}/${this.dstLen}`} table ${this.table}`;
+    if (this.metric >= 0) t += ` metric ${this.metric}`;
     return t;
   }
   write(w: NetlinkWriter, seq: number): void {
-    writeRoute(w, seq, this.#type, this.#flags, this.#route);
+    writeRoute(w, seq, this.#msgType, this.#msgFlags, this);
   }
 }
 
 /** `ip route add`: fails with EEXIST if the route is there. */
 export function addRoute(spec: RouteSpec): RtnlRequest {
-  return new RouteRequest('route add', normalise(spec, 'add'), RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+  return new RouteRequest('route add', spec, 'add', RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
 }
 
 /** `ip route replace`: creates the route or overwrites the one with the same key. */
 export function replaceRoute(spec: RouteSpec): RtnlRequest {
-  return new RouteRequest('route replace', normalise(spec, 'replace'), RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+  return new RouteRequest('route replace', spec, 'replace', RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
 }
 
 /**
@@ -290,5 +317,5 @@ export function replaceRoute(spec: RouteSpec): RtnlRequest {
  * someone else installed with the same destination (ESRCH instead).
  */
 export function deleteRoute(key: RouteKey): RtnlRequest {
-  return new RouteRequest('route delete', normalise(key, 'delete'), RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK);
+  return new RouteRequest('route delete', key, 'delete', RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK);
 }
