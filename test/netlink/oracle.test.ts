@@ -3,7 +3,7 @@
  * `ip -j -d link/addr/route show` field by field — iproute2 is the reference reader of rtnetlink.
  */
 import { describe, expect, it, beforeAll, afterAll } from '@jest/globals';
-import { Rtnl, routeTable, type AddressMessage, type LinkMessage, type RouteMessage, type RouteNexthop } from '../../netlink/index.js';
+import { Rtnl, routeTable, ruleTable, type AddressMessage, type LinkMessage, type NeighbourMessage, type RouteMessage, type RouteNexthop, type RuleMessage } from '../../netlink/index.js';
 import * as K from '../../netlink/constants/index.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
@@ -40,6 +40,13 @@ const SETUP: string[][] = [
   ['-6', 'route', 'add', '2001:db8:a::/48', 'table', '500', 'proto', '116', 'nexthop', 'via', '2001:db8:1::2', 'dev', 'tk-veth0', 'weight', '3', 'nexthop', 'via', '2001:db8:1::3', 'dev', 'tk-veth0'],
   ['-6', 'route', 'add', 'unreachable', '2001:db8:b::/48', 'table', '100000', 'proto', '116'],
   ['-6', 'route', 'add', 'default', 'via', '2001:db8:1::fe', 'dev', 'tk-veth0', 'metric', '2048'],
+  ['neigh', 'add', '192.0.2.2', 'lladdr', '02:00:00:00:00:02', 'dev', 'tk-veth0', 'nud', 'permanent'],
+  ['neigh', 'add', '192.0.2.3', 'lladdr', '02:00:00:00:00:03', 'dev', 'tk-veth0', 'nud', 'stale'],
+  ['-6', 'neigh', 'add', '2001:db8:1::2', 'lladdr', '02:00:00:00:00:04', 'dev', 'tk-veth0', 'nud', 'noarp', 'router'],
+  ['rule', 'add', 'from', '198.51.100.0/24', 'table', '100', 'priority', '1000', 'proto', '116'],
+  ['rule', 'add', 'to', '203.0.113.0/24', 'fwmark', '0x10/0xff', 'lookup', '70000', 'priority', '1001'],
+  ['rule', 'add', 'unreachable', 'priority', '3000', 'from', '198.18.0.0/16'],
+  ['-6', 'rule', 'add', 'from', '2001:db8::/32', 'iif', 'tk-veth0', 'table', '500', 'priority', '2000'],
 ];
 
 // ---- links: our decoded LinkMessage in the shape `ip -j -d link show` prints ----
@@ -337,6 +344,73 @@ function routeKey(r: Record<string, unknown>, family: string): string {
   return `${family} ${String(r.table)} ${String(r.type)} ${String(r.dst)} ${String(r.metric ?? '-')}`;
 }
 
+// ---- neighbours and rules ----
+
+const NUD_NAMES: Array<[number, string]> = [
+  [K.NUD_INCOMPLETE, 'INCOMPLETE'],
+  [K.NUD_REACHABLE, 'REACHABLE'],
+  [K.NUD_STALE, 'STALE'],
+  [K.NUD_DELAY, 'DELAY'],
+  [K.NUD_PROBE, 'PROBE'],
+  [K.NUD_FAILED, 'FAILED'],
+  [K.NUD_NOARP, 'NOARP'],
+  [K.NUD_PERMANENT, 'PERMANENT'],
+];
+
+function ourNeighAsIp(n: NeighbourMessage, names: Map<number, string>): Record<string, unknown> {
+  const state = NUD_NAMES.filter(([bit]) => (n.state & bit) !== 0).map(([, name]) => name);
+  return { dst: n.dst, dev: names.get(n.ifindex), lladdr: n.lladdr, state: state.length > 0 ? state : ['NONE'], router: (n.flags & K.NTF_ROUTER) !== 0 };
+}
+
+interface IpNeigh {
+  dst: string;
+  dev: string;
+  lladdr?: string;
+  state: string[];
+  router?: null;
+}
+
+function ipNeighFields(j: IpNeigh): Record<string, unknown> {
+  return { dst: j.dst, dev: j.dev, lladdr: j.lladdr, state: j.state, router: 'router' in j };
+}
+
+interface IpRule {
+  priority: number;
+  src: string;
+  srclen?: number;
+  dst?: string;
+  dstlen?: number;
+  iif?: string;
+  fwmark?: string;
+  fwmask?: string;
+  table?: string;
+  action?: string;
+  protocol?: string;
+}
+
+function ourRuleAsIp(r: RuleMessage): Record<string, unknown> {
+  const out: Record<string, unknown> = { priority: r.priority ?? 0, src: r.srcLen > 0 ? r.src : 'all' };
+  if (r.srcLen > 0) out.srclen = r.srcLen;
+  if (r.dstLen > 0) {
+    out.dst = r.dst;
+    out.dstlen = r.dstLen;
+  }
+  if (r.iifname !== undefined) out.iif = r.iifname;
+  if (r.fwmark !== undefined) {
+    out.fwmark = `0x${r.fwmark.toString(16)}`;
+    if (r.fwmask !== undefined && r.fwmask !== 0xffffffff) out.fwmask = `0x${r.fwmask.toString(16)}`;
+  }
+  if (r.action === K.FR_ACT_TO_TBL) out.table = String(ruleTable(r));
+  else out.action = String(r.action);
+  if (r.protocol !== undefined && r.protocol !== 0 && r.protocol !== K.RTPROT_KERNEL) out.protocol = String(r.protocol);
+  return out;
+}
+
+function ipRuleFields(j: IpRule): Record<string, unknown> {
+  const { priority, src, srclen, dst, dstlen, iif, fwmark, fwmask, table, action, protocol } = j;
+  return { priority, src, srclen, dst, dstlen, iif, fwmark, fwmask, table, action, protocol };
+}
+
 /** Drops undefined values so absent-vs-undefined does not matter in comparisons. */
 function clean<T>(v: T): T {
   return JSON.parse(JSON.stringify(v)) as T;
@@ -434,6 +508,30 @@ describeKernel('oracle: decoded dumps agree with `ip -j -d`', () => {
       expect(ours.length).toBe(theirs.length);
     });
   }
+
+  it('neighbours: address, link, lladdr, state, router flag', async () => {
+    const [ours, links, theirs] = await Promise.all([rtnl.neighbours(), rtnl.links(), ns.ipJson<IpNeigh[]>('neigh', 'show', 'nud', 'all')]);
+    const names = new Map(links.map((l) => [l.ifindex, l.ifname!]));
+    const key = (n: Record<string, unknown>) => `${String(n.dev)} ${String(n.dst)}`;
+    const got = new Map(ours.map((n) => clean(ourNeighAsIp(n, names))).map((n) => [key(n), n]));
+    const want = new Map(theirs.map((j) => clean(ipNeighFields(j))).map((n) => [key(n), n]));
+    expect(got).toEqual(want);
+    expect(got.get('tk-veth0 192.0.2.2')).toMatchObject({ state: ['PERMANENT'] });
+    expect(got.get('tk-veth0 2001:db8:1::2')).toMatchObject({ router: true });
+    const [veth0] = await ns.ipJson<IpLink[]>('link', 'show', 'dev', 'tk-veth0');
+    expect((await rtnl.neighbours({ family: 4, ifindex: veth0!.ifindex })).map((n) => n.dst).sort()).toEqual(['192.0.2.2', '192.0.2.3']);
+  });
+
+  it('rules: priority, selectors, table (above 255 too), action, protocol', async () => {
+    const [ours, v4, v6] = await Promise.all([rtnl.rules(), ns.ipJson<IpRule[]>('-4', '-N', 'rule', 'show'), ns.ipJson<IpRule[]>('-6', '-N', 'rule', 'show')]);
+    const fam = (f: number) => (f === K.AF_INET ? v4 : f === K.AF_INET6 ? v6 : undefined);
+    for (const family of [K.AF_INET, K.AF_INET6]) {
+      const got = ours.filter((r) => r.family === family).map((r) => clean(ourRuleAsIp(r)));
+      expect(got).toEqual(fam(family)!.map((j) => clean(ipRuleFields(j))));
+    }
+    expect((await rtnl.rules({ family: 4, table: 70000 })).map((r) => r.priority)).toEqual([1001]);
+    expect((await rtnl.rules({ protocol: 116 })).map((r) => r.priority)).toEqual([1000]);
+  });
 
   it('the set-up covers tables above 255, several protocols, multipath, blackhole/unreachable/prohibit', async () => {
     const routes = await rtnl.routes();
