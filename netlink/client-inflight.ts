@@ -105,9 +105,21 @@ export class InFlightTable {
     return out;
   }
 
-  /** The unsettled requests sent with seqs in [first, first + n). */
-  unsettledInRange(first: number, n: number): Array<[Segment, number]> {
-    return this.unsettled().filter(([s, index]) => ((s.firstSeq + (index - s.firstIndex) - first) >>> 0) < n);
+  /**
+   * The unsettled requests sent with seqs in [first, first + span) (seq arithmetic mod 2^32),
+   * oldest first.
+   */
+  unsettledInRange(first: number, span: number): Array<[Segment, number]> {
+    const out: Array<[Segment, number]> = [];
+    for (let i = this.#head; i < this.#segs.length; i++) {
+      const s = this.#segs[i]!;
+      if (s.open === 0) continue;
+      for (let k = 0; k < s.count; k++) {
+        if (((s.firstSeq + k - first) >>> 0) >= span) continue;
+        if (s.job.results[s.firstIndex + k] === undefined) out.push([s, s.firstIndex + k]);
+      }
+    }
+    return out;
   }
 
   #compact(): void {

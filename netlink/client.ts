@@ -3,15 +3,19 @@
  *
  * One socket, one scheduler. Work is queued in order and sent pipelined: as many requests as the
  * receive buffer can hold the answers of go out in ONE send() (written back to back into one
- * reused buffer), and the window refills as acks come back. Every request carries NLM_F_ACK, so
- * each gets exactly one answer — an ack or an error — matched to it by sequence number. A dump
- * runs alone (the kernel runs one dump per socket at a time) and completes only on NLMSG_DONE;
- * if any part of it carried NLM_F_DUMP_INTR it is run again, a bounded number of times, and an
- * interrupted result is never returned.
+ * reused buffer), and the window refills as answers come back. Answers are matched to requests
+ * by sequence number. By default a request does not ask for an ack: the kernel answers the ones
+ * that fail (always, with errno and ext-ack), and each send ends with an NLMSG_NOOP that does ask
+ * for one — a barrier: the kernel answers a send's messages in order, so once the barrier's ack
+ * is in, every request before it without an error succeeded (`ackEach` asks an ack of every
+ * request instead). A dump runs alone (the kernel runs one dump per socket at a time) and
+ * completes only on NLMSG_DONE; if any part of it carried NLM_F_DUMP_INTR it is run again, a
+ * bounded number of times, and an interrupted result is never returned.
  *
  * Why the window is counted in receive-buffer bytes: the kernel charges each queued answer its
- * skb truesize (~830 bytes for a 36-byte ack) and silently drops answers once the buffer is full,
- * reporting only ENOBUFS. Programming 65k routes without a bound loses acks; with it, none.
+ * skb truesize (~830 bytes for a 36-byte ack or error) and silently drops answers once the buffer
+ * is full, reporting only ENOBUFS — then every request in flight is failed as "outcome unknown",
+ * never reported as a success. The window assumes every request may fail and be answered.
  */
 import { decodeDoneMessage, decodeErrorMessage } from './codec/ack.js';
 import { NetlinkWriter } from './codec/writer.js';
@@ -20,7 +24,7 @@ import type { LinkMessage } from './codec/link.js';
 import type { NeighbourMessage } from './codec/neighbour.js';
 import type { RouteMessage } from './codec/route.js';
 import type { RuleMessage } from './codec/rule.js';
-import { NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN } from './constants/netlink.js';
+import { NLM_F_ACK, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP } from './constants/netlink.js';
 import { openNetlinkTransport, type NetlinkTransport } from './client-transport.js';
 import {
   addressDump,
@@ -55,6 +59,15 @@ export interface RtnlOptions {
   dumpAttempts?: number;
   /** Cap on requests in flight (default: as many as the receive buffer holds the answers of). */
   maxInFlight?: number;
+  /**
+   * Ask an ack of every request (NLM_F_ACK on each). Default false: requests go without
+   * NLM_F_ACK, so the kernel answers only the ones that FAIL (it always reports errors), and each
+   * send ends with an NLMSG_NOOP that does ask for an ack. The kernel handles a send's messages in
+   * order and queues their answers in order, so when that ack arrives every request before it
+   * that got no error has succeeded. Same information, one answer per send instead of one per
+   * request: 65k route adds read 15 acks, not 65k datagrams.
+   */
+  ackEach?: boolean;
   /**
    * Fails what is in flight when the kernel has said nothing for this long (default 60 s; 0 never).
    * The kernel always answers; this guards against a transport that lost an answer.
@@ -96,6 +109,11 @@ export class Rtnl {
   /** First seq and number of requests of the chunk being written. */
   #chunkFirst = 0;
   #chunkCount = 0;
+  /** Requests in the chunk sent without NLM_F_ACK: a barrier must follow them. */
+  #chunkSilent = 0;
+  readonly #ackEach: boolean;
+  /** Barriers sent and not yet acked: [seq, first seq covered, seqs covered], oldest first. */
+  #barriers: Array<[number, number, number]> = [];
   #dump: DumpJob | undefined;
   #seq = 0;
   #pumpQueued = false;
@@ -109,6 +127,7 @@ export class Rtnl {
     this.#t = t;
     this.#dumpAttempts = Math.max(1, opts.dumpAttempts ?? 5);
     this.#timeoutMs = opts.timeoutMs ?? 60_000;
+    this.#ackEach = opts.ackEach === true;
     // Use three quarters of the buffer: the kernel's truesize per answer varies a little.
     this.#maxBudget = Math.max(ACK_BUDGET, Math.floor((t.rcvbuf * 3) / 4));
     this.#maxInFlight = Math.max(1, Math.min(opts.maxInFlight ?? MAX_IN_FLIGHT, MAX_IN_FLIGHT));
@@ -311,6 +330,7 @@ export class Rtnl {
     w.reset();
     this.#chunkFirst = Rtnl.#after(this.#seq);
     this.#chunkCount = 0;
+    this.#chunkSilent = 0;
     while (this.#queueHead < this.#queue.length && this.#dump === undefined) {
       const job = this.#queue[this.#queueHead]!;
       if (job.kind === 'dump') {
@@ -323,7 +343,9 @@ export class Rtnl {
       let full = false;
       while (job.next < job.requests.length) {
         const req = job.requests[job.next]!;
-        if (table.count > 0 && (table.budget + budgetOf(req) > this.#maxBudget || table.count >= this.#maxInFlight)) {
+        // Each barrier in flight will take an answer too; one more is needed for this chunk.
+        const pending = table.budget + (this.#barriers.length + 1) * ACK_BUDGET;
+        if (table.count > 0 && (pending + budgetOf(req) > this.#maxBudget || table.count + this.#barriers.length >= this.#maxInFlight)) {
           full = true;
           break;
         }
@@ -340,6 +362,11 @@ export class Rtnl {
           this.#settle(job, index, failed(new NetlinkRequestError({ errno: EINVAL, operation: req.operation, target: safeTarget(req), detail: e instanceof Error ? e.message : String(e), cause: e })));
           continue;
         }
+        if (!this.#ackEach && req.decodeReply === undefined) {
+          // Errors are always answered; success is implied by the barrier after the chunk.
+          w.buf.writeUInt16LE(w.buf.readUInt16LE(start + 6) & ~NLM_F_ACK, start + 6);
+          this.#chunkSilent++;
+        }
         this.#seq = seq;
         this.#chunkCount++;
         table.add(job, index, seq);
@@ -353,15 +380,23 @@ export class Rtnl {
     this.#updateIdle();
   }
 
-  /** Sends the chunk written so far as one datagram. */
+  /** Sends the chunk written so far as one datagram (with its barrier). */
   #flush(): void {
     const w = this.#writer;
     if (w.pos === 0) return;
+    let barrier = 0;
+    if (this.#chunkSilent > 0) {
+      barrier = this.#seq = Rtnl.#after(this.#seq);
+      w.endMessage(w.beginMessage({ type: NLMSG_NOOP, flags: NLM_F_REQUEST | NLM_F_ACK, seq: barrier }));
+      // Covers every seq from the chunk's first request to the barrier itself.
+      this.#barriers.push([barrier, this.#chunkFirst, ((barrier - this.#chunkFirst) >>> 0) + 1]);
+    }
     try {
       this.#t.send(w.view());
     } catch (e) {
+      if (barrier !== 0) this.#barriers.pop();
       const errno = errnoOf(e);
-      for (const [seg, index] of this.#table.unsettledInRange(this.#chunkFirst, this.#chunkCount)) {
+      for (const [seg, index] of this.#table.unsettledInRange(this.#chunkFirst, ((this.#seq - this.#chunkFirst) >>> 0) + 1)) {
         const req = seg.job.requests[index]!;
         this.#finish(seg, index, failed(new NetlinkRequestError({ errno, operation: req.operation, target: safeTarget(req), detail: 'send failed', cause: e })));
       }
@@ -369,6 +404,8 @@ export class Rtnl {
     w.reset();
     this.#chunkFirst = Rtnl.#after(this.#seq);
     this.#chunkCount = 0;
+    this.#chunkSilent = 0;
+    this.#table.cut();
     this.#touch();
   }
 
@@ -423,7 +460,7 @@ export class Rtnl {
     }
     // Refill when half the window is free, so each send() carries a big chunk.
     const t = this.#table;
-    if (this.#dump === undefined && (t.count === 0 || t.budget <= this.#maxBudget / 2)) this.#pump();
+    if (this.#dump === undefined && (t.count === 0 || t.budget + this.#barriers.length * ACK_BUDGET <= this.#maxBudget / 2)) this.#pump();
     else this.#updateIdle();
   }
 
@@ -433,6 +470,7 @@ export class Rtnl {
       this.#onDumpMessage(dump, buf, off, len, type, flags);
       return;
     }
+    if (type === NLMSG_ERROR && this.#barriers.length > 0 && this.#onBarrier(buf, off, len, seq)) return;
     const seg = this.#table.find(seq);
     if (seg === undefined) return; // late answer to something already failed, or not ours
     const index = InFlightTable.indexOf(seg, seq);
@@ -470,6 +508,27 @@ export class Rtnl {
     } catch {
       // Kept out of the result; the ack still decides success.
     }
+  }
+
+  /** The ack of a barrier: every request it covers that is still unsettled succeeded. */
+  #onBarrier(buf: Buffer, off: number, len: number, seq: number): boolean {
+    const b = this.#barriers;
+    let i = 0;
+    while (i < b.length && b[i]![0] !== seq) i++;
+    if (i === b.length) return false;
+    const [, first, span] = b[i]!;
+    b.splice(i, 1);
+    const errno = len >= NLMSG_HDRLEN + 4 ? -buf.readInt32LE(off + NLMSG_HDRLEN) : EPROTO;
+    for (const [seg, index] of this.#table.unsettledInRange(first, span)) {
+      if (errno === 0) {
+        const replies = seg.job.replies?.get(index);
+        this.#finish(seg, index, replies === undefined ? OK : { ok: true, replies });
+      } else {
+        const req = seg.job.requests[index]!;
+        this.#finish(seg, index, failed(new NetlinkRequestError({ errno, operation: req.operation, target: safeTarget(req), detail: 'the barrier after it failed; the outcome is unknown' })));
+      }
+    }
+    return true;
   }
 
   #onDumpMessage(job: DumpJob, buf: Buffer, off: number, len: number, type: number, flags: number): void {
@@ -567,6 +626,7 @@ export class Rtnl {
   }
 
   #failInFlight(make: (operation: string, target: string) => NetlinkRequestError): void {
+    this.#barriers = [];
     for (const [seg, index] of this.#table.unsettled()) {
       const req = seg.job.requests[index]!;
       this.#finish(seg, index, failed(make(req.operation, safeTarget(req))));

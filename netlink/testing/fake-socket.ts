@@ -5,6 +5,9 @@
  * It behaves the way the kernel's socket does where the client depends on it:
  *   - every message of one send() is handled in order; answers are queued and delivered
  *     asynchronously, in batches, like the native socket does;
+ *   - a request without NLM_F_ACK gets no ack, only an error if it fails (an `ack` answer of the
+ *     handler is dropped then); control messages (NLMSG_NOOP...) never reach the handler and are
+ *     acked when they ask for it — the client's barrier after each send relies on both;
  *   - acks and errors each travel in their own datagram; dump output is packed several
  *     messages per datagram and ends with NLMSG_DONE (optionally flagged NLM_F_DUMP_INTR);
  *   - the receive buffer is finite: answers that do not fit are DROPPED and the next delivery
@@ -22,7 +25,7 @@ import type { AddressMessageInit } from '../codec/address.js';
 import type { RouteMessageInit } from '../codec/route.js';
 import type { NeighbourMessageInit } from '../codec/neighbour.js';
 import type { RuleMessageInit } from '../codec/rule.js';
-import { NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR } from '../constants/netlink.js';
+import { NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, NLMSG_MIN_TYPE } from '../constants/netlink.js';
 import { RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE } from '../constants/rtnetlink.js';
 import type { NetlinkHandlers, NetlinkTransport } from '../client-transport.js';
 import { constants as osConstants } from 'node:os';
@@ -89,6 +92,8 @@ interface Queued {
   seq: number;
   /** Counted against the receive buffer (dump output is not: the kernel waits for room). */
   charge: number;
+  /** The ack of a control message: nothing sent before it may be delivered after it. */
+  fence?: boolean;
 }
 
 const ERRNO = osConstants.errno as Record<string, number>;
@@ -121,8 +126,10 @@ export class FakeNetlinkSocket implements NetlinkTransport {
   readonly rcvbuf: number;
   readonly sndbuf: number;
   readonly portId: number;
-  /** Every message received, in order. */
+  /** Every request received, in order (control messages such as the client's barriers excluded). */
   readonly requests: FakeRequest[] = [];
+  /** Control messages (type < NLMSG_MIN_TYPE, e.g. NLMSG_NOOP barriers) received. */
+  controlMessages = 0;
   /** Byte size of every send() call. */
   readonly sends: number[] = [];
   /** Most answer datagrams queued at once (the receive-buffer pressure the client caused). */
@@ -150,6 +157,8 @@ export class FakeNetlinkSocket implements NetlinkTransport {
   /** Seqs of requests whose final answer (ack, error, done) has not been delivered. */
   readonly #outstanding = new Set<number>();
   #pendingHandlers = 0;
+  /** Answers still being computed by async handlers (a barrier's ack waits for them). */
+  readonly #pending = new Set<Promise<unknown>>();
 
   constructor(opts: FakeSocketOptions = {}) {
     this.handler = opts.handler ?? (() => undefined);
@@ -205,6 +214,21 @@ export class FakeNetlinkSocket implements NetlinkTransport {
         ack: (h.flags & NLM_F_ACK) !== 0,
       };
       off += (h.length + 3) & ~3;
+      if (h.type < NLMSG_MIN_TYPE) {
+        // The kernel acks control messages itself (netlink_rcv_skb), when asked — after every
+        // answer to what was sent before it: the client's barriers rely on that order, which the
+        // kernel gives and which delays and reordering here must not break.
+        this.controlMessages++;
+        if (req.ack) {
+          this.#outstanding.add(h.seq);
+          const queueAck = () => {
+            if (!this.#closed) this.#queueAnswers(req, { kind: 'ack' }, true);
+          };
+          if (this.#pending.size === 0) queueAck();
+          else void Promise.allSettled([...this.#pending]).then(queueAck);
+        }
+        continue;
+      }
       this.requests.push(req);
       this.#outstanding.add(h.seq);
       this.#answer(req);
@@ -276,7 +300,7 @@ export class FakeNetlinkSocket implements NetlinkTransport {
     }
     if (out instanceof Promise) {
       this.#pendingHandlers++;
-      out.then(
+      const done = out.then(
         (answers) => {
           this.#pendingHandlers--;
           if (!this.#closed) this.#queueAnswers(req, answers);
@@ -286,16 +310,22 @@ export class FakeNetlinkSocket implements NetlinkTransport {
           if (!this.#closed) this.#queueAnswers(req, { kind: 'error', errno: 'EINVAL', extAck: `fake handler failed: ${e instanceof Error ? e.message : String(e)}` });
         },
       );
+      this.#pending.add(done);
+      void done.then(() => this.#pending.delete(done));
       return;
     }
     this.#queueAnswers(req, out);
   }
 
-  #queueAnswers(req: FakeRequest, out: FakeAnswer | FakeAnswer[] | undefined): void {
+  #queueAnswers(req: FakeRequest, out: FakeAnswer | FakeAnswer[] | undefined, fence = false): void {
     const h = req.header;
     const answers: FakeAnswer[] = out === undefined ? (req.dump ? [{ kind: 'dump', objects: [] }] : req.ack ? [{ kind: 'ack' }] : []) : Array.isArray(out) ? out : [out];
     const header = (type: number, flags: number) => ({ type, flags, seq: h.seq, pid: this.portId });
+    let queued = 0;
     for (const a of answers) {
+      // Like netlink_rcv_skb: success is acked only when the request asked for it.
+      if (a.kind === 'ack' && !req.ack) continue;
+      if (a.kind !== 'none') queued++;
       switch (a.kind) {
         case 'ack':
         case 'error': {
@@ -311,7 +341,7 @@ export class FakeNetlinkSocket implements NetlinkTransport {
             if (a.offset !== undefined) body.body.extAck.offset = a.offset;
           }
           const d = encodeMessage(body);
-          this.#push({ datagram: d, seq: h.seq, charge: this.#truesize + d.length });
+          this.#push({ datagram: d, seq: h.seq, charge: this.#truesize + d.length, fence });
           break;
         }
         case 'reply': {
@@ -349,7 +379,7 @@ export class FakeNetlinkSocket implements NetlinkTransport {
           throw new Error(`fake socket: unknown answer kind ${(a as { kind: string }).kind}`);
       }
     }
-    if (answers.length === 0) this.#outstanding.delete(h.seq);
+    if (queued === 0) this.#outstanding.delete(h.seq);
   }
 
   #push(q: Queued): void {
@@ -400,8 +430,26 @@ export class FakeNetlinkSocket implements NetlinkTransport {
     this.#schedule();
   }
 
-  /** Shuffles whole requests' answers, keeping each request's own datagrams in order. */
+  /**
+   * Shuffles whole requests' answers, keeping each request's own datagrams in order and every
+   * fence (a barrier's ack) after everything queued before it.
+   */
   #shuffle(batch: Queued[]): Queued[] {
+    const out: Queued[] = [];
+    let run: Queued[] = [];
+    for (const q of batch) {
+      if (q.fence === true) {
+        out.push(...this.#shuffleRun(run), q);
+        run = [];
+      } else {
+        run.push(q);
+      }
+    }
+    out.push(...this.#shuffleRun(run));
+    return out;
+  }
+
+  #shuffleRun(batch: Queued[]): Queued[] {
     const groups = new Map<number, Queued[]>();
     for (const q of batch) {
       const key = q.seq === 0 ? -1 - groups.size : q.seq;

@@ -33,7 +33,7 @@ function metricOf(req: FakeRequest): number {
   return req.message.kind === 'route' ? (req.message.body.metric ?? -1) : -1;
 }
 
-async function withClient<T>(fake: FakeNetlinkSocket, fn: (rtnl: Rtnl) => Promise<T>, opts: { dumpAttempts?: number; timeoutMs?: number } = {}): Promise<T> {
+async function withClient<T>(fake: FakeNetlinkSocket, fn: (rtnl: Rtnl) => Promise<T>, opts: { dumpAttempts?: number; timeoutMs?: number; ackEach?: boolean } = {}): Promise<T> {
   const rtnl = await Rtnl.open({ transport: fake, ...opts });
   try {
     return await fn(rtnl);
@@ -43,32 +43,50 @@ async function withClient<T>(fake: FakeNetlinkSocket, fn: (rtnl: Rtnl) => Promis
 }
 
 describe('Rtnl requests on the fake socket', () => {
-  it('matches answers to requests by sequence number even when they arrive out of order', async () => {
-    const fake = new FakeNetlinkSocket({
-      reorder: { seed: 7 },
-      batchSize: 16,
-      // Odd metrics fail, with ext-ack text naming the metric, after a random-ish delay.
-      handler: (req) => {
-        const m = metricOf(req);
-        const answer = m % 2 === 1 ? fakeError('EEXIST', `route with metric ${m} exists`) : fakeAck();
-        return m % 3 === 0 ? fakeDelay(m % 5, answer) : answer;
-      },
+  for (const ackEach of [false, true]) {
+    it(`matches answers to requests by sequence number even when they arrive out of order (ackEach ${ackEach})`, async () => {
+      const fake = new FakeNetlinkSocket({
+        reorder: { seed: 7 },
+        batchSize: 16,
+        // Odd metrics fail, with ext-ack text naming the metric; some answers come late.
+        handler: (req) => {
+          const m = metricOf(req);
+          const answer = m % 2 === 1 ? fakeError('EEXIST', `route with metric ${m} exists`) : fakeAck();
+          return m % 3 === 0 ? fakeDelay(m % 5, answer) : answer;
+        },
+      });
+      const results = await withClient(
+        fake,
+        (rtnl) => rtnl.batch(Array.from({ length: 300 }, (_, i) => addRoute({ dst: '198.51.100.0/24', table: 100, metric: i, protocol: 116 }))),
+        { ackEach },
+      );
+      expect(results).toHaveLength(300);
+      results.forEach((r, i) => {
+        if (i % 2 === 0) {
+          expect(r.ok).toBe(true);
+        } else {
+          expect(r.ok).toBe(false);
+          if (r.ok) return;
+          expect(r.error.code).toBe('EEXIST');
+          expect(r.error.extAck).toBe(`route with metric ${i} exists`);
+          expect(r.error.target).toBe(`198.51.100.0/24 table 100 metric ${i}`);
+        }
+      });
     });
-    const results = await withClient(fake, (rtnl) =>
-      rtnl.batch(Array.from({ length: 300 }, (_, i) => addRoute({ dst: '198.51.100.0/24', table: 100, metric: i, protocol: 116 }))),
-    );
-    expect(results).toHaveLength(300);
-    results.forEach((r, i) => {
-      if (i % 2 === 0) {
-        expect(r.ok).toBe(true);
-      } else {
-        expect(r.ok).toBe(false);
-        if (r.ok) return;
-        expect(r.error.code).toBe('EEXIST');
-        expect(r.error.extAck).toBe(`route with metric ${i} exists`);
-        expect(r.error.target).toBe(`198.51.100.0/24 table 100 metric ${i}`);
-      }
-    });
+  }
+
+  it('asks no ack per request: the kernel reports failures anyway, and one acked NLMSG_NOOP per send vouches for the rest', async () => {
+    const fake = new FakeNetlinkSocket({ handler: (req) => (metricOf(req) === 7 ? fakeError('EEXIST') : fakeAck()) });
+    const results = await withClient(fake, (rtnl) => rtnl.batch(Array.from({ length: 20 }, (_, i) => addRoute({ dst: '192.0.2.0/24', metric: i }))));
+    expect(results.map((r) => r.ok)).toEqual(Array.from({ length: 20 }, (_, i) => i !== 7));
+    expect(fake.requests.every((r) => !r.ack)).toBe(true);
+    expect(fake.sends).toHaveLength(1);
+    expect(fake.controlMessages).toBe(1);
+
+    const each = new FakeNetlinkSocket();
+    await withClient(each, (rtnl) => rtnl.batch([addRoute({ dst: '192.0.2.0/24' }), addRoute({ dst: '192.0.2.0/25' })]), { ackEach: true });
+    expect(each.requests.every((r) => r.ack)).toBe(true);
+    expect(each.controlMessages).toBe(0);
   });
 
   it('surfaces errno, errno name, the kernel ext-ack text and which request failed', async () => {
@@ -112,13 +130,14 @@ describe('Rtnl requests on the fake socket', () => {
   });
 
   it('bounds what is in flight by the receive buffer, so no ack is ever dropped', async () => {
-    // A 64 KiB receive buffer holds ~80 acks (768 bytes of overhead each, as the kernel charges).
-    const fake = new FakeNetlinkSocket({ rcvbuf: 64 * 1024, batchSize: 8 });
+    // A 64 KiB receive buffer holds ~80 answers (768 bytes of overhead each, as the kernel
+    // charges). Every request fails, so every one is answered (with ext-ack text).
+    const fake = new FakeNetlinkSocket({ rcvbuf: 64 * 1024, batchSize: 8, handler: () => fakeError('EEXIST', 'Route already exists') });
     const n = 5000;
     const results = await withClient(fake, (rtnl) =>
       rtnl.batch(Array.from({ length: n }, (_, i) => addRoute({ dst: `198.18.${i >> 8}.${i & 255}/32`, type: 'blackhole', table: 100, protocol: 116 }))),
     );
-    expect(results.every((r) => r.ok)).toBe(true);
+    expect(results.every((r) => !r.ok && r.error.code === 'EEXIST' && r.error.extAck === 'Route already exists')).toBe(true);
     expect(fake.dropped).toBe(0);
     expect(fake.peakCharged).toBeLessThanOrEqual(64 * 1024);
     expect(fake.peakOutstanding).toBeLessThanOrEqual(Math.floor((64 * 1024 * 3) / 4 / 1280));
@@ -138,20 +157,20 @@ describe('Rtnl requests on the fake socket', () => {
     expect(fake.sends.length).toBeGreaterThan(5);
   });
 
-  it('fails requests whose acks the kernel dropped (ENOBUFS) as outcome-unknown, never as success', async () => {
-    // The fake charges far more per ack than the client budgets, so the buffer overflows.
-    const fake = new FakeNetlinkSocket({ rcvbuf: 64 * 1024, truesizeOverhead: 4000, batchSize: 4 });
-    const results = await withClient(fake, (rtnl) => rtnl.batch(Array.from({ length: 400 }, (_, i) => addRoute({ dst: `198.18.1.${i % 256}/32`, metric: i }))));
-    expect(fake.dropped).toBeGreaterThan(0);
-    const failed = results.filter((r) => !r.ok);
-    expect(failed.length).toBeGreaterThanOrEqual(fake.dropped);
-    for (const r of failed) {
-      expect(!r.ok && r.error.code).toBe('ENOBUFS');
-      expect(!r.ok && r.error.message).toContain('outcome is unknown');
-    }
-    // Every answered request is a success; every one is accounted for.
-    expect(results.filter((r) => r.ok).length + failed.length).toBe(400);
-  });
+  for (const ackEach of [false, true]) {
+    it(`fails requests whose answers the kernel dropped (ENOBUFS) as outcome-unknown, never as success (ackEach ${ackEach})`, async () => {
+      // The fake charges far more per answer than the client budgets, so the buffer overflows.
+      // Every request fails: a request reported ok would be a lie.
+      const fake = new FakeNetlinkSocket({ rcvbuf: 64 * 1024, truesizeOverhead: 4000, batchSize: 4, handler: () => fakeError('EEXIST') });
+      const results = await withClient(fake, (rtnl) => rtnl.batch(Array.from({ length: 400 }, (_, i) => addRoute({ dst: `198.18.1.${i % 256}/32`, metric: i }))), { ackEach });
+      expect(fake.dropped).toBeGreaterThan(0);
+      expect(results.filter((r) => r.ok)).toEqual([]);
+      const unknown = results.filter((r) => !r.ok && r.error.code === 'ENOBUFS');
+      expect(unknown.length).toBeGreaterThanOrEqual(fake.dropped - (ackEach ? 0 : Math.ceil(400 / 10)));
+      for (const r of unknown) expect(!r.ok && r.error.message).toContain('outcome is unknown');
+      expect(results.every((r) => !r.ok && (r.error.code === 'EEXIST' || r.error.code === 'ENOBUFS'))).toBe(true);
+    });
+  }
 
   it('pipelines concurrent single requests made in the same tick into one send', async () => {
     const fake = new FakeNetlinkSocket();
@@ -186,10 +205,15 @@ describe('Rtnl requests on the fake socket', () => {
   });
 
   it('times out requests the transport never answers (a lost answer never hangs the caller)', async () => {
-    const fake = new FakeNetlinkSocket({ handler: (req) => (metricOf(req) === 1 ? { kind: 'none' } : fakeAck()) });
-    const results = await withClient(fake, (rtnl) => rtnl.batch([addRoute({ dst: '192.0.2.0/24', metric: 1 }), addRoute({ dst: '192.0.2.0/24', metric: 2 })]), { timeoutMs: 40 });
+    const never = () => new Promise<undefined>(() => undefined);
+    const fake = new FakeNetlinkSocket({ handler: (req) => (metricOf(req) === 1 ? never() : fakeAck()) });
+    const results = await withClient(fake, (rtnl) => rtnl.batch([addRoute({ dst: '192.0.2.0/24', metric: 1 }), addRoute({ dst: '192.0.2.0/24', metric: 2 })]), { timeoutMs: 40, ackEach: true });
     expect(results[1]!.ok).toBe(true);
     expect(!results[0]!.ok && results[0]!.error.code).toBe('ETIMEDOUT');
+    // Without an ack per request, the send's barrier never comes back: both outcomes are unknown.
+    const fake2 = new FakeNetlinkSocket({ handler: (req) => (metricOf(req) === 1 ? never() : fakeAck()) });
+    const results2 = await withClient(fake2, (rtnl) => rtnl.batch([addRoute({ dst: '192.0.2.0/24', metric: 1 }), addRoute({ dst: '192.0.2.0/24', metric: 2 })]), { timeoutMs: 40 });
+    expect(results2.map((r) => !r.ok && r.error.code)).toEqual(['ETIMEDOUT', 'ETIMEDOUT']);
   });
 
   it('does not keep the process alive while idle', async () => {
