@@ -63,7 +63,14 @@ describeKernel('tunkeeper monitor', () => {
       await withMonitor(['--netns', ns.name, '--json', '--rcvbuf', '4096'], async (p) => {
         await p.until(listening);
         const burst = Array.from({ length: 5000 }, (_, i) => `route add blackhole 198.18.${i >> 8}.${i & 255}/32 table 9 proto 116`).join('\n');
-        await ns.exec('ip', ['-batch', '-'], { input: `${burst}\n` });
+        // The monitor is stopped while the burst happens (as a starved process would be), so its
+        // buffer overflows for sure instead of racing the burst; then it runs on.
+        p.kill('SIGSTOP');
+        try {
+          await ns.exec('ip', ['-batch', '-'], { input: `${burst}\n` });
+        } finally {
+          p.kill('SIGCONT');
+        }
         await p.until((q) => q.lines().includes('{"type":"resync-needed"}'));
         await ns.ip('tuntap', 'add', 'dev', 'tk-late0', 'mode', 'tap');
         await p.until((q) => q.lines().some((l) => l.includes('"tk-late0"')));
