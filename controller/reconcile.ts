@@ -1,0 +1,152 @@
+/**
+ * One reconcile: observe → plan → apply → report (the ReconcileOnce contract of
+ * reconcile-types.ts). Each pass trusts nothing from the previous one: it re-lists the kernel.
+ *
+ * Fail static: when the observation cannot be completed (a dump still interrupted after the
+ * client's retries, or failing), the pass applies NOTHING and reports 'interrupted'.
+ */
+import { Rtnl } from '../netlink/index.js';
+import type { Policy } from './desired.js';
+import type { ObservedState } from './observed.js';
+import { observe, ObservationError } from './observe.js';
+import { plan as makePlan } from './plan/plan.js';
+import type { Action, Finding, Plan } from './plan/actions.js';
+import { applyPlan, type ActionOutcome, type TunOpener } from './apply/index.js';
+import type { ActionFailure, DeviceReport, ReconcileInput, ReconcileOnce, ReconcileResult } from './reconcile-types.js';
+
+/** Compile-time check: a reconciler's reconcile is the loop's ReconcileOnce. */
+const _contract: (r: Reconciler) => ReconcileOnce = (r) => r.reconcile;
+void _contract;
+
+export interface ReconcilerOptions {
+  /** Network namespace name (/run/netns/NAME) or path. */
+  netns?: string;
+  policy: Policy;
+  /** An open client to use (not closed by close()); default: one opened on first use. */
+  rtnl?: Rtnl;
+  /** Default: tun-native's Tun.open. */
+  tun?: TunOpener;
+}
+
+/** A ReconcileResult with what only one-shot callers (the CLI) need besides. */
+export interface ReconcileReport extends ReconcileResult {
+  /** Why the observation could not be completed ('interrupted' passes). */
+  error?: { code: string; message: string };
+  /** Every action's outcome, in the plan's order. */
+  outcomes: ActionOutcome[];
+}
+
+export interface Reconciler {
+  /** A ReconcileOnce (its report is a ReconcileResult with more detail). */
+  reconcile: (input: ReconcileInput) => Promise<ReconcileReport>;
+  /** Observes and plans without applying (what `tunkeeper plan` shows). */
+  plan(input: ReconcileInput): Promise<{ plan: Plan; observed: ObservedState }>;
+  close(): void;
+}
+
+export function createReconciler(options: ReconcilerOptions): Reconciler {
+  let own: Promise<Rtnl> | undefined;
+  const client = (): Promise<Rtnl> => {
+    if (options.rtnl !== undefined) return Promise.resolve(options.rtnl);
+    own ??= Rtnl.open(options.netns !== undefined ? { netns: options.netns } : {});
+    return own;
+  };
+
+  const observeAndPlan = async (input: ReconcileInput): Promise<{ rtnl: Rtnl; plan: Plan; observed: ObservedState }> => {
+    const rtnl = await client();
+    const observed = await observe(rtnl, { policy: options.policy, desired: input.desired });
+    return { rtnl, observed, plan: makePlan(input.desired, observed, options.policy, { prune: input.prune }) };
+  };
+
+  const reconcile = async (input: ReconcileInput): Promise<ReconcileReport> => {
+    let step: { rtnl: Rtnl; plan: Plan; observed: ObservedState };
+    try {
+      step = await observeAndPlan(input);
+    } catch (e) {
+      if (!(e instanceof ObservationError)) throw e;
+      return { outcome: 'interrupted', plan: null, applied: 0, failures: [], devices: [], repairs: {}, outcomes: [], error: { code: e.code, message: e.message } };
+    }
+    const result = await applyPlan(step.plan, {
+      rtnl: step.rtnl,
+      observed: step.observed,
+      ...(options.tun !== undefined ? { tun: options.tun } : {}),
+      ...(options.netns !== undefined ? { netns: options.netns } : {}),
+    });
+    return {
+      outcome: result.failures.length === 0 ? 'converged' : 'failed',
+      plan: step.plan,
+      applied: result.applied,
+      failures: result.failures,
+      devices: deviceReports(step.plan, result.failures, result.ifindexes),
+      repairs: repairsOf(result.outcomes),
+      outcomes: result.outcomes,
+    };
+  };
+
+  return {
+    reconcile,
+    plan: async (input) => {
+      const { plan, observed } = await observeAndPlan(input);
+      return { plan, observed };
+    },
+    close: () => {
+      const p = own;
+      own = undefined;
+      void p?.then((r) => r.close(), () => undefined);
+    },
+  };
+}
+
+/** Per declared device: what the pass did for it. */
+export function deviceReports(plan: Plan, failures: readonly ActionFailure[], ifindexes: ReadonlyMap<string, number>): DeviceReport[] {
+  const findings = [...plan.refusals, ...plan.conflicts];
+  return plan.devices.map((o) => {
+    const mine = (f: { device: string }): boolean => f.device === o.device;
+    const own = findings.filter((f) => mine(f) && f.ifname === o.ifname);
+    const failed = failures.filter((f) => mine(f) && (f.action.ifname === undefined || f.action.ifname === o.ifname));
+    const report: DeviceReport = { device: o.device, ifname: o.ifname, status: statusOf(o.status, own, failed), findings: own, failures: failed };
+    const ifindex = ifindexes.get(o.ifname) ?? o.ifindex;
+    if (ifindex !== undefined && o.status !== 'refused' && o.status !== 'conflict') report.ifindex = ifindex;
+    return report;
+  });
+}
+
+function statusOf(planned: Plan['devices'][number]['status'], findings: Finding[], failures: ActionFailure[]): DeviceReport['status'] {
+  if (planned === 'refused' || planned === 'conflict') return planned;
+  if (failures.length > 0) return 'degraded';
+  // Part of the declaration (an address, a route) could not be taken on.
+  if (findings.some((f) => f.kind === 'conflict')) return 'conflict';
+  if (findings.some((f) => f.kind === 'refused')) return 'refused';
+  return 'ready';
+}
+
+/** Successful changes by kind: what drifted (or was new) and is now as declared. */
+export function repairsOf(outcomes: readonly ActionOutcome[]): Record<string, number> {
+  const repairs: Record<string, number> = {};
+  const count = (kind: string): void => {
+    repairs[kind] = (repairs[kind] ?? 0) + 1;
+  };
+  for (const o of outcomes) if (o.status === 'applied') for (const kind of repairKinds(o.action)) count(kind);
+  return repairs;
+}
+
+function repairKinds(a: Action): string[] {
+  switch (a.type) {
+    case 'create-device':
+    case 'recreate-device':
+    case 'delete-device':
+      return ['device'];
+    case 'set-link': {
+      const names: Record<string, string> = { mtu: 'mtu', txQueueLength: 'txqlen', macAddress: 'mac', up: 'up' };
+      return Object.keys(a.set).filter((k) => a.set[k as keyof typeof a.set] !== undefined).map((k) => names[k] ?? k);
+    }
+    case 'set-tun-options':
+      return Object.keys(a.set).filter((k) => a.set[k as keyof typeof a.set] !== undefined);
+    case 'add-address':
+    case 'delete-address':
+      return ['address'];
+    case 'replace-route':
+    case 'delete-route':
+      return ['route'];
+  }
+}
