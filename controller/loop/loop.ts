@@ -271,7 +271,7 @@ export class ReconcileLoop {
     if (result && result.outcome !== 'interrupted' && input.prune) this.#prunedOnce = true;
     if (!this.#stopped) {
       this.#scheduleRetries(input, result);
-      this.#noticeFights(input, result, finishedAt);
+      this.#noticeFights(input, reasons, result, finishedAt);
       this.#armPeriodic();
     }
     this.#observer.passFinished?.({
@@ -327,8 +327,10 @@ export class ReconcileLoop {
     this.#retries.delete(key);
   }
 
-  #noticeFights(input: ReconcileInput, result: ReconcileResult | undefined, now: number): void {
+  #noticeFights(input: ReconcileInput, reasons: WakeReason[], result: ReconcileResult | undefined, now: number): void {
     if (!result?.plan || result.outcome === 'interrupted') return;
+    // Changes made because the declarations arrived or changed are not drift repairs.
+    if (reasons.includes('startup') || reasons.includes('desired-changed')) return;
     const failed = new Set(result.failures.map((f) => f.action));
     const repaired = new Set<string>();
     for (const a of result.plan.actions) if (a.device !== undefined && !failed.has(a)) repaired.add(a.device);

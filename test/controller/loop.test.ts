@@ -365,21 +365,24 @@ describe('ReconcileLoop: devices changed behind its back', () => {
     loop.updateSource('files', [device('a')], true);
     loop.start();
     await loop.idle();
+    // Creating it from the declaration is not a repair; the first repair is not a fight either.
+    loop.trigger('netlink-event');
+    await loop.idle();
     expect(fights).toEqual([]);
-    // The other side changes it; the Monitor wakes us.
+    // The other side changes it again; the Monitor wakes us.
     loop.trigger('netlink-event');
     await loop.idle();
     expect(fights).toEqual([{ device: 'a', streak: 2, hold: 1000 }]);
     // Further events wait out the hold instead of fighting pass for pass.
     loop.trigger('netlink-event');
     await flush();
-    expect(rec.calls).toHaveLength(2);
+    expect(rec.calls).toHaveLength(3);
     clock.advance(999);
     await flush();
-    expect(rec.calls).toHaveLength(2);
+    expect(rec.calls).toHaveLength(3);
     clock.advance(1);
     await loop.idle();
-    expect(rec.calls).toHaveLength(3);
+    expect(rec.calls).toHaveLength(4);
     for (let i = 0; i < 5; i++) {
       loop.trigger('netlink-event');
       clock.advance(fights.at(-1)!.hold);
@@ -401,9 +404,14 @@ describe('ReconcileLoop: devices changed behind its back', () => {
     loop.updateSource('files', [device('a', 1400)], true);
     await loop.idle();
     expect(rec.calls.at(-1)!.desired[0]!.mtu).toBe(1400);
-    // ... and a new declaration starts a new streak: repairing towards it is not a fight.
-    expect(fights.at(-1)!.streak).toBe(8);
     expect(fights).toHaveLength(reported);
+    // ... and a new declaration starts a new streak: its first drift repair is not a fight.
+    clock.advance(8000);
+    loop.trigger('netlink-event');
+    await loop.idle();
+    expect(rec.calls.at(-1)!.desired[0]!.mtu).toBe(1400);
+    expect(fights).toHaveLength(reported);
+    expect(fights.at(-1)!.streak).toBe(8);
     await loop.stop();
   });
 
