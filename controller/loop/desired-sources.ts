@@ -22,7 +22,7 @@ export class DesiredSources {
     for (const n of names) this.#sources.set(n, { devices: [], reported: false, complete: false, everComplete: false });
   }
 
-  /** Records a source's latest snapshot; returns whether it changed anything the loop uses. */
+  /** Records a source's latest snapshot. */
   update(name: string, devices: DesiredDevice[], complete: boolean): void {
     const s = this.#sources.get(name);
     if (!s) throw new Error(`unknown desired-state source ${JSON.stringify(name)} (known: ${[...this.#sources.keys()].join(', ')})`);
