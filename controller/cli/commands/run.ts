@@ -1,0 +1,81 @@
+/**
+ * `tunkeeper run [-f PATH...] [--netns NAME] [--metrics-address ADDR] [--config FILE] ...`: the
+ * agent. Watches the declarations and the kernel, reconciles, serves /metrics, /healthz and
+ * /readyz, logs JSON lines on stdout, until SIGTERM or SIGINT (exit 0; the devices stay).
+ */
+import { Command, Option } from 'commander';
+import type { CommandContext } from '../context.js';
+import { startAgent, type ReconcilerFactory } from '../../agent.js';
+import { createLogger } from '../../logger.js';
+import { createAgentReconciler } from '../../loop/reconciler.js';
+import { LOG_LEVELS, loadSettings, type SettingsFlags } from '../../settings.js';
+
+interface RunOptions extends Omit<SettingsFlags, 'allowedPrefixes'> {
+  file?: string[];
+  allowedPrefix?: string[];
+  kube?: boolean;
+  netns?: string;
+  config?: string;
+}
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/** The reconciler is injectable so in-process tests can drive the command with a fake one. */
+export function registerRunWith(createReconciler: ReconcilerFactory) {
+  return (program: Command, ctx: CommandContext): void => {
+    program
+      .command('run')
+      .description('the agent: keep the declared devices as declared until SIGTERM/SIGINT (exit 0; devices stay)')
+      .option('-f, --file <path>', 'declaration file or directory of *.yaml/*.yml (repeatable)', collect)
+      .option('--kube', 'read TunDevice objects from Kubernetes (not available yet)')
+      .option('--netns <name>', 'network namespace: NAME (/run/netns/NAME) or a path')
+      .option('--config <file>', 'agent settings (YAML); flags override it')
+      .option('--metrics-address <addr>', 'HOST:PORT, :PORT or off for /metrics, /healthz, /readyz (default 127.0.0.1:9464)')
+      .option('--route-protocol <n>', "rtm_protocol of tunkeeper's routes (default 116)")
+      .option('--allowed-prefix <prefix>', 'interface name prefix declarations may use (repeatable; default tk-, tun-, tap-)', collect)
+      .option('--allow-default-route', 'let declarations own the default route')
+      .option('--resync-interval <duration>', 'full resync at least this often, e.g. 30s, 5m (0: off; default 5m)')
+      .addOption(new Option('--log-level <level>', 'log level (default info)').choices([...LOG_LEVELS]))
+      .option('--monitor-rcvbuf <bytes>', 'netlink receive buffer of the Monitor (default 4 MiB)')
+      .action(async (opts: RunOptions) => {
+        if (opts.kube) throw new Error('--kube is not available yet: declarations come from -f PATH for now');
+        if (!opts.file || opts.file.length === 0) throw new Error('nothing to watch: give -f PATH (a file or directory of declarations)');
+        const settings = await loadSettings({
+          ...(opts.config !== undefined ? { configFile: opts.config } : {}),
+          flags: {
+            ...(opts.routeProtocol !== undefined ? { routeProtocol: opts.routeProtocol } : {}),
+            ...(opts.allowedPrefix !== undefined ? { allowedPrefixes: opts.allowedPrefix } : {}),
+            ...(opts.allowDefaultRoute ? { allowDefaultRoute: true } : {}),
+            ...(opts.resyncInterval !== undefined ? { resyncInterval: opts.resyncInterval } : {}),
+            ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
+            ...(opts.metricsAddress !== undefined ? { metricsAddress: opts.metricsAddress } : {}),
+            ...(opts.monitorRcvbuf !== undefined ? { monitorRcvbuf: opts.monitorRcvbuf } : {}),
+          },
+        });
+        const logger = createLogger(settings.logLevel, ctx.stdout);
+        const agent = await startAgent({
+          paths: opts.file,
+          ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
+          settings,
+          logger,
+          createReconciler,
+        });
+        await new Promise<void>((resolve) => {
+          const stop = (signal: NodeJS.Signals): void => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            logger.info({ signal }, `${signal}: stopping`);
+            agent.stop().then(resolve, (e: unknown) => {
+              logger.error({ err: e }, 'error while stopping');
+              ctx.exitCode = 1;
+              resolve();
+            });
+          };
+          process.on('SIGINT', stop);
+          process.on('SIGTERM', stop);
+        });
+      });
+  };
+}
+
+export const registerRun = registerRunWith(createAgentReconciler);

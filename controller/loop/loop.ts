@@ -1,0 +1,351 @@
+/**
+ * The reconcile loop: decides WHEN to run one reconcile (observe → plan → apply), never what it
+ * does. Every trigger — a Monitor event, a `resync-needed`, a change of desired state, the periodic
+ * resync, a retry timer — is only a reason to look again, so triggers are coalesced:
+ * - never more than one pass in flight;
+ * - any number of triggers while a pass runs causes exactly one more pass after it (the pass
+ *   that follows reads everything afresh, so it covers all of them);
+ * - triggers that arrive together (same tick) start one pass.
+ *
+ * Retries. A device whose actions failed gets a retry timer with exponential backoff (jitter,
+ * capped); it is reset by a pass in which the device has no failures. A pass that could not trust
+ * its observation ('interrupted') or threw is retried the same way. Any other trigger may run a
+ * pass sooner: the timer is a floor on persistence, not a gate.
+ *
+ * Fights. A device repaired again soon after its previous repair, with its declaration unchanged,
+ * is being changed behind tunkeeper's back (another daemon, an operator's script). Fighting it
+ * pass for pass would be a hot loop, each side waking the other. Instead the loop reports it and
+ * defers passes woken only by netlink events until a backoff (growing with the streak, capped) has
+ * passed; desired-state changes, retries and the periodic resync still run at once. The hold is for
+ * the whole pass because ReconcileOnce has no way to leave one device out (and leaving a device out
+ * of `desired` would, with pruning on, delete it).
+ */
+import type { DesiredDevice } from '../desired.js';
+import type { ReconcileInput, ReconcileOnce, ReconcileResult } from '../reconcile-types.js';
+import { backoffDelay, type BackoffOptions, type Random } from './backoff.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { DesiredSources } from './desired-sources.js';
+
+export const WAKE_REASONS = ['startup', 'netlink-event', 'resync-needed', 'desired-changed', 'periodic', 'retry'] as const;
+export type WakeReason = (typeof WAKE_REASONS)[number];
+
+/** Reasons that only say "the kernel changed": the ones a fight hold may defer. */
+const KERNEL_REASONS: ReadonlySet<WakeReason> = new Set(['netlink-event', 'resync-needed']);
+
+export const LOOP_DEFAULTS = {
+  resyncIntervalMs: 5 * 60_000,
+  retry: { initialMs: 1_000, maxMs: 2 * 60_000, factor: 2, jitter: 0.2 } satisfies BackoffOptions,
+  fight: { initialMs: 1_000, maxMs: 60_000, factor: 2, jitter: 0.2 } satisfies BackoffOptions,
+  /** A repair within this long of the previous one (same declaration) continues a fight. */
+  fightWindowMs: 2 * 60_000,
+};
+
+export interface PassReport {
+  input: ReconcileInput;
+  /** Why the pass ran (every distinct reason seen since the previous pass started). */
+  reasons: WakeReason[];
+  startedAt: number;
+  durationMs: number;
+  /** Absent when the reconcile threw. */
+  result?: ReconcileResult;
+  error?: unknown;
+}
+
+/** Hooks for metrics and logs; every method is optional and must not throw. */
+export interface LoopObserver {
+  wake?(reason: WakeReason): void;
+  passStarted?(input: ReconcileInput, reasons: WakeReason[]): void;
+  passFinished?(report: PassReport): void;
+  /** `key` is a device name, or '' for the whole pass (interrupted or thrown). */
+  retryScheduled?(key: string, attempt: number, delayMs: number): void;
+  /** A device repaired again within the fight window: passes woken by events wait `holdMs`. */
+  fight?(device: string, streak: number, holdMs: number): void;
+}
+
+export interface LoopOptions {
+  reconcile: ReconcileOnce;
+  /** Names of the desired-state sources; pruning waits for a complete first sync of each. */
+  sources: readonly string[];
+  clock?: Clock;
+  random?: Random;
+  /** Period of the full resync, ms; 0 turns it off. Default 5 minutes. */
+  resyncIntervalMs?: number;
+  retry?: BackoffOptions;
+  fight?: BackoffOptions;
+  fightWindowMs?: number;
+  observer?: LoopObserver;
+}
+
+export interface LoopStatus {
+  passes: number;
+  running: boolean;
+  /** When the pass in flight started (clock ms). */
+  passStartedAt?: number;
+  lastPassFinishedAt?: number;
+  lastOutcome?: ReconcileResult['outcome'] | 'error';
+  /** Every source has completed a first sync. */
+  firstSyncDone: boolean;
+  /** A pass with pruning on has finished. */
+  prunedOnce: boolean;
+  prune: boolean;
+  incompleteSources: string[];
+  wakeups: Record<WakeReason, number>;
+  /** Retries pending, by key ('' = whole pass). */
+  retries: Record<string, { attempt: number; dueAt: number }>;
+  /** Passes woken by netlink events wait until then (a fight is on). */
+  holdUntil?: number;
+}
+
+interface Retry {
+  attempt: number;
+  dueAt: number;
+  timer: TimerHandle;
+}
+
+interface RepairHistory {
+  lastRepairAt: number;
+  streak: number;
+  /** The declaration at the last repair: a changed declaration is not a fight. */
+  spec: string;
+}
+
+export class ReconcileLoop {
+  readonly #reconcile: ReconcileOnce;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #resyncIntervalMs: number;
+  readonly #retryBackoff: BackoffOptions;
+  readonly #fightBackoff: BackoffOptions;
+  readonly #fightWindowMs: number;
+  readonly #observer: LoopObserver;
+  readonly #sources: DesiredSources;
+
+  readonly #pending = new Set<WakeReason>();
+  readonly #wakeups = Object.fromEntries(WAKE_REASONS.map((r) => [r, 0])) as Record<WakeReason, number>;
+  readonly #retries = new Map<string, Retry>();
+  readonly #repairs = new Map<string, RepairHistory>();
+  #inFlight: Promise<void> | undefined;
+  #scheduled = false;
+  #started = false;
+  #stopped = false;
+  #passes = 0;
+  #passStartedAt: number | undefined;
+  #lastPassFinishedAt: number | undefined;
+  #lastOutcome: LoopStatus['lastOutcome'];
+  #prunedOnce = false;
+  #periodic: TimerHandle | undefined;
+  #holdUntil = 0;
+  #holdTimer: TimerHandle | undefined;
+  #idleWaiters: Array<() => void> = [];
+
+  constructor(opts: LoopOptions) {
+    this.#reconcile = opts.reconcile;
+    this.#clock = opts.clock ?? systemClock;
+    this.#random = opts.random ?? Math.random;
+    this.#resyncIntervalMs = opts.resyncIntervalMs ?? LOOP_DEFAULTS.resyncIntervalMs;
+    this.#retryBackoff = opts.retry ?? LOOP_DEFAULTS.retry;
+    this.#fightBackoff = opts.fight ?? LOOP_DEFAULTS.fight;
+    this.#fightWindowMs = opts.fightWindowMs ?? LOOP_DEFAULTS.fightWindowMs;
+    this.#observer = opts.observer ?? {};
+    this.#sources = new DesiredSources(opts.sources);
+  }
+
+  /** Starts passing: the first pass runs once every source has reported. */
+  start(): void {
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    this.trigger('startup');
+  }
+
+  /** A reason to look again. Cheap; safe to call from any event handler. */
+  trigger(reason: WakeReason): void {
+    if (this.#stopped) return;
+    this.#wakeups[reason]++;
+    this.#observer.wake?.(reason);
+    this.#pending.add(reason);
+    this.#kick();
+  }
+
+  /** A desired-state source's latest snapshot. */
+  updateSource(name: string, devices: DesiredDevice[], complete: boolean): void {
+    this.#sources.update(name, devices, complete);
+    this.trigger('desired-changed');
+  }
+
+  /** Stops timers, lets a pass in flight finish, and runs no more. Idempotent. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#pending.clear();
+    this.#periodic?.cancel();
+    this.#holdTimer?.cancel();
+    for (const r of this.#retries.values()) r.timer.cancel();
+    this.#retries.clear();
+    await this.#inFlight;
+    this.#wakeIdle();
+  }
+
+  /** Resolves when no pass is in flight or about to start (for tests and orderly shutdown). */
+  idle(): Promise<void> {
+    if (!this.#busy()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  status(): LoopStatus {
+    const retries: LoopStatus['retries'] = {};
+    for (const [k, r] of this.#retries) retries[k] = { attempt: r.attempt, dueAt: r.dueAt };
+    return {
+      passes: this.#passes,
+      running: this.#inFlight !== undefined,
+      ...(this.#passStartedAt !== undefined ? { passStartedAt: this.#passStartedAt } : {}),
+      ...(this.#lastPassFinishedAt !== undefined ? { lastPassFinishedAt: this.#lastPassFinishedAt } : {}),
+      ...(this.#lastOutcome !== undefined ? { lastOutcome: this.#lastOutcome } : {}),
+      firstSyncDone: this.#sources.firstSyncDone,
+      prunedOnce: this.#prunedOnce,
+      prune: this.#sources.prune,
+      incompleteSources: this.#sources.incomplete(),
+      wakeups: { ...this.#wakeups },
+      retries,
+      ...(this.#holdUntil > this.#clock.now() ? { holdUntil: this.#holdUntil } : {}),
+    };
+  }
+
+  #busy(): boolean {
+    return this.#inFlight !== undefined || this.#scheduled;
+  }
+
+  #wakeIdle(): void {
+    if (this.#busy() && !this.#stopped) return;
+    const w = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  #kick(): void {
+    if (!this.#started || this.#stopped || this.#busy() || this.#pending.size === 0) return;
+    if (!this.#sources.allReported) return;
+    const now = this.#clock.now();
+    if (now < this.#holdUntil && [...this.#pending].every((r) => KERNEL_REASONS.has(r))) {
+      this.#holdTimer ??= this.#clock.setTimer(this.#holdUntil - now, () => {
+        this.#holdTimer = undefined;
+        this.#kick();
+      });
+      return;
+    }
+    this.#scheduled = true;
+    // A microtask, so that triggers raised together in one tick share a pass.
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      if (this.#stopped) {
+        this.#wakeIdle();
+        return;
+      }
+      this.#inFlight = this.#pass().finally(() => {
+        this.#inFlight = undefined;
+        this.#kick();
+        this.#wakeIdle();
+      });
+    });
+  }
+
+  async #pass(): Promise<void> {
+    const reasons = WAKE_REASONS.filter((r) => this.#pending.has(r));
+    this.#pending.clear();
+    this.#holdTimer?.cancel();
+    this.#holdTimer = undefined;
+    const input: ReconcileInput = { desired: this.#sources.desired(), prune: this.#sources.prune };
+    const startedAt = this.#clock.now();
+    this.#passStartedAt = startedAt;
+    this.#passes++;
+    this.#observer.passStarted?.(input, reasons);
+    let result: ReconcileResult | undefined;
+    let error: unknown;
+    try {
+      result = await this.#reconcile(input);
+    } catch (e) {
+      error = e ?? new Error('reconcile failed');
+    }
+    const finishedAt = this.#clock.now();
+    this.#passStartedAt = undefined;
+    this.#lastPassFinishedAt = finishedAt;
+    this.#lastOutcome = result?.outcome ?? 'error';
+    if (result && result.outcome !== 'interrupted' && input.prune) this.#prunedOnce = true;
+    if (!this.#stopped) {
+      this.#scheduleRetries(input, result);
+      this.#noticeFights(input, reasons, result, finishedAt);
+      this.#armPeriodic();
+    }
+    this.#observer.passFinished?.({
+      input,
+      reasons,
+      startedAt,
+      durationMs: finishedAt - startedAt,
+      ...(result ? { result } : { error }),
+    });
+  }
+
+  #armPeriodic(): void {
+    this.#periodic?.cancel();
+    this.#periodic = undefined;
+    if (this.#resyncIntervalMs <= 0) return;
+    // From the end of the last pass: a full look at least this often, whatever woke the others.
+    this.#periodic = this.#clock.setTimer(this.#resyncIntervalMs, () => {
+      this.#periodic = undefined;
+      this.trigger('periodic');
+    });
+  }
+
+  #scheduleRetries(input: ReconcileInput, result: ReconcileResult | undefined): void {
+    if (!result || result.outcome === 'interrupted') {
+      // Nothing was applied, so per-device retries stay as they were; the whole pass is retried.
+      this.#retry('');
+      return;
+    }
+    this.#clearRetry('');
+    const failing = new Set(result.failures.map((f) => f.device));
+    for (const key of [...this.#retries.keys()]) if (key !== '' && !failing.has(key)) this.#clearRetry(key);
+    // A device that is no longer declared needs no retry of its own (its deletion is retried as '').
+    const declared = new Set(input.desired.map((d) => d.name));
+    for (const device of failing) this.#retry(declared.has(device) ? device : '');
+  }
+
+  #retry(key: string): void {
+    const previous = this.#retries.get(key);
+    previous?.timer.cancel();
+    const attempt = (previous?.attempt ?? 0) + 1;
+    const delay = backoffDelay(attempt, this.#retryBackoff, this.#random);
+    const timer = this.#clock.setTimer(delay, () => {
+      const r = this.#retries.get(key);
+      // The entry stays (with its attempt count) until a pass shows the device healthy.
+      if (r?.timer === timer) this.trigger('retry');
+    });
+    this.#retries.set(key, { attempt, dueAt: this.#clock.now() + delay, timer });
+    this.#observer.retryScheduled?.(key, attempt, delay);
+  }
+
+  #clearRetry(key: string): void {
+    this.#retries.get(key)?.timer.cancel();
+    this.#retries.delete(key);
+  }
+
+  #noticeFights(input: ReconcileInput, reasons: WakeReason[], result: ReconcileResult | undefined, now: number): void {
+    if (!result?.plan || result.outcome === 'interrupted') return;
+    // Changes made because the declarations arrived or changed are not drift repairs.
+    if (reasons.includes('startup') || reasons.includes('desired-changed')) return;
+    const failed = new Set(result.failures.map((f) => f.action));
+    const repaired = new Set<string>();
+    for (const a of result.plan.actions) if (a.device !== undefined && !failed.has(a)) repaired.add(a.device);
+    const specs = new Map(input.desired.map((d) => [d.name, JSON.stringify(d)]));
+    for (const [device, h] of this.#repairs) if (now - h.lastRepairAt > this.#fightWindowMs) this.#repairs.delete(device);
+    for (const device of repaired) {
+      const spec = specs.get(device);
+      if (spec === undefined) continue; // a deletion of an undeclared device is not a repair
+      const h = this.#repairs.get(device);
+      const streak = h && h.spec === spec && now - h.lastRepairAt <= this.#fightWindowMs ? h.streak + 1 : 1;
+      this.#repairs.set(device, { lastRepairAt: now, streak, spec });
+      if (streak < 2) continue;
+      const hold = backoffDelay(streak - 1, this.#fightBackoff, this.#random);
+      this.#holdUntil = Math.max(this.#holdUntil, now + hold);
+      this.#observer.fight?.(device, streak, hold);
+    }
+  }
+}
