@@ -3,8 +3,8 @@
  *
  *   node dist/examples/library/udp-echo.js --netns NAME [--name tk-echo0] [--count N]
  *
- * Opens a TUN device inside the given network namespace, gives it 192.0.2.1/24 (with `ip -n`),
- * and answers every UDP datagram sent to 192.0.2.2 by swapping source and destination. A client
+ * Opens a TUN device inside the given network namespace, gives it 192.0.2.129/25 (with `ip -n`),
+ * and answers every UDP datagram sent to 192.0.2.130 by swapping source and destination. A client
  * inside the namespace sends N datagrams and prints the echoes: packets cross the kernel into
  * JavaScript and back. Run it through `npm run demo`, which makes and removes the namespace.
  */
@@ -52,7 +52,7 @@ function echo(packet: Buffer): boolean {
 
 const tun = await Tun.open({ name: values.name, mode: 'tun', mtu: 1400, netns });
 console.log(`opened ${tun.name} (ifindex ${tun.ifindex}) in network namespace ${netns}`);
-execFileSync('ip', ['-n', netns, 'address', 'add', '192.0.2.1/24', 'dev', tun.name]);
+execFileSync('ip', ['-n', netns, 'address', 'add', '192.0.2.129/25', 'dev', tun.name]);
 execFileSync('ip', ['-n', netns, 'link', 'set', tun.name, 'up']);
 
 const stop = tun.onPackets((batch) => {
@@ -68,7 +68,7 @@ const client = `
 const s = require('node:dgram').createSocket('udp4');
 let got = 0;
 s.on('message', (m) => { console.log('  echo: ' + m.toString()); if (++got === ${count}) s.close(); });
-s.bind(0, '192.0.2.1', () => { for (let i = 1; i <= ${count}; i++) s.send('hello ' + i, 7, '192.0.2.2'); });
+s.bind(0, '192.0.2.129', () => { for (let i = 1; i <= ${count}; i++) s.send('hello ' + i, 7, '192.0.2.130'); });
 setTimeout(() => { console.error('no echo within 5 s'); process.exit(1); }, 5000).unref();
 `;
 const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', client], { stdio: 'inherit' });

@@ -113,7 +113,7 @@ describeKernel('tunkeeper apply', () => {
         expect(l).toMatchObject({ mtu: 9000, ifalias: 'tunkeeper:tk-mq0' });
         expect(l.flags).toContain('UP');
         expect(l.linkinfo).toMatchObject({ info_kind: 'tun', info_data: { type: 'tun', multi_queue: true, vnet_hdr: true, pi: false, persist: true, user: idName(1000), group: groupName(1000) } });
-        expect(await globalAddresses(ns, 'tk-mq0')).toEqual(['198.51.100.1/24']);
+        expect(await globalAddresses(ns, 'tk-mq0')).toEqual(['198.51.100.129/25']);
         expect((await ownedRoutes(ns)).map((x) => [x.dst, x.gateway, x.dev])).toEqual([['198.18.0.0/15', '198.51.100.254', 'tk-mq0']]);
         const again = await plan(ns, '-f', join(EXAMPLES, 'multiqueue-owned.yaml'));
         expect(again.code).toBe(0);
@@ -153,7 +153,7 @@ describeKernel('tunkeeper apply', () => {
         const l = (await link(ns, 'tk-tap0'))!;
         expect(l).toMatchObject({ mtu: 1500, txqlen: 1000, address: '00:00:5e:00:53:01', ifalias: 'tunkeeper:tk-tap0' });
         expect(l.linkinfo?.info_data).toMatchObject({ type: 'tap', persist: true });
-        expect(await globalAddresses(ns, 'tk-tap0')).toEqual(['2001:db8:300::1/64', '203.0.113.1/24']);
+        expect(await globalAddresses(ns, 'tk-tap0')).toEqual(['2001:db8:300::1/64', '203.0.113.129/25']);
         expect((await apply(ns, join(EXAMPLES, 'tap-with-mac.yaml'))).stdout).toContain('converged, 0 of 0 changes applied');
         expect((await plan(ns, '-f', join(EXAMPLES, 'tap-with-mac.yaml'))).code).toBe(0);
       }, 'apply-tap');
