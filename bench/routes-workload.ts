@@ -121,7 +121,7 @@ export const REFERENCE_NAME: Record<Operation, string> = {
  * Iterations per sample after the cold one: untimed warm-ups (V8 needs a few runs of a 65k-item
  * loop before it is optimised and the heap has settled), then the timed warm ones.
  */
-const WARMUPS: Record<Operation, number> = { dump: 4, program: 2 };
+const WARMUPS: Record<Operation, number> = { dump: 4, program: 1 };
 const WARM: Record<Operation, number> = { dump: 5, program: 3 };
 /** Tries per iteration while neighbours take the measured CPU (the least contended one is kept). */
 const MAX_TRIES = 4;
@@ -165,7 +165,12 @@ async function fillTable(ctx: BenchContext, files: WorkFiles): Promise<void> {
 }
 
 async function flushTable(ctx: BenchContext): Promise<void> {
-  await ctx.ns.ip('route', 'flush', 'table', String(table));
+  try {
+    await ctx.ns.ip('route', 'flush', 'table', String(table));
+  } catch (e) {
+    // Before the first route, the table does not exist yet: it is empty all the same.
+    if (!(e instanceof Error && e.message.includes('FIB table does not exist'))) throw e;
+  }
 }
 
 /** utime + stime + cutime + cstime: a process's own ticks and those of its reaped children (ip under bash). */
@@ -221,6 +226,8 @@ interface Sample {
   /** Median of the warm iterations (the clean ones when there are any). */
   warm: number;
   contended: boolean;
+  /** Warm iterations run again because others took the measured CPU. */
+  retries: number;
 }
 
 async function sample(ctx: BenchContext, op: Operation, side: Side, files: WorkFiles): Promise<Sample> {
@@ -231,20 +238,24 @@ async function sample(ctx: BenchContext, op: Operation, side: Side, files: WorkF
     const cold = await iterate(ctx, op, side, proc);
     for (let i = 0; i < WARMUPS[op]; i++) await iterate(ctx, op, side, proc);
     const warm: Iteration[] = [];
+    let retries = 0;
     for (let i = 0; i < WARM[op]; i++) {
       let best: Iteration | null = null;
       for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
         const it = await iterate(ctx, op, side, proc);
         if (best === null || (it.contention ?? 0) < (best.contention ?? 0)) best = it;
         if (!isContended(it.contention)) break;
-        if (attempt < MAX_TRIES) await sleep(300 * attempt);
+        if (attempt < MAX_TRIES) {
+          retries++;
+          await sleep(300 * attempt);
+        }
       }
       warm.push(best!);
     }
     proc.send('end');
     const clean = warm.filter((w) => !isContended(w.contention));
     const used = clean.length > 0 ? clean : warm;
-    return { cold: cold.ms, warm: median(used.map((w) => w.ms)), contended: clean.length === 0 };
+    return { cold: cold.ms, warm: median(used.map((w) => w.ms)), contended: clean.length === 0, retries };
   } finally {
     await proc.stop();
   }
@@ -278,11 +289,15 @@ export async function measureRoutes(ctx: BenchContext, op: Operation): Promise<F
         `  ${name} ${i + 1}/${ctx.samples}: ` +
           sides.map((s) => {
             const x = results.get(s)!.at(-1)!;
-            return `${s.label} ${ms(x.warm)} ms (cold ${ms(x.cold)}${x.contended ? ', contended' : ''})`;
+            const notes = [`cold ${ms(x.cold)}`, ...(x.retries > 0 ? [`${x.retries} retried`] : []), ...(x.contended ? ['contended'] : [])];
+            return `${s.label} ${ms(x.warm)} ms (${notes.join(', ')})`;
           }).join(', '),
       );
     }
-    const contended = [...results.values()].flat().filter((s) => s.contended).length;
+    const all = [...results.values()].flat();
+    const contended = all.filter((s) => s.contended).length;
+    const retried = all.reduce((n, s) => n + s.retries, 0);
+    if (retried > 0) ctx.log(`  ${name}: ${retried} warm iteration(s) were run again because other processes took > ${Math.round(CONTENDED_SHARE * 100)}% of the measured CPU`);
     if (contended > 0) {
       ctx.log(
         `  ${name}: WARNING ${contended} sample(s) had every warm iteration share the measured CPU with other processes ` +
