@@ -5,5 +5,7 @@
 import type { Benchmark } from './benchmark.js';
 import { tunReadPps } from './benchmarks/tun-read-pps.js';
 import { tunWritePps } from './benchmarks/tun-write-pps.js';
+import { dumpRoutes65k } from './benchmarks/dump-routes-65k.js';
+import { programRoutes65k } from './benchmarks/program-routes-65k.js';
 
-export const benchmarks: readonly Benchmark[] = [tunReadPps, tunWritePps];
+export const benchmarks: readonly Benchmark[] = [tunReadPps, tunWritePps, dumpRoutes65k, programRoutes65k];

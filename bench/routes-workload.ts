@@ -1,0 +1,324 @@
+/**
+ * The shared workload of dump-routes-65k and program-routes-65k (the netlink issue's two
+ * figures), measured once through tunkeeper's Rtnl and once through iproute2 in the same run.
+ *
+ * The namespace looks like a busy node: 1,000 TUN links (up, no carrier), each with one IPv4 and
+ * one IPv6 address, and a veth pair tkr0/tkr1 (up, carrier on) that the measured routes go
+ * through. The measured routes are 65,280 distinct /32s, 198.18.0.0 .. 198.18.254.255 (exactly
+ * 255 * 256), `dev tkr0`, protocol 116 (tunkeeper's), in table 100 (so the table holds only
+ * them). The link addresses come from 198.19.0.0/16 and 2001:db8:1::/48, so no address prefix
+ * (and no prefix route it makes in main and local) overlaps a measured route.
+ *
+ * Each sample is a fresh process per side, pinned to the measured CPU. The process answers a "go"
+ * line per iteration: iteration 0 is cold (a new tunkeeper process: JIT not warmed up; for ip,
+ * the first ip of the sample), then a few untimed warm-ups, then the timed warm iterations; a
+ * sample's figure is the median of its warm iterations (cold figures are logged). Every ip
+ * iteration is a new ip process, as its users run it; the same structure keeps the sides alike.
+ * The ip side runs under a small bash loop that times each `ip` with $EPOCHREALTIME, so it pays
+ * the exec and startup of ip (what its users pay: about 2.5 ms, logged as the 1-route table) and
+ * not that of the timer.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BenchContext } from './benchmark.js';
+import { CONTENDED_SHARE, foreignShare, isContended, snapshot, type LoadSnapshot } from './cpu-load.js';
+import { distBenchDir } from './paths.js';
+import type { Proc } from './processes.js';
+import type { Figures } from './report.js';
+import { median } from './stats.js';
+
+export const ROUTES_WORKLOAD = {
+  table: 100,
+  protocol: 116,
+  count: 65_280,
+  /** The device every measured route goes through (one end of a veth pair). */
+  dev: 'tkr0',
+  peer: 'tkr1',
+  links: 1_000,
+} as const;
+
+const { table, protocol, count, dev, peer, links } = ROUTES_WORKLOAD;
+
+/** The i-th measured destination: 198.18.(i / 256).(i % 256)/32, for i < 65,280. */
+export function routePrefix(i: number): string {
+  return `198.18.${i >> 8}.${i & 255}/32`;
+}
+
+export function routePrefixes(): string[] {
+  return Array.from({ length: count }, (_, i) => routePrefix(i));
+}
+
+/** The one route of table 101, outside the measured ones and every address prefix. */
+const ONE_ROUTE = '198.18.255.0/32';
+
+/** Link i's addresses: a /30 in 198.19.0.0/16 and a /64 in 2001:db8:1::/48. */
+function linkAddresses(i: number): [string, string] {
+  const v4 = `198.19.${i >> 6}.${((i & 63) << 2) | 1}/30`;
+  const v6 = `2001:db8:1:${i.toString(16)}::1/64`;
+  return [v4, v6];
+}
+
+export type Operation = 'dump' | 'program';
+
+interface Side {
+  /** Short name in the log. */
+  label: string;
+  /** Counts towards the figure (tunkeeper, or the reference); the others are only logged. */
+  role: 'project' | 'reference' | 'info';
+  command(ctx: BenchContext, files: WorkFiles): [string, string[]];
+}
+
+interface WorkFiles {
+  dir: string;
+  /** `ip -batch` file adding every measured route. */
+  addBatch: string;
+}
+
+/**
+ * Runs `$@` with stdout to /dev/null once per "go" line on stdin and prints the wall time of each
+ * run in microseconds. $EPOCHREALTIME's separator follows the locale, hence the digit filter.
+ */
+const TIMER_SCRIPT = `
+while read -r line; do
+  [ "$line" = go ] || exit 2
+  s=$EPOCHREALTIME
+  "$@" > /dev/null || exit 3
+  e=$EPOCHREALTIME
+  s=\${s//[!0-9]/}; e=\${e//[!0-9]/}
+  echo "{\\"us\\":$((10#$e - 10#$s))}"
+done
+`;
+
+function ipSide(label: string, role: Side['role'], args: (files: WorkFiles) => string[]): Side {
+  return { label, role, command: (_ctx, files) => ['bash', ['-c', TIMER_SCRIPT, 'bash', 'ip', ...args(files)]] };
+}
+
+function subjectSide(op: Operation): Side {
+  const args = op === 'dump' ? ['dump', String(table), String(count)] : ['program', String(table), String(count), dev, String(protocol)];
+  return { label: 'tunkeeper', role: 'project', command: () => [process.execPath, [join(distBenchDir, 'subjects', 'routes-subject.js'), ...args]] };
+}
+
+const SIDES: Record<Operation, Side[]> = {
+  dump: [
+    subjectSide('dump'),
+    ipSide('ip route show', 'reference', () => ['-4', 'route', 'show', 'table', String(table)]),
+    ipSide('ip -j route show', 'info', () => ['-j', '-4', 'route', 'show', 'table', String(table)]),
+    // ip's fixed cost (exec, dynamic linking, socket, cache of links) with next to nothing to dump.
+    ipSide('ip route show (1-route table)', 'info', () => ['-4', 'route', 'show', 'table', String(table + 1)]),
+  ],
+  program: [subjectSide('program'), ipSide('ip -batch', 'reference', (f) => ['-batch', f.addBatch])],
+};
+
+export const REFERENCE_NAME: Record<Operation, string> = {
+  dump: 'iproute2 `ip -4 route show table 100 >/dev/null`',
+  program: 'iproute2 `ip -batch FILE` (65,280 `route add` lines)',
+};
+
+/**
+ * Iterations per sample after the cold one: untimed warm-ups (V8 needs a few runs of a 65k-item
+ * loop before it is optimised and the heap has settled), then the timed warm ones.
+ */
+const WARMUPS: Record<Operation, number> = { dump: 4, program: 1 };
+const WARM: Record<Operation, number> = { dump: 5, program: 3 };
+/** Tries per iteration while neighbours take the measured CPU (the least contended one is kept). */
+const MAX_TRIES = 4;
+
+async function ipBatch(ctx: BenchContext, dir: string, name: string, lines: string[]): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, lines.join('\n') + '\n');
+  await ctx.ns.ip('-batch', file);
+  return file;
+}
+
+/** The links, their addresses and the route device; the measured table empty. */
+async function prepareNamespace(ctx: BenchContext, dir: string): Promise<WorkFiles> {
+  const started = Date.now();
+  const lines: string[] = [];
+  for (let i = 0; i < links; i++) lines.push(`tuntap add dev tkl${i} mode tun`);
+  await ipBatch(ctx, dir, 'links.batch', lines);
+  lines.length = 0;
+  for (let i = 0; i < links; i++) {
+    const [v4, v6] = linkAddresses(i);
+    lines.push(`link set tkl${i} up`, `address add ${v4} dev tkl${i}`, `address add ${v6} dev tkl${i} nodad`);
+  }
+  lines.push(`link add ${dev} type veth peer name ${peer}`, `link set ${dev} up`, `link set ${peer} up`);
+  // One route in the next table, so that ip's fixed cost can be timed (an absent table is an error).
+  lines.push(`route add ${ONE_ROUTE} dev ${dev} table ${table + 1} proto ${protocol}`);
+  await ipBatch(ctx, dir, 'addresses.batch', lines);
+  const addBatch = join(dir, 'routes.batch');
+  await writeFile(addBatch, routePrefixes().map((p) => `route add ${p} dev ${dev} table ${table} proto ${protocol}\n`).join(''));
+  const addresses = (await ctx.ns.ip('-o', 'address', 'show')).trim().split('\n').length;
+  ctx.log(`  namespace: ${links} TUN links + ${dev}/${peer}, ${addresses} addresses, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return { dir, addBatch };
+}
+
+async function countRoutes(ctx: BenchContext): Promise<number> {
+  const out = await ctx.ns.ip('-4', 'route', 'show', 'table', String(table));
+  return out === '' ? 0 : out.trimEnd().split('\n').length;
+}
+
+async function fillTable(ctx: BenchContext, files: WorkFiles): Promise<void> {
+  await ctx.ns.ip('-batch', files.addBatch);
+}
+
+async function flushTable(ctx: BenchContext): Promise<void> {
+  try {
+    await ctx.ns.ip('route', 'flush', 'table', String(table));
+  } catch (e) {
+    // Before the first route, the table does not exist yet: it is empty all the same.
+    if (!(e instanceof Error && e.message.includes('FIB table does not exist'))) throw e;
+  }
+}
+
+/** utime + stime + cutime + cstime: a process's own ticks and those of its reaped children (ip under bash). */
+function ticksWithChildren(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  } catch {
+    return 0;
+  }
+}
+
+function loadSnapshot(pid: number): LoadSnapshot {
+  return { cpus: snapshot([]).cpus, pids: new Map([[pid, ticksWithChildren(pid)]]) };
+}
+
+interface Iteration {
+  ms: number;
+  /** Share of the measured CPU others took (null when unpinned). */
+  contention: number | null;
+}
+
+interface SubjectAnswer {
+  us?: number;
+  ms?: number;
+  count?: number;
+  failed?: number;
+}
+
+/** One timed iteration of a running side; the table is made ready for it first (not timed). */
+async function iterate(ctx: BenchContext, op: Operation, side: Side, proc: Proc): Promise<Iteration> {
+  if (op === 'program') await flushTable(ctx);
+  const before = loadSnapshot(proc.pid);
+  proc.send('go');
+  const answer = await proc.nextJson<SubjectAnswer>(120_000);
+  const after = loadSnapshot(proc.pid);
+  const ms = answer.ms ?? (answer.us === undefined ? NaN : answer.us / 1000);
+  if (!(ms > 0)) throw new Error(`${side.label}: bad answer ${JSON.stringify(answer)}`);
+  if (answer.failed !== undefined && answer.failed > 0) throw new Error(`${side.label}: ${answer.failed} of ${count} requests failed`);
+  if (op === 'dump' && answer.count !== undefined && answer.count !== count) throw new Error(`${side.label}: dumped ${answer.count} routes, expected ${count}`);
+  if (op === 'program') {
+    // Every side must really have installed every route (ip -batch stops at the first error).
+    const n = await countRoutes(ctx);
+    if (n !== count) throw new Error(`${side.label}: table ${table} holds ${n} routes after programming, expected ${count}`);
+  }
+  const contention = ctx.cpus.subject === null ? null : foreignShare(before, after, ctx.cpus.subject, [proc.pid]);
+  return { ms, contention };
+}
+
+interface Sample {
+  cold: number;
+  /** Median of the warm iterations (the clean ones when there are any). */
+  warm: number;
+  contended: boolean;
+  /** Warm iterations run again because others took the measured CPU. */
+  retries: number;
+}
+
+async function sample(ctx: BenchContext, op: Operation, side: Side, files: WorkFiles): Promise<Sample> {
+  const [cmd, args] = side.command(ctx, files);
+  const proc = ctx.spawn(side.label, ctx.cpus.subject, cmd, args);
+  try {
+    if (side.role === 'project') await proc.expectLine('ready', 30_000);
+    const cold = await iterate(ctx, op, side, proc);
+    for (let i = 0; i < WARMUPS[op]; i++) await iterate(ctx, op, side, proc);
+    const warm: Iteration[] = [];
+    let retries = 0;
+    for (let i = 0; i < WARM[op]; i++) {
+      let best: Iteration | null = null;
+      for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
+        const it = await iterate(ctx, op, side, proc);
+        if (best === null || (it.contention ?? 0) < (best.contention ?? 0)) best = it;
+        if (!isContended(it.contention)) break;
+        if (attempt < MAX_TRIES) {
+          retries++;
+          await sleep(300 * attempt);
+        }
+      }
+      warm.push(best!);
+    }
+    proc.send('end');
+    const clean = warm.filter((w) => !isContended(w.contention));
+    const used = clean.length > 0 ? clean : warm;
+    return { cold: cold.ms, warm: median(used.map((w) => w.ms)), contended: clean.length === 0, retries };
+  } finally {
+    await proc.stop();
+  }
+}
+
+function ms(x: number): string {
+  return x >= 100 ? x.toFixed(0) : x.toFixed(1);
+}
+
+function spread(xs: number[]): string {
+  return `median ${ms(median(xs))} ms (min ${ms(Math.min(...xs))}, max ${ms(Math.max(...xs))})`;
+}
+
+export async function measureRoutes(ctx: BenchContext, op: Operation): Promise<Figures> {
+  const name = op === 'dump' ? 'dump-routes-65k' : 'program-routes-65k';
+  const dir = await mkdtemp(join(tmpdir(), 'tkb-routes-'));
+  try {
+    const files = await prepareNamespace(ctx, dir);
+    if (op === 'dump') {
+      await fillTable(ctx, files);
+      const n = await countRoutes(ctx);
+      if (n !== count) throw new Error(`table ${table} holds ${n} routes, expected ${count}`);
+    }
+    const sides = SIDES[op];
+    const results = new Map<Side, Sample[]>(sides.map((s) => [s, []]));
+    for (let i = 0; i < ctx.samples; i++) {
+      // Alternate who goes first so slow drift (other tenants, memory state) hits every side alike.
+      const order = i % 2 === 0 ? sides : [...sides].reverse();
+      for (const side of order) results.get(side)!.push(await sample(ctx, op, side, files));
+      ctx.log(
+        `  ${name} ${i + 1}/${ctx.samples}: ` +
+          sides.map((s) => {
+            const x = results.get(s)!.at(-1)!;
+            const notes = [`cold ${ms(x.cold)}`, ...(x.retries > 0 ? [`${x.retries} retried`] : []), ...(x.contended ? ['contended'] : [])];
+            return `${s.label} ${ms(x.warm)} ms (${notes.join(', ')})`;
+          }).join(', '),
+      );
+    }
+    const all = [...results.values()].flat();
+    const contended = all.filter((s) => s.contended).length;
+    const retried = all.reduce((n, s) => n + s.retries, 0);
+    if (retried > 0) ctx.log(`  ${name}: ${retried} warm iteration(s) were run again because other processes took > ${Math.round(CONTENDED_SHARE * 100)}% of the measured CPU`);
+    if (contended > 0) {
+      ctx.log(
+        `  ${name}: WARNING ${contended} sample(s) had every warm iteration share the measured CPU with other processes ` +
+          `(> ${Math.round(CONTENDED_SHARE * 100)}% of it, ${MAX_TRIES} tries each): those figures measure a busy machine`,
+      );
+    }
+    for (const s of sides) {
+      const xs = results.get(s)!;
+      ctx.log(`  ${name} ${s.label.padEnd(28)} warm ${spread(xs.map((x) => x.warm))}; cold ${spread(xs.map((x) => x.cold))}`);
+    }
+    const project = sides.find((s) => s.role === 'project')!;
+    const reference = sides.find((s) => s.role === 'reference')!;
+    const pairs = results.get(project)!.map((p, i) => results.get(reference)!.at(i)!.warm / p.warm);
+    ctx.log(`  ${name} ${reference.label}/tunkeeper per sample pair: median ${median(pairs).toFixed(3)} (${pairs.map((r) => r.toFixed(2)).join(' ')})`);
+    return {
+      project: median(results.get(project)!.map((x) => x.warm)),
+      reference: median(results.get(reference)!.map((x) => x.warm)),
+      referenceName: REFERENCE_NAME[op],
+    };
+  } finally {
+    await flushTable(ctx).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
