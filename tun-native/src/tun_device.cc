@@ -45,6 +45,7 @@ struct TunState {
   bool refed = true;
   bool readerHook = false;
   bool deviceHook = false;
+  bool viewsGiven = false;
   // Counted on the JS thread only. droppedBefore: the drops of a reader freed at close.
   double packetsRead = 0, bytesRead = 0, batches = 0, packetsWritten = 0, bytesWritten = 0, droppedBefore = 0;
 
@@ -121,26 +122,28 @@ bool ReportIfThrown(napi_env env, napi_status status) {
 }
 
 void DeliverEnd(napi_env env, napi_value cb, TunState* st, int err) {
-  napi_value argv[3];
-  napi_get_null(env, &argv[0]);
-  napi_create_uint32(env, 0, &argv[1]);
+  napi_value argv[2];
+  napi_create_int32(env, -1, &argv[0]);
   if (err == 0) {
-    napi_get_undefined(env, &argv[2]);
+    napi_get_undefined(env, &argv[1]);
   } else {
     try {
       Napi::Error e = err == EBADFD
                           ? MakeErrnoError(env, ENODEV, "read", "read from " + st->Label() + " (it was deleted while open)")
                           : MakeErrnoError(env, err, "read", "read from " + st->Label());
-      argv[2] = e.Value();
+      argv[1] = e.Value();
     } catch (const Napi::Error& e) {
-      argv[2] = e.Value();
+      argv[1] = e.Value();
     }
   }
   napi_value undefined, result;
   napi_get_undefined(env, &undefined);
-  ReportIfThrown(env, napi_call_function(env, undefined, cb, 3, argv, &result));
+  ReportIfThrown(env, napi_call_function(env, undefined, cb, 2, argv, &result));
 }
 
+// Delivers up to kMaxBatchesPerWakeup batches: each is lent in place (its offsets and lengths in
+// the batch slots JS views through readerViews()), announced as onBatch(count), and given back
+// to the reader thread when the callback returns. No allocation, no copy per batch.
 void CallJs(napi_env env, napi_value cb, void* context, void*) {
   if (env == nullptr || cb == nullptr) return;  // the function is being torn down
   TunState* st = static_cast<std::shared_ptr<TunState>*>(context)->get();
@@ -150,27 +153,23 @@ void CallJs(napi_env env, napi_value cb, void* context, void*) {
   napi_value undefined;
   napi_get_undefined(env, &undefined);
   for (int i = 0; i < kMaxBatchesPerWakeup; i++) {
-    std::size_t size;
-    uint32_t count = reader->Peek(&size);
+    std::size_t bytes;
+    uint32_t count = reader->Borrow(&bytes);
     if (count == 0) break;
+    st->packetsRead += count;
+    st->bytesRead += static_cast<double>(bytes);
+    st->batches += 1;
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
-    void* data;
-    napi_value argv[2];
-    if (napi_create_arraybuffer(env, size, &data, &argv[0]) != napi_ok) {
-      napi_close_handle_scope(env, scope);
-      break;
-    }
-    reader->CopyOut(count, static_cast<uint8_t*>(data));
-    napi_create_uint32(env, count, &argv[1]);
-    st->packetsRead += count;
-    st->bytesRead += static_cast<double>(size - count * sizeof(uint32_t));
-    st->batches += 1;
-    napi_value result;
-    ReportIfThrown(env, napi_call_function(env, undefined, cb, 2, argv, &result));
+    napi_value argv[1], result;
+    napi_create_uint32(env, count, &argv[0]);
+    ReportIfThrown(env, napi_call_function(env, undefined, cb, 1, argv, &result));
     napi_close_handle_scope(env, scope);
-    // The callback may have closed the handle or stopped the reader.
-    if (st->fd < 0 || !st->tsfn) return;
+    // The callback may have closed the handle (which frees the reader: nothing to give back) or
+    // stopped the reader (the batch was delivered all the same: give its room back).
+    if (st->fd < 0) return;
+    reader->Release();
+    if (!st->tsfn) return;
   }
   int err;
   if (reader->TakeEnd(&err)) {
@@ -213,11 +212,12 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
                            InstanceMethod<&TunDevice::Info>("info"),
                            InstanceMethod<&TunDevice::WriteSync>("writeSync"),
                            InstanceMethod<&TunDevice::WriteBatch>("writeBatch"),
-                           InstanceMethod<&TunDevice::WriteGathered>("writeGathered"),
+                           InstanceMethod<&TunDevice::WritePacked>("writePacked"),
                            InstanceMethod<&TunDevice::SetPersist>("setPersist"),
                            InstanceMethod<&TunDevice::SetOwner>("setOwner"),
                            InstanceMethod<&TunDevice::SetGroup>("setGroup"),
                            InstanceMethod<&TunDevice::SetOffload>("setOffload"),
+                           InstanceMethod<&TunDevice::ReaderViews>("readerViews"),
                            InstanceMethod<&TunDevice::StartReader>("startReader"),
                            InstanceMethod<&TunDevice::StopReaderJs>("stopReader"),
                            InstanceMethod<&TunDevice::SetPaused>("setPaused"),
@@ -304,31 +304,36 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     return Napi::Number::New(env, written);
   }
 
-  // writeGathered(bytes, lens, count): the packets back to back in one Uint8Array and their
-  // lengths in a Uint32Array, as the facade gathers small batches: two N-API look-ups per batch
-  // instead of three per packet. Same results as writeBatch.
-  Napi::Value WriteGathered(const Napi::CallbackInfo& info) {
+  // writePacked(bytes, lengths, count): `count` packets back to back in one Uint8Array, their
+  // lengths in a Uint32Array: two N-API look-ups per batch instead of three per packet. Checks that
+  // the lengths fit the bytes before writing any; then the same results as writeBatch.
+  Napi::Value WritePacked(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
         !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array || !info[2].IsNumber())
-      ThrowInvalidArg(env, "writeGathered expects (Uint8Array, Uint32Array, count)");
+      ThrowInvalidArg(env, "writePacked expects (Uint8Array, Uint32Array, count)");
     Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
     Napi::Uint32Array lens = info[1].As<Napi::Uint32Array>();
-    uint32_t count = info[2].As<Napi::Number>().Uint32Value();
-    if (count > lens.ElementLength()) ThrowInvalidArg(env, "writeGathered: count exceeds the lengths given");
+    double countArg = info[2].As<Napi::Number>().DoubleValue();
+    if (!(countArg >= 0 && countArg <= static_cast<double>(lens.ElementLength())) || countArg != static_cast<double>(static_cast<uint32_t>(countArg)))
+      ThrowInvalidArg(env, "writePacked: count must be a whole number no larger than the lengths given");
+    uint32_t count = static_cast<uint32_t>(countArg);
+    const uint32_t* lengths = lens.Data();
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < count; i++) total += lengths[i];
+    if (total > bytes.ByteLength())
+      ThrowInvalidArg(env, "writePacked: the lengths add up to " + std::to_string(total) + " bytes, more than the " +
+                               std::to_string(bytes.ByteLength()) + " given (nothing was written)");
     const uint8_t* data = bytes.Data();
-    std::size_t left = bytes.ByteLength();
     uint32_t written = 0;
     for (; written < count; written++) {
-      std::size_t len = lens[written];
-      if (len > left) ThrowInvalidArg(env, "writeGathered: the lengths exceed the bytes given");
+      std::size_t len = lengths[written];
       int err = WriteOne(state_.get(), data, len);
       if (err) {
         if (written == 0) ThrowWriteError(env, state_.get(), err, len);
         break;
       }
       data += len;
-      left -= len;
     }
     return Napi::Number::New(env, written);
   }
@@ -374,9 +379,40 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     Ioctl(info.Env(), TUNSETOFFLOAD, bits, "ioctl(TUNSETOFFLOAD)", "set offloads on " + state_->Label());
   }
 
-  // startReader(onBatch): onBatch(arrayBuffer, count) per batch, where the ArrayBuffer holds
-  // `count` uint32 packet lengths followed by the packets; onBatch(null, 0, error?) once when the
-  // reader ends by itself (error undefined: never, today; the device going away is ENODEV).
+  // readerViews() → [ring, slots]: Buffers over the reader's ring and its batch slots (readBatch
+  // uint32 offsets, then readBatch uint32 lengths), made once per handle (the facade keeps them;
+  // V8 must not see the same memory wrapped twice). They own a share of that memory, so they stay
+  // valid after close; what is in them is only meaningful during a batch callback.
+  Napi::Value ReaderViews(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    TunState* st = state_.get();
+    if (st->fd < 0) ThrowErrno(env, EBADF, "read", "read from " + st->Label());
+    if (st->viewsGiven) ThrowInvalidArg(env, "readerViews: already given out for " + st->Label());
+    if (!st->reader) st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+    if (!st->reader->Allocate()) ThrowErrno(env, ENOMEM, "malloc", "allocate the packet queue of " + st->Label());
+    Napi::Array views = Napi::Array::New(env, 2);
+    views.Set(0u, ExternalBuffer(env, st->reader->ring(), st->reader->ringSize()));
+    views.Set(1u, ExternalBuffer(env, st->reader->batchSlots(), std::size_t(2) * st->reader->readBatch() * sizeof(uint32_t)));
+    st->viewsGiven = true;
+    return views;
+  }
+
+  template <typename T>
+  static Napi::Value ExternalBuffer(Napi::Env env, const std::shared_ptr<T[]>& memory, std::size_t bytes) {
+    auto* share = new std::shared_ptr<void>(memory);
+    napi_value result;
+    napi_status status = napi_create_external_buffer(
+        env, bytes, memory.get(), [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<void>*>(hint); }, share, &result);
+    if (status != napi_ok) {
+      delete share;
+      throw Napi::Error::New(env);
+    }
+    return Napi::Value(env, result);
+  }
+
+  // startReader(onBatch): onBatch(count) per batch, its packets lent in the views of
+  // readerViews() until onBatch returns; onBatch(-1, error?) once when the reader ends by itself
+  // (error undefined: never, today; the device going away is ENODEV).
   void StartReader(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     TunState* st = state_.get();

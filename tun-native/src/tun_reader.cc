@@ -16,30 +16,15 @@ namespace tunkeeper {
 
 namespace {
 
-// Ring records: a uint32 length, the packet, padding to 4 bytes. kWrap in the length slot means
-// "continue at offset 0".
-constexpr uint32_t kWrap = 0xffffffffu;
-constexpr std::size_t kHeader = sizeof(uint32_t);
-constexpr std::size_t kRecordMax = kHeader + kMaxFrame;
 // Ring bytes per packet of queueLimit: MTU-sized packets meet the packet limit before the byte
 // limit. Bounded both ways: at least a few largest frames, at most 64 MiB.
 constexpr std::size_t kRingBytesPerPacket = 1600;
-constexpr std::size_t kMinRing = 4 * kRecordMax;
+constexpr std::size_t kMinRing = 4 * kMaxFrame;
 constexpr std::size_t kMaxRing = std::size_t(64) << 20;
 // A reader that is not going idle wakes JS once this many batches are waiting.
 constexpr uint64_t kWakeBatches = 4;
-// One read() buffer for packets that are dropped (no room in the ring).
-constexpr std::size_t kScratch = kMaxFrame;
 
 inline std::size_t Align4(std::size_t n) { return (n + 3) & ~std::size_t(3); }
-
-inline uint32_t LoadU32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-inline void StoreU32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
 
 }  // namespace
 
@@ -51,13 +36,24 @@ TunReader::TunReader(uint32_t readBatch, uint32_t queueLimit)
 
 TunReader::~TunReader() { Stop(); }
 
+bool TunReader::Allocate() {
+  if (ring_) return true;
+  // Packets start 4-byte aligned (Align4), so 32-bit views of a lent packet's headers line up.
+  std::unique_ptr<uint8_t[]> ring(new (std::nothrow) uint8_t[ringSize_]);
+  std::unique_ptr<uint8_t[]> scratch(new (std::nothrow) uint8_t[kMaxFrame]);
+  std::unique_ptr<Slot[]> slots(new (std::nothrow) Slot[queueLimit_]);
+  std::unique_ptr<uint32_t[]> batchSlots(new (std::nothrow) uint32_t[std::size_t(2) * readBatch_]());
+  if (!ring || !scratch || !slots || !batchSlots) return false;
+  ring_ = std::shared_ptr<uint8_t[]>(ring.release());
+  scratch_ = std::move(scratch);
+  slots_ = std::move(slots);
+  batchSlots_ = std::shared_ptr<uint32_t[]>(batchSlots.release());
+  return true;
+}
+
 int TunReader::Start(int fd, Notify notify, void* ctx) {
   if (thread_.joinable()) return EALREADY;
-  if (!ring_) {
-    // + scratch: dropped packets are read past the end of the ring proper.
-    ring_.reset(new (std::nothrow) uint8_t[ringSize_ + kScratch]);
-    if (!ring_) return ENOMEM;
-  }
+  if (!Allocate()) return ENOMEM;
   wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wakeFd_ < 0) return errno;
   fd_ = fd;
@@ -112,22 +108,24 @@ bool TunReader::Reserve(uint32_t unpublished) {
   if (queued >= queueLimit_) return false;
   std::size_t r = readPos_.load(std::memory_order_acquire);
   // Positions alone cannot tell full from empty, so the writer never lets write_ reach r from
-  // behind: a record always ends strictly before the reader's cursor.
+  // behind: a packet always ends strictly before the reader's cursor. The space left at the end
+  // when wrapping is simply skipped (the slots say where each packet starts).
   if (write_ >= r) {
-    if (ringSize_ - write_ >= kRecordMax) return true;
-    if (r <= kRecordMax) return false;  // wrapping would run into the reader
-    if (write_ < ringSize_) StoreU32(&ring_[write_], kWrap);
+    if (ringSize_ - write_ >= kMaxFrame) return true;
+    if (r <= kMaxFrame) return false;  // wrapping would run into the reader
     write_ = 0;
     return true;
   }
-  return r - write_ > kRecordMax;
+  return r - write_ > kMaxFrame;
 }
 
 void TunReader::Run() {
   // Named, so `top -H` and profilers tell it from Node's own threads.
   pthread_setname_np(pthread_self(), "tun-reader");
   struct pollfd fds[2] = {{fd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-  uint8_t* scratch = ring_.get() + ringSize_;
+  uint8_t* scratch = scratch_.get();
+  // The slot of the next packet: the reader thread alone advances produced_.
+  std::size_t slot = produced_.load() % queueLimit_;
   while (!stopping_.load(std::memory_order_relaxed)) {
     uint32_t count = 0;
     uint32_t kept = 0;
@@ -135,7 +133,7 @@ void TunReader::Run() {
     bool drained = false;
     while (count < readBatch_) {
       bool room = Reserve(kept);
-      uint8_t* dst = room ? &ring_[write_ + kHeader] : scratch;
+      uint8_t* dst = room ? &ring_[write_] : scratch;
       ssize_t n = read(fd_, dst, kMaxFrame);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -145,15 +143,16 @@ void TunReader::Run() {
       }
       count++;
       if (room) {
-        StoreU32(&ring_[write_], static_cast<uint32_t>(n));
-        write_ += Align4(kHeader + static_cast<std::size_t>(n));
+        slots_[slot] = Slot{static_cast<uint32_t>(write_), static_cast<uint32_t>(n)};
+        if (++slot == queueLimit_) slot = 0;
+        write_ += Align4(static_cast<std::size_t>(n));
         kept++;
       } else {
         dropped_.fetch_add(1, std::memory_order_relaxed);
       }
     }
     if (kept) {
-      // Publish once per batch: the records (and any wrap marker) are written before the count.
+      // Publish once per batch: the packets and their slots are written before the count.
       produced_.fetch_add(kept);
     }
     // Going idle (or ending) with packets queued always wakes JS; a busy reader wakes it only
@@ -182,40 +181,35 @@ void TunReader::Run() {
 
 void TunReader::BeginDelivery() { signalled_.store(false); }
 
-uint32_t TunReader::Peek(std::size_t* outBytes) {
+uint32_t TunReader::Borrow(std::size_t* outBytes) {
   *outBytes = 0;
-  if (paused_.load()) return 0;
+  if (lent_ || paused_.load()) return 0;
+  uint64_t consumed = consumed_.load(std::memory_order_relaxed);
   // seq_cst: this load must not move before BeginDelivery's store (see Wake).
-  uint64_t available = produced_.load() - consumed_.load(std::memory_order_relaxed);
+  uint64_t available = produced_.load() - consumed;
   uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(available, readBatch_));
-  std::size_t pos = read_;
+  uint32_t* offsets = batchSlots_.get();
+  uint32_t* lengths = offsets + readBatch_;
+  std::size_t slot = consumed % queueLimit_;
   std::size_t bytes = 0;
   for (uint32_t i = 0; i < count; i++) {
-    if (pos == ringSize_ || LoadU32(&ring_[pos]) == kWrap) pos = 0;
-    uint32_t len = LoadU32(&ring_[pos]);
-    bytes += len;
-    pos += Align4(kHeader + len);
+    const Slot& s = slots_[slot];
+    if (++slot == queueLimit_) slot = 0;
+    offsets[i] = s.offset;
+    lengths[i] = s.length;
+    bytes += s.length;
+    lentEnd_ = s.offset + Align4(s.length);
   }
-  *outBytes = count * sizeof(uint32_t) + bytes;
+  lent_ = count;
+  *outBytes = bytes;
   return count;
 }
 
-void TunReader::CopyOut(uint32_t count, uint8_t* dst) {
-  uint8_t* lens = dst;
-  uint8_t* data = dst + count * sizeof(uint32_t);
-  std::size_t pos = read_;
-  for (uint32_t i = 0; i < count; i++) {
-    if (pos == ringSize_ || LoadU32(&ring_[pos]) == kWrap) pos = 0;
-    uint32_t len = LoadU32(&ring_[pos]);
-    StoreU32(lens + i * sizeof(uint32_t), len);
-    std::memcpy(data, &ring_[pos + kHeader], len);
-    data += len;
-    pos += Align4(kHeader + len);
-  }
-  read_ = pos;
-  // A wrap marker right at the cursor belongs to the next record; leaving it is fine.
-  readPos_.store(read_, std::memory_order_release);
-  consumed_.fetch_add(count, std::memory_order_release);
+void TunReader::Release() {
+  if (!lent_) return;
+  readPos_.store(lentEnd_, std::memory_order_release);
+  consumed_.fetch_add(lent_);
+  lent_ = 0;
 }
 
 void TunReader::EndDelivery() {
