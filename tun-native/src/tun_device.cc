@@ -8,7 +8,9 @@
 // created so that it runs before Node tears the function down (hooks run last-in, first-out): the
 // reader thread must be gone before the function it calls is.
 #include <napi.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <uv.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,6 +32,60 @@ namespace {
 // Batches delivered per wake-up before yielding to the rest of the event loop.
 constexpr int kMaxBatchesPerWakeup = 16;
 
+// The reader thread's wake-ups: it signals `fd` (an eventfd), and a poll handle on the JS
+// thread's loop forwards that to the threadsafe function. The thread cannot call the function
+// itself: that writes to libuv's own eventfd, which is not in the thread's private fd table
+// (tun_reader.cc, PrivateFdTable). Freed by the handle's close callback.
+struct Notifier {
+  uv_poll_t poll;
+  int fd = -1;
+  napi_threadsafe_function tsfn = nullptr;
+};
+
+void OnNotify(uv_poll_t* handle, int, int) {
+  auto* n = static_cast<Notifier*>(handle->data);
+  uint64_t count;
+  ssize_t ignored = read(n->fd, &count, sizeof count);  // clears it (nonblocking)
+  (void)ignored;
+  if (n->tsfn) napi_call_threadsafe_function(n->tsfn, nullptr, napi_tsfn_nonblocking);
+}
+
+void CloseNotifier(Notifier* n) {
+  n->tsfn = nullptr;
+  uv_poll_stop(&n->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&n->poll), [](uv_handle_t* h) {
+    auto* n = static_cast<Notifier*>(h->data);
+    close(n->fd);
+    delete n;
+  });
+}
+
+// Returns the notifier, or null with errno set.
+Notifier* OpenNotifier(napi_env env, napi_threadsafe_function tsfn) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return nullptr;
+  auto* n = new Notifier();
+  n->fd = fd;
+  n->tsfn = tsfn;
+  n->poll.data = n;
+  int err = uv_poll_init(loop, &n->poll, fd);
+  if (err) {
+    close(fd);
+    delete n;
+    errno = -err;
+    return nullptr;
+  }
+  uv_poll_start(&n->poll, UV_READABLE, OnNotify);
+  // The threadsafe function keeps the loop alive (or not: setRef); this handle never does.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&n->poll));
+  return n;
+}
+
 struct TunState {
   explicit TunState(napi_env e) : env(e) {}
   napi_env env;
@@ -42,6 +98,7 @@ struct TunState {
   uint32_t queueLimit = 4096;
   std::unique_ptr<TunReader> reader;
   napi_threadsafe_function tsfn = nullptr;
+  Notifier* notifier = nullptr;
   bool refed = true;
   bool readerHook = false;
   bool deviceHook = false;
@@ -64,6 +121,10 @@ void ReaderCleanup(void* arg);
 
 void StopReader(TunState* st) {
   if (st->reader) st->reader->Stop();
+  if (st->notifier) {
+    CloseNotifier(st->notifier);
+    st->notifier = nullptr;
+  }
   if (st->tsfn) {
     // abort: a wake-up still queued is dropped (call_js then sees a null env) instead of delivered.
     napi_release_threadsafe_function(st->tsfn, napi_tsfn_abort);
@@ -103,11 +164,6 @@ void DeviceCleanup(void* arg) {
   auto* st = static_cast<TunState*>(arg);
   st->deviceHook = false;
   CloseNow(st);
-}
-
-// Reader thread → JS: a wake-up, nothing more (the batches wait in the reader's queue).
-void NotifyJs(void* ctx) {
-  napi_call_threadsafe_function(static_cast<napi_threadsafe_function>(ctx), nullptr, napi_tsfn_nonblocking);
 }
 
 void FinalizeHolder(napi_env, void* data, void*) { delete static_cast<std::shared_ptr<TunState>*>(data); }
@@ -432,7 +488,13 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     st->tsfn = tsfn;
     if (!st->refed) napi_unref_threadsafe_function(env, tsfn);
     if (napi_add_env_cleanup_hook(env, ReaderCleanup, st) == napi_ok) st->readerHook = true;
-    int err = st->reader->Start(st->fd, NotifyJs, tsfn);
+    st->notifier = OpenNotifier(env, tsfn);
+    if (!st->notifier) {
+      int err = errno;
+      StopReader(st);
+      ThrowErrno(env, err, "eventfd", "start the reader of " + st->Label());
+    }
+    int err = st->reader->Start(st->fd, st->notifier->fd);
     if (err) {
       StopReader(st);
       ThrowErrno(env, err, "pthread_create", "start the reader of " + st->Label());

@@ -2,11 +2,13 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -32,6 +34,26 @@ constexpr uint64_t kWakeBatches = 16;
 // cancellation point (enabling and disabling async cancel around it), about 5% of a read under a
 // flood. This thread is never cancelled (Stop() wakes it through the eventfd).
 inline ssize_t RawRead(int fd, void* buf, std::size_t len) { return syscall(SYS_read, fd, buf, len); }
+
+// Gives the calling thread an fd table of its own holding only `keep`; false (and nothing
+// changed) where close_range(2) is missing. Why: while a process's fd table is shared by several
+// threads, every read() takes and drops a reference on its file (atomics: several percent of a
+// read under a flood); a table with a single user takes the kernel's light path. The copies of
+// the other fds are closed at once so that the thread never keeps another file of the process
+// open. So the thread must use no other fd: it wakes JS through its own eventfd, not libuv's.
+bool PrivateFdTable(std::array<int, 3> keep) {
+  // Probe on the shared table: closing an fd number that cannot exist closes nothing.
+  if (syscall(SYS_close_range, ~0u, ~0u, 0u) != 0) return false;
+  if (unshare(CLONE_FILES) != 0) return false;
+  std::sort(keep.begin(), keep.end());
+  unsigned next = 0;
+  for (int fd : keep) {
+    if (static_cast<unsigned>(fd) > next) syscall(SYS_close_range, next, static_cast<unsigned>(fd) - 1, 0u);
+    next = static_cast<unsigned>(fd) + 1;
+  }
+  syscall(SYS_close_range, next, ~0u, 0u);
+  return true;
+}
 
 inline std::size_t Align4(std::size_t n) { return (n + 3) & ~std::size_t(3); }
 
@@ -60,14 +82,13 @@ bool TunReader::Allocate() {
   return true;
 }
 
-int TunReader::Start(int fd, Notify notify, void* ctx) {
+int TunReader::Start(int fd, int notifyFd) {
   if (thread_.joinable()) return EALREADY;
   if (!Allocate()) return ENOMEM;
   wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wakeFd_ < 0) return errno;
   fd_ = fd;
-  notify_ = notify;
-  ctx_ = ctx;
+  notifyFd_ = notifyFd;
   stopping_.store(false);
   // A wake-up outstanding from a previous run died with its threadsafe function.
   signalled_.store(false);
@@ -79,7 +100,7 @@ int TunReader::Start(int fd, Notify notify, void* ctx) {
   } catch (const std::system_error& e) {
     close(wakeFd_);
     wakeFd_ = -1;
-    notify_ = nullptr;
+    notifyFd_ = -1;
     return e.code().value() ? e.code().value() : EAGAIN;
   }
   // Packets left from a previous run are deliverable at once.
@@ -98,18 +119,24 @@ void TunReader::Stop() {
   close(wakeFd_);
   wakeFd_ = -1;
   fd_ = -1;
-  notify_ = nullptr;  // the threadsafe function it called is released next
+  notifyFd_ = -1;  // the caller's, closed by the caller
 }
 
 // Wake-up protocol (Dekker-style, every step seq_cst): the reader publishes, then checks and sets
 // `signalled_`; JS clears `signalled_`, then looks for packets. Whatever the interleaving, either
 // JS sees the packets or the reader sees the flag clear and sends a wake-up.
 void TunReader::Wake(bool force) {
-  if (!notify_) return;
+  if (notifyFd_ < 0) return;
   uint64_t queued = produced_.load() - consumed_.load();
   bool due = ended_.load() || (queued > 0 && (force || queued >= wakeThreshold_));
   if (!due || paused_.load()) return;
-  if (!signalled_.exchange(true)) notify_(ctx_);
+  if (!signalled_.exchange(true)) Notify();
+}
+
+void TunReader::Notify() {
+  uint64_t one = 1;
+  ssize_t ignored = write(notifyFd_, &one, sizeof one);  // an eventfd: cannot fill up in practice
+  (void)ignored;
 }
 
 bool TunReader::Reserve(uint32_t unpublished) {
@@ -132,6 +159,19 @@ bool TunReader::Reserve(uint32_t unpublished) {
 void TunReader::Run() {
   // Named, so `top -H` and profilers tell it from Node's own threads.
   pthread_setname_np(pthread_self(), "tun-reader");
+  bool privateFds = PrivateFdTable({fd_, wakeFd_, notifyFd_});
+  Loop();
+  if (privateFds) {
+    // Our copies must be gone before Stop()'s join returns: the thread's table itself is only
+    // released later in its exit, and a copy of the TUN fd would keep the device alive past the
+    // close() that should end it.
+    close(fd_);
+    close(wakeFd_);
+    close(notifyFd_);
+  }
+}
+
+void TunReader::Loop() {
   struct pollfd fds[2] = {{fd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
   uint8_t* scratch = scratch_.get();
   // The slot of the next packet: the reader thread alone advances produced_.
@@ -224,7 +264,7 @@ void TunReader::Release() {
 
 void TunReader::EndDelivery() {
   bool more = produced_.load() != consumed_.load() || (ended_.load() && !endTaken_);
-  if (more && !paused_.load() && notify_ && !signalled_.exchange(true)) notify_(ctx_);
+  if (more && !paused_.load() && notifyFd_ >= 0 && !signalled_.exchange(true)) Notify();
 }
 
 bool TunReader::TakeEnd(int* err) {

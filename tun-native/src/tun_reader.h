@@ -11,7 +11,7 @@
 // keeps reading, so the kernel's own queue never silently overflows, and drops what does not fit
 // (more than `queueLimit` packets waiting, or no room for one more largest frame), counting it.
 //
-// Wake-ups: the reader calls `notify` (a threadsafe-function call) only when none is outstanding,
+// Wake-ups: the reader signals `notifyFd` (an eventfd the JS thread's loop watches) only when none is outstanding,
 // and only when it is about to sleep (the fd is drained) or a few batches have piled up. So there
 // is at most one pending crossing into JS however fast packets arrive, and under a flood one
 // wake-up per several batches. `paused` lets a consumer stop deliveries without stopping the
@@ -27,15 +27,14 @@ namespace tunkeeper {
 
 class TunReader {
  public:
-  using Notify = void (*)(void* ctx);
-
   TunReader(uint32_t readBatch, uint32_t queueLimit);
   ~TunReader();  // stops the thread
   TunReader(const TunReader&) = delete;
   TunReader& operator=(const TunReader&) = delete;
 
-  // Starts the thread on `fd`; returns 0 or an errno (allocation, eventfd, thread creation).
-  int Start(int fd, Notify notify, void* ctx);
+  // Starts the thread on `fd`, signalling `notifyFd` (an eventfd the caller owns and watches)
+  // when JS has work; returns 0 or an errno (allocation, eventfd, thread creation).
+  int Start(int fd, int notifyFd);
   // Wakes the thread through the eventfd and joins it; idempotent. Queued packets stay.
   void Stop();
   bool running() const { return thread_.joinable(); }
@@ -68,10 +67,12 @@ class TunReader {
 
  private:
   void Run();
+  void Loop();
   // Room for one more packet at the write position (wrapping if needed)? Reader thread;
   // `unpublished`: packets of the current batch not yet counted in produced_.
   bool Reserve(uint32_t unpublished);
   void Wake(bool force);
+  void Notify();
 
   const uint32_t readBatch_;
   const uint32_t queueLimit_;
@@ -90,8 +91,7 @@ class TunReader {
   std::shared_ptr<uint32_t[]> batchSlots_;
   int fd_ = -1;
   int wakeFd_ = -1;
-  Notify notify_ = nullptr;
-  void* ctx_ = nullptr;
+  int notifyFd_ = -1;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 
