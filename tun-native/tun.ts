@@ -3,6 +3,12 @@
  * packets are read by a native thread in batches and cross into JS one batch at a time; writes go
  * straight to write(2), one packet each, as tun(4) requires.
  *
+ * Two speeds each way. Fastest: onBatches() lends each batch in place (PacketBatch: the native
+ * ring as one Buffer, offsets and lengths; nothing allocated or copied) and writePacked() takes
+ * packets back to back in one buffer. Convenient: packets()/onPackets() copy each batch once
+ * into Buffers the caller may keep, and writeBatch() takes an array of Buffers (gathering small
+ * ones into writePacked).
+ *
  * Every syscall lives in the addon (tun-native/src/tun_*.cc); this file validates, keeps the
  * consumer bookkeeping, and shapes batches into Buffers.
  */

@@ -10,7 +10,7 @@ import { type PacketBatch, Tun, isNativeError } from '../../tun-native/index.js'
 import { type Netns, withNetns } from '../helpers/netns.js';
 import { ipv4Udp, parseUdp } from '../helpers/packets.js';
 import { describeKernel } from '../helpers/tiers.js';
-import { addressUp, udpListen, udpSend, until } from '../helpers/tun-netns.js';
+import { addressUp, linkDetails, udpListen, udpSend, until } from '../helpers/tun-netns.js';
 
 const payload = (tag: string) => Buffer.from(`tunkeeper ${tag} ${'y'.repeat(33)}`);
 
@@ -151,6 +151,53 @@ describeKernel('onBatches: packets lent in place', () => {
         const { length } = await kernelQueue(ns, 'tkbq0');
         expect(taken).toBeLessThanOrEqual(queueLimit + 2 * readBatch + length);
         expect(taken).toBeLessThan(sent / 2);
+      } finally {
+        await tun.close();
+      }
+    }));
+  it('may be stopped or the Tun closed from inside the callback: no packet is lost or delivered twice', () =>
+    withNetns(async (ns) => {
+      await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.default.disable_ipv6=1']); // only our UDP on the device
+      const tun = await Tun.open({ name: 'tkbs0', netns: ns.name, readBatch: 4 });
+      try {
+        await addressUp(ns, 'tkbs0', '192.0.2.1/24');
+        const payloads = Array.from({ length: 12 }, (_, i) => payload(`s${i}`));
+        const seen: string[] = [];
+        let stop: () => void = () => undefined;
+        stop = tun.onBatches((batch) => {
+          for (let i = 0; i < batch.count; i++) seen.push(parseUdp(batch.packet(i))!.payload.toString());
+          stop(); // after the first batch
+        });
+        await udpSend(ns, '192.0.2.2', 5500, payloads);
+        await until(() => seen.length > 0, 'the first batch');
+        // The rest waits in the reader's queue; a new consumer gets exactly the rest, in order.
+        const rest = tun.packets();
+        while (seen.length < 12) {
+          const r = await rest.next();
+          if (r.done) throw new Error('the iterator ended early');
+          seen.push(parseUdp(r.value)!.payload.toString());
+        }
+        await rest.return?.();
+        expect(seen).toEqual(payloads.map((p) => p.toString()));
+
+        let ended: unknown = 'not yet';
+        let batches = 0;
+        tun.onBatches(
+          (batch) => {
+            batches++;
+            batch.copyAll();
+            void tun.close();
+          },
+          (error) => {
+            ended = error;
+          },
+        );
+        await udpSend(ns, '192.0.2.2', 5501, payloads);
+        await until(() => tun.closed, 'the close from inside the callback');
+        await tun.close();
+        expect(batches).toBe(1);
+        expect(ended).toBeUndefined(); // onEnd without an error: closed, not failed
+        expect(await linkDetails(ns, 'tkbs0')).toBeUndefined();
       } finally {
         await tun.close();
       }

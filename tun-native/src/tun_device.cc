@@ -1,15 +1,17 @@
 // The TunDevice handle JavaScript holds: one /dev/net/tun fd, its reader and its writes. Opening
 // and closing run on the libuv pool (opening inside the requested namespace through RunInNetns,
-// so no pool thread ever changes namespace); packets cross into JS one batch per call.
+// so no pool thread ever changes namespace); packets cross into JS one batch per call, lent in
+// place in the reader's ring (see CallJs).
 //
 // Lifetime: the fd is closed by close() (off the JS thread), by the finalizer when the handle is
 // garbage-collected, or by an environment cleanup hook at exit, whichever comes first. A running
 // reader holds a threadsafe function; its own cleanup hook is registered after that function is
 // created so that it runs before Node tears the function down (hooks run last-in, first-out): the
-// reader thread must be gone before the function it calls is.
+// reader thread must be gone before the function its wake-ups reach is.
 #include <napi.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <uv.h>
 #include <unistd.h>
 
@@ -239,7 +241,10 @@ int WriteOne(TunState* st, const uint8_t* data, std::size_t len) {
   if (st->fd < 0) return EBADF;
   if (len > kMaxFrame) return EMSGSIZE;
   for (;;) {
-    ssize_t n = write(st->fd, data, len);
+    // Not glibc's write(): in a multi-threaded process it makes each call a cancellation point
+    // (async-cancel bookkeeping around the syscall, a few percent of a small packet's write).
+    // The JS thread is never cancelled.
+    ssize_t n = syscall(SYS_write, st->fd, data, len);
     if (n >= 0) break;
     if (errno != EINTR) return errno;
   }
