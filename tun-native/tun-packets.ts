@@ -1,29 +1,20 @@
 /**
- * Turning a native batch into Buffers, and the pull-based packet iterator.
+ * Packets as Buffers of their own, and the pull-based packet iterator.
  *
- * A batch arrives as one ArrayBuffer: `count` uint32 lengths, then the packets back to back. Each
- * packet becomes a Buffer over its slice of that ArrayBuffer (no copy). Buffer.from(ab, off, len)
- * and buf.subarray() cost about 100 ns per packet in Node 20 (argument checks, species lookup);
- * constructing a Uint8Array subclass whose prototype is Buffer.prototype costs about half that,
- * and is what Node's own FastBuffer is: `instanceof Buffer`, Buffer.isBuffer() and every Buffer
- * method work on it, and its `constructor` is Buffer like any other Buffer's.
+ * Buffer.from(ab, off, len) and buf.subarray() cost about 100 ns per packet in Node 20 (argument
+ * checks, species lookup); constructing a Uint8Array subclass whose prototype is Buffer.prototype
+ * costs about half that, and is what Node's own FastBuffer is: `instanceof Buffer`,
+ * Buffer.isBuffer() and every Buffer method work on it, and its `constructor` is Buffer like any
+ * other Buffer's.
  */
 
 class PacketBuffer extends Uint8Array {}
 Object.setPrototypeOf(PacketBuffer.prototype, Buffer.prototype);
 Object.defineProperty(PacketBuffer.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
 
-/** The packets of one native batch, as Buffers sharing the batch's memory. */
-export function splitBatch(batch: ArrayBuffer, count: number): Buffer[] {
-  const lens = new Uint32Array(batch, 0, count);
-  const packets = new Array<Buffer>(count);
-  let offset = count * 4;
-  for (let i = 0; i < count; i++) {
-    const len = lens[i] as number;
-    packets[i] = new PacketBuffer(batch, offset, len) as unknown as Buffer;
-    offset += len;
-  }
-  return packets;
+/** A Buffer over `length` bytes of `memory` at `offset` (no copy). */
+export function bufferView(memory: ArrayBuffer, offset: number, length: number): Buffer {
+  return new PacketBuffer(memory, offset, length) as unknown as Buffer;
 }
 
 interface Waiter {

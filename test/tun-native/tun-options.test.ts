@@ -11,7 +11,8 @@ import {
   resolveOpenOptions,
   type TunOpenOptions,
 } from '../../tun-native/tun-options.js';
-import { PacketIterator, splitBatch } from '../../tun-native/tun-packets.js';
+import { PacketBatch } from '../../tun-native/tun-batch.js';
+import { PacketIterator } from '../../tun-native/tun-packets.js';
 
 function resolve(opts?: TunOpenOptions) {
   return resolveOpenOptions(opts, netnsPath);
@@ -149,36 +150,57 @@ describe('offload bits', () => {
 });
 
 describe('batches', () => {
-  function batch(packets: Buffer[]): ArrayBuffer {
-    const bytes = packets.reduce((n, p) => n + p.length, 0);
-    const ab = new ArrayBuffer(packets.length * 4 + bytes);
-    const lens = new Uint32Array(ab, 0, packets.length);
-    let off = packets.length * 4;
+  // A ring as the reader fills it: packets 4-byte aligned, back to back, wrapping to offset 0
+  // when the end is near (here after the second packet), garbage everywhere else.
+  function lend(packets: Buffer[], at: number[], capacity = 8): PacketBatch {
+    const ring = Buffer.alloc(64, 0xee);
+    const slots = Buffer.alloc(8 * capacity);
+    const batch = new PacketBatch(ring, slots, capacity);
     packets.forEach((p, i) => {
-      lens[i] = p.length;
-      new Uint8Array(ab, off, p.length).set(p);
-      off += p.length;
+      p.copy(ring, at[i]);
+      batch.offsets[i] = at[i] as number;
+      batch.lengths[i] = p.length;
     });
-    return ab;
+    batch.setCount(packets.length);
+    return batch;
   }
+  const input = [Buffer.from('45000014', 'hex'), Buffer.from('hello world'), Buffer.alloc(0), Buffer.from('wrapped!')];
+  const at = [40, 44, 0, 0];
 
-  it('splits a native batch into real Buffers over its memory', () => {
-    const input = [Buffer.from('45000014', 'hex'), Buffer.alloc(0), Buffer.from('hello world')];
-    const out = splitBatch(batch(input), input.length);
-    expect(out).toHaveLength(3);
+  it('copies a batch into real Buffers of their own, also across the wrap of the ring', () => {
+    const batch = lend(input, at);
+    const out = batch.copyAll();
+    expect(out).toHaveLength(4);
     out.forEach((p, i) => {
       expect(Buffer.isBuffer(p)).toBe(true);
       expect(p).toBeInstanceOf(Buffer);
       expect(p.constructor).toBe(Buffer);
-      expect(p.equals(input[i] as Buffer)).toBe(true);
       expect(p).toStrictEqual(input[i]);
     });
-    expect(out[2]?.toString('utf8')).toBe('hello world');
-    expect(out[2]?.subarray(0, 5).toString()).toBe('hello');
-    expect(Buffer.concat(out).length).toBe(15);
+    expect(out[1]?.subarray(0, 5).toString()).toBe('hello');
     expect(out[0]?.readUInt32BE(0)).toBe(0x45000014);
-    // Slices of one ArrayBuffer: the batch costs one allocation.
-    expect(out[0]?.buffer).toBe(out[2]?.buffer);
+    // One allocation for the whole batch, not the ring's memory.
+    expect(out[0]?.buffer).toBe(out[3]?.buffer);
+    expect(out[0]?.buffer).not.toBe(batch.buffer.buffer);
+    batch.buffer.fill(0);
+    expect(out[3]?.toString()).toBe('wrapped!');
+  });
+
+  it('lends packets in place, copies single ones, and refuses both once the batch is over', () => {
+    const batch = lend(input, at);
+    expect(batch.count).toBe(4);
+    const view = batch.packet(1);
+    const copy = batch.copy(1);
+    expect(view.toString()).toBe('hello world');
+    expect(view.buffer).toBe(batch.buffer.buffer);
+    batch.buffer.fill(0x41, 44, 55);
+    expect(view.toString()).toBe('A'.repeat(11)); // a view sees the ring reused
+    expect(copy.toString()).toBe('hello world'); // a copy does not
+    expect(() => batch.packet(4)).toThrow(/packet 4 is out of range \(the batch has 4\)/);
+    batch.setCount(0);
+    expect(() => batch.packet(0)).toThrow(/valid only during the callback/);
+    expect(() => batch.copy(0)).toThrow(RangeError);
+    expect(batch.copyAll()).toEqual([]);
   });
 });
 

@@ -1,14 +1,18 @@
 // The TunDevice handle JavaScript holds: one /dev/net/tun fd, its reader and its writes. Opening
 // and closing run on the libuv pool (opening inside the requested namespace through RunInNetns,
-// so no pool thread ever changes namespace); packets cross into JS one batch per call.
+// so no pool thread ever changes namespace); packets cross into JS one batch per call, lent in
+// place in the reader's ring (see CallJs).
 //
 // Lifetime: the fd is closed by close() (off the JS thread), by the finalizer when the handle is
 // garbage-collected, or by an environment cleanup hook at exit, whichever comes first. A running
 // reader holds a threadsafe function; its own cleanup hook is registered after that function is
 // created so that it runs before Node tears the function down (hooks run last-in, first-out): the
-// reader thread must be gone before the function it calls is.
+// reader thread must be gone before the function its wake-ups reach is.
 #include <napi.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <uv.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,6 +34,60 @@ namespace {
 // Batches delivered per wake-up before yielding to the rest of the event loop.
 constexpr int kMaxBatchesPerWakeup = 16;
 
+// The reader thread's wake-ups: it signals `fd` (an eventfd), and a poll handle on the JS
+// thread's loop forwards that to the threadsafe function. The thread cannot call the function
+// itself: that writes to libuv's own eventfd, which is not in the thread's private fd table
+// (tun_reader.cc, PrivateFdTable). Freed by the handle's close callback.
+struct Notifier {
+  uv_poll_t poll;
+  int fd = -1;
+  napi_threadsafe_function tsfn = nullptr;
+};
+
+void OnNotify(uv_poll_t* handle, int, int) {
+  auto* n = static_cast<Notifier*>(handle->data);
+  uint64_t count;
+  ssize_t ignored = read(n->fd, &count, sizeof count);  // clears it (nonblocking)
+  (void)ignored;
+  if (n->tsfn) napi_call_threadsafe_function(n->tsfn, nullptr, napi_tsfn_nonblocking);
+}
+
+void CloseNotifier(Notifier* n) {
+  n->tsfn = nullptr;
+  uv_poll_stop(&n->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&n->poll), [](uv_handle_t* h) {
+    auto* n = static_cast<Notifier*>(h->data);
+    close(n->fd);
+    delete n;
+  });
+}
+
+// Returns the notifier, or null with errno set.
+Notifier* OpenNotifier(napi_env env, napi_threadsafe_function tsfn) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return nullptr;
+  auto* n = new Notifier();
+  n->fd = fd;
+  n->tsfn = tsfn;
+  n->poll.data = n;
+  int err = uv_poll_init(loop, &n->poll, fd);
+  if (err) {
+    close(fd);
+    delete n;
+    errno = -err;
+    return nullptr;
+  }
+  uv_poll_start(&n->poll, UV_READABLE, OnNotify);
+  // The threadsafe function keeps the loop alive (or not: setRef); this handle never does.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&n->poll));
+  return n;
+}
+
 struct TunState {
   explicit TunState(napi_env e) : env(e) {}
   napi_env env;
@@ -42,9 +100,11 @@ struct TunState {
   uint32_t queueLimit = 4096;
   std::unique_ptr<TunReader> reader;
   napi_threadsafe_function tsfn = nullptr;
+  Notifier* notifier = nullptr;
   bool refed = true;
   bool readerHook = false;
   bool deviceHook = false;
+  bool viewsGiven = false;
   // Counted on the JS thread only. droppedBefore: the drops of a reader freed at close.
   double packetsRead = 0, bytesRead = 0, batches = 0, packetsWritten = 0, bytesWritten = 0, droppedBefore = 0;
 
@@ -63,6 +123,10 @@ void ReaderCleanup(void* arg);
 
 void StopReader(TunState* st) {
   if (st->reader) st->reader->Stop();
+  if (st->notifier) {
+    CloseNotifier(st->notifier);
+    st->notifier = nullptr;
+  }
   if (st->tsfn) {
     // abort: a wake-up still queued is dropped (call_js then sees a null env) instead of delivered.
     napi_release_threadsafe_function(st->tsfn, napi_tsfn_abort);
@@ -104,11 +168,6 @@ void DeviceCleanup(void* arg) {
   CloseNow(st);
 }
 
-// Reader thread → JS: a wake-up, nothing more (the batches wait in the reader's queue).
-void NotifyJs(void* ctx) {
-  napi_call_threadsafe_function(static_cast<napi_threadsafe_function>(ctx), nullptr, napi_tsfn_nonblocking);
-}
-
 void FinalizeHolder(napi_env, void* data, void*) { delete static_cast<std::shared_ptr<TunState>*>(data); }
 
 // An exception out of the facade's callback would otherwise be swallowed by the threadsafe
@@ -121,26 +180,28 @@ bool ReportIfThrown(napi_env env, napi_status status) {
 }
 
 void DeliverEnd(napi_env env, napi_value cb, TunState* st, int err) {
-  napi_value argv[3];
-  napi_get_null(env, &argv[0]);
-  napi_create_uint32(env, 0, &argv[1]);
+  napi_value argv[2];
+  napi_create_int32(env, -1, &argv[0]);
   if (err == 0) {
-    napi_get_undefined(env, &argv[2]);
+    napi_get_undefined(env, &argv[1]);
   } else {
     try {
       Napi::Error e = err == EBADFD
                           ? MakeErrnoError(env, ENODEV, "read", "read from " + st->Label() + " (it was deleted while open)")
                           : MakeErrnoError(env, err, "read", "read from " + st->Label());
-      argv[2] = e.Value();
+      argv[1] = e.Value();
     } catch (const Napi::Error& e) {
-      argv[2] = e.Value();
+      argv[1] = e.Value();
     }
   }
   napi_value undefined, result;
   napi_get_undefined(env, &undefined);
-  ReportIfThrown(env, napi_call_function(env, undefined, cb, 3, argv, &result));
+  ReportIfThrown(env, napi_call_function(env, undefined, cb, 2, argv, &result));
 }
 
+// Delivers up to kMaxBatchesPerWakeup batches: each is lent in place (its offsets and lengths in
+// the batch slots JS views through readerViews()), announced as onBatch(count), and given back
+// to the reader thread when the callback returns. No allocation, no copy per batch.
 void CallJs(napi_env env, napi_value cb, void* context, void*) {
   if (env == nullptr || cb == nullptr) return;  // the function is being torn down
   TunState* st = static_cast<std::shared_ptr<TunState>*>(context)->get();
@@ -150,27 +211,23 @@ void CallJs(napi_env env, napi_value cb, void* context, void*) {
   napi_value undefined;
   napi_get_undefined(env, &undefined);
   for (int i = 0; i < kMaxBatchesPerWakeup; i++) {
-    std::size_t size;
-    uint32_t count = reader->Peek(&size);
+    std::size_t bytes;
+    uint32_t count = reader->Borrow(&bytes);
     if (count == 0) break;
+    st->packetsRead += count;
+    st->bytesRead += static_cast<double>(bytes);
+    st->batches += 1;
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
-    void* data;
-    napi_value argv[2];
-    if (napi_create_arraybuffer(env, size, &data, &argv[0]) != napi_ok) {
-      napi_close_handle_scope(env, scope);
-      break;
-    }
-    reader->CopyOut(count, static_cast<uint8_t*>(data));
-    napi_create_uint32(env, count, &argv[1]);
-    st->packetsRead += count;
-    st->bytesRead += static_cast<double>(size - count * sizeof(uint32_t));
-    st->batches += 1;
-    napi_value result;
-    ReportIfThrown(env, napi_call_function(env, undefined, cb, 2, argv, &result));
+    napi_value argv[1], result;
+    napi_create_uint32(env, count, &argv[0]);
+    ReportIfThrown(env, napi_call_function(env, undefined, cb, 1, argv, &result));
     napi_close_handle_scope(env, scope);
-    // The callback may have closed the handle or stopped the reader.
-    if (st->fd < 0 || !st->tsfn) return;
+    // The callback may have closed the handle (which frees the reader: nothing to give back) or
+    // stopped the reader (the batch was delivered all the same: give its room back).
+    if (st->fd < 0) return;
+    reader->Release();
+    if (!st->tsfn) return;
   }
   int err;
   if (reader->TakeEnd(&err)) {
@@ -184,7 +241,10 @@ int WriteOne(TunState* st, const uint8_t* data, std::size_t len) {
   if (st->fd < 0) return EBADF;
   if (len > kMaxFrame) return EMSGSIZE;
   for (;;) {
-    ssize_t n = write(st->fd, data, len);
+    // Not glibc's write(): in a multi-threaded process it makes each call a cancellation point
+    // (async-cancel bookkeeping around the syscall, a few percent of a small packet's write).
+    // The JS thread is never cancelled.
+    ssize_t n = syscall(SYS_write, st->fd, data, len);
     if (n >= 0) break;
     if (errno != EINTR) return errno;
   }
@@ -213,11 +273,12 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
                            InstanceMethod<&TunDevice::Info>("info"),
                            InstanceMethod<&TunDevice::WriteSync>("writeSync"),
                            InstanceMethod<&TunDevice::WriteBatch>("writeBatch"),
-                           InstanceMethod<&TunDevice::WriteGathered>("writeGathered"),
+                           InstanceMethod<&TunDevice::WritePacked>("writePacked"),
                            InstanceMethod<&TunDevice::SetPersist>("setPersist"),
                            InstanceMethod<&TunDevice::SetOwner>("setOwner"),
                            InstanceMethod<&TunDevice::SetGroup>("setGroup"),
                            InstanceMethod<&TunDevice::SetOffload>("setOffload"),
+                           InstanceMethod<&TunDevice::ReaderViews>("readerViews"),
                            InstanceMethod<&TunDevice::StartReader>("startReader"),
                            InstanceMethod<&TunDevice::StopReaderJs>("stopReader"),
                            InstanceMethod<&TunDevice::SetPaused>("setPaused"),
@@ -304,31 +365,36 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     return Napi::Number::New(env, written);
   }
 
-  // writeGathered(bytes, lens, count): the packets back to back in one Uint8Array and their
-  // lengths in a Uint32Array, as the facade gathers small batches: two N-API look-ups per batch
-  // instead of three per packet. Same results as writeBatch.
-  Napi::Value WriteGathered(const Napi::CallbackInfo& info) {
+  // writePacked(bytes, lengths, count): `count` packets back to back in one Uint8Array, their
+  // lengths in a Uint32Array: two N-API look-ups per batch instead of three per packet. Checks that
+  // the lengths fit the bytes before writing any; then the same results as writeBatch.
+  Napi::Value WritePacked(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
         !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array || !info[2].IsNumber())
-      ThrowInvalidArg(env, "writeGathered expects (Uint8Array, Uint32Array, count)");
+      ThrowInvalidArg(env, "writePacked expects (Uint8Array, Uint32Array, count)");
     Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
     Napi::Uint32Array lens = info[1].As<Napi::Uint32Array>();
-    uint32_t count = info[2].As<Napi::Number>().Uint32Value();
-    if (count > lens.ElementLength()) ThrowInvalidArg(env, "writeGathered: count exceeds the lengths given");
+    double countArg = info[2].As<Napi::Number>().DoubleValue();
+    if (!(countArg >= 0 && countArg <= static_cast<double>(lens.ElementLength())) || countArg != static_cast<double>(static_cast<uint32_t>(countArg)))
+      ThrowInvalidArg(env, "writePacked: count must be a whole number no larger than the lengths given");
+    uint32_t count = static_cast<uint32_t>(countArg);
+    const uint32_t* lengths = lens.Data();
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < count; i++) total += lengths[i];
+    if (total > bytes.ByteLength())
+      ThrowInvalidArg(env, "writePacked: the lengths add up to " + std::to_string(total) + " bytes, more than the " +
+                               std::to_string(bytes.ByteLength()) + " given (nothing was written)");
     const uint8_t* data = bytes.Data();
-    std::size_t left = bytes.ByteLength();
     uint32_t written = 0;
     for (; written < count; written++) {
-      std::size_t len = lens[written];
-      if (len > left) ThrowInvalidArg(env, "writeGathered: the lengths exceed the bytes given");
+      std::size_t len = lengths[written];
       int err = WriteOne(state_.get(), data, len);
       if (err) {
         if (written == 0) ThrowWriteError(env, state_.get(), err, len);
         break;
       }
       data += len;
-      left -= len;
     }
     return Napi::Number::New(env, written);
   }
@@ -374,9 +440,40 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     Ioctl(info.Env(), TUNSETOFFLOAD, bits, "ioctl(TUNSETOFFLOAD)", "set offloads on " + state_->Label());
   }
 
-  // startReader(onBatch): onBatch(arrayBuffer, count) per batch, where the ArrayBuffer holds
-  // `count` uint32 packet lengths followed by the packets; onBatch(null, 0, error?) once when the
-  // reader ends by itself (error undefined: never, today; the device going away is ENODEV).
+  // readerViews() → [ring, slots]: Buffers over the reader's ring and its batch slots (readBatch
+  // uint32 offsets, then readBatch uint32 lengths), made once per handle (the facade keeps them;
+  // V8 must not see the same memory wrapped twice). They own a share of that memory, so they stay
+  // valid after close; what is in them is only meaningful during a batch callback.
+  Napi::Value ReaderViews(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    TunState* st = state_.get();
+    if (st->fd < 0) ThrowErrno(env, EBADF, "read", "read from " + st->Label());
+    if (st->viewsGiven) ThrowInvalidArg(env, "readerViews: already given out for " + st->Label());
+    if (!st->reader) st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+    if (!st->reader->Allocate()) ThrowErrno(env, ENOMEM, "malloc", "allocate the packet queue of " + st->Label());
+    Napi::Array views = Napi::Array::New(env, 2);
+    views.Set(0u, ExternalBuffer(env, st->reader->ring(), st->reader->ringSize()));
+    views.Set(1u, ExternalBuffer(env, st->reader->batchSlots(), std::size_t(2) * st->reader->readBatch() * sizeof(uint32_t)));
+    st->viewsGiven = true;
+    return views;
+  }
+
+  template <typename T>
+  static Napi::Value ExternalBuffer(Napi::Env env, const std::shared_ptr<T[]>& memory, std::size_t bytes) {
+    auto* share = new std::shared_ptr<void>(memory);
+    napi_value result;
+    napi_status status = napi_create_external_buffer(
+        env, bytes, memory.get(), [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<void>*>(hint); }, share, &result);
+    if (status != napi_ok) {
+      delete share;
+      throw Napi::Error::New(env);
+    }
+    return Napi::Value(env, result);
+  }
+
+  // startReader(onBatch): onBatch(count) per batch, its packets lent in the views of
+  // readerViews() until onBatch returns; onBatch(-1, error?) once when the reader ends by itself
+  // (error undefined: never, today; the device going away is ENODEV).
   void StartReader(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     TunState* st = state_.get();
@@ -396,7 +493,13 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     st->tsfn = tsfn;
     if (!st->refed) napi_unref_threadsafe_function(env, tsfn);
     if (napi_add_env_cleanup_hook(env, ReaderCleanup, st) == napi_ok) st->readerHook = true;
-    int err = st->reader->Start(st->fd, NotifyJs, tsfn);
+    st->notifier = OpenNotifier(env, tsfn);
+    if (!st->notifier) {
+      int err = errno;
+      StopReader(st);
+      ThrowErrno(env, err, "eventfd", "start the reader of " + st->Label());
+    }
+    int err = st->reader->Start(st->fd, st->notifier->fd);
     if (err) {
       StopReader(st);
       ThrowErrno(env, err, "pthread_create", "start the reader of " + st->Label());

@@ -2,10 +2,13 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -16,30 +19,43 @@ namespace tunkeeper {
 
 namespace {
 
-// Ring records: a uint32 length, the packet, padding to 4 bytes. kWrap in the length slot means
-// "continue at offset 0".
-constexpr uint32_t kWrap = 0xffffffffu;
-constexpr std::size_t kHeader = sizeof(uint32_t);
-constexpr std::size_t kRecordMax = kHeader + kMaxFrame;
 // Ring bytes per packet of queueLimit: MTU-sized packets meet the packet limit before the byte
 // limit. Bounded both ways: at least a few largest frames, at most 64 MiB.
 constexpr std::size_t kRingBytesPerPacket = 1600;
-constexpr std::size_t kMinRing = 4 * kRecordMax;
+constexpr std::size_t kMinRing = 4 * kMaxFrame;
 constexpr std::size_t kMaxRing = std::size_t(64) << 20;
+// While JS keeps up, the reader wraps once it is this far into the ring (if the start is free),
+// so packets are written into memory that is still in cache rather than swept across megabytes.
+constexpr std::size_t kHotBytes = std::size_t(256) << 10;
 // A reader that is not going idle wakes JS once this many batches are waiting.
-constexpr uint64_t kWakeBatches = 4;
-// One read() buffer for packets that are dropped (no room in the ring).
-constexpr std::size_t kScratch = kMaxFrame;
+constexpr uint64_t kWakeBatches = 16;
 
-inline std::size_t Align4(std::size_t n) { return (n + 3) & ~std::size_t(3); }
+// read(2) without glibc's wrapper: in a multi-threaded process that wrapper makes every call a
+// cancellation point (enabling and disabling async cancel around it), about 5% of a read under a
+// flood. This thread is never cancelled (Stop() wakes it through the eventfd).
+inline ssize_t RawRead(int fd, void* buf, std::size_t len) { return syscall(SYS_read, fd, buf, len); }
 
-inline uint32_t LoadU32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+// Gives the calling thread an fd table of its own holding only `keep`; false (and nothing
+// changed) where close_range(2) is missing. Why: while a process's fd table is shared by several
+// threads, every read() takes and drops a reference on its file (atomics: several percent of a
+// read under a flood); a table with a single user takes the kernel's light path. The copies of
+// the other fds are closed at once so that the thread never keeps another file of the process
+// open. So the thread must use no other fd: it wakes JS through its own eventfd, not libuv's.
+bool PrivateFdTable(std::array<int, 3> keep) {
+  // Probe on the shared table: closing an fd number that cannot exist closes nothing.
+  if (syscall(SYS_close_range, ~0u, ~0u, 0u) != 0) return false;
+  if (unshare(CLONE_FILES) != 0) return false;
+  std::sort(keep.begin(), keep.end());
+  unsigned next = 0;
+  for (int fd : keep) {
+    if (static_cast<unsigned>(fd) > next) syscall(SYS_close_range, next, static_cast<unsigned>(fd) - 1, 0u);
+    next = static_cast<unsigned>(fd) + 1;
+  }
+  syscall(SYS_close_range, next, ~0u, 0u);
+  return true;
 }
 
-inline void StoreU32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
+inline std::size_t Align4(std::size_t n) { return (n + 3) & ~std::size_t(3); }
 
 }  // namespace
 
@@ -51,18 +67,28 @@ TunReader::TunReader(uint32_t readBatch, uint32_t queueLimit)
 
 TunReader::~TunReader() { Stop(); }
 
-int TunReader::Start(int fd, Notify notify, void* ctx) {
+bool TunReader::Allocate() {
+  if (ring_) return true;
+  // Packets start 4-byte aligned (Align4), so 32-bit views of a lent packet's headers line up.
+  std::unique_ptr<uint8_t[]> ring(new (std::nothrow) uint8_t[ringSize_]);
+  std::unique_ptr<uint8_t[]> scratch(new (std::nothrow) uint8_t[kMaxFrame]);
+  std::unique_ptr<Slot[]> slots(new (std::nothrow) Slot[queueLimit_]);
+  std::unique_ptr<uint32_t[]> batchSlots(new (std::nothrow) uint32_t[std::size_t(2) * readBatch_]());
+  if (!ring || !scratch || !slots || !batchSlots) return false;
+  ring_ = std::shared_ptr<uint8_t[]>(ring.release());
+  scratch_ = std::move(scratch);
+  slots_ = std::move(slots);
+  batchSlots_ = std::shared_ptr<uint32_t[]>(batchSlots.release());
+  return true;
+}
+
+int TunReader::Start(int fd, int notifyFd) {
   if (thread_.joinable()) return EALREADY;
-  if (!ring_) {
-    // + scratch: dropped packets are read past the end of the ring proper.
-    ring_.reset(new (std::nothrow) uint8_t[ringSize_ + kScratch]);
-    if (!ring_) return ENOMEM;
-  }
+  if (!Allocate()) return ENOMEM;
   wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wakeFd_ < 0) return errno;
   fd_ = fd;
-  notify_ = notify;
-  ctx_ = ctx;
+  notifyFd_ = notifyFd;
   stopping_.store(false);
   // A wake-up outstanding from a previous run died with its threadsafe function.
   signalled_.store(false);
@@ -74,7 +100,7 @@ int TunReader::Start(int fd, Notify notify, void* ctx) {
   } catch (const std::system_error& e) {
     close(wakeFd_);
     wakeFd_ = -1;
-    notify_ = nullptr;
+    notifyFd_ = -1;
     return e.code().value() ? e.code().value() : EAGAIN;
   }
   // Packets left from a previous run are deliverable at once.
@@ -93,18 +119,24 @@ void TunReader::Stop() {
   close(wakeFd_);
   wakeFd_ = -1;
   fd_ = -1;
-  notify_ = nullptr;  // the threadsafe function it called is released next
+  notifyFd_ = -1;  // the caller's, closed by the caller
 }
 
 // Wake-up protocol (Dekker-style, every step seq_cst): the reader publishes, then checks and sets
 // `signalled_`; JS clears `signalled_`, then looks for packets. Whatever the interleaving, either
 // JS sees the packets or the reader sees the flag clear and sends a wake-up.
 void TunReader::Wake(bool force) {
-  if (!notify_) return;
+  if (notifyFd_ < 0) return;
   uint64_t queued = produced_.load() - consumed_.load();
   bool due = ended_.load() || (queued > 0 && (force || queued >= wakeThreshold_));
   if (!due || paused_.load()) return;
-  if (!signalled_.exchange(true)) notify_(ctx_);
+  if (!signalled_.exchange(true)) Notify();
+}
+
+void TunReader::Notify() {
+  uint64_t one = 1;
+  ssize_t ignored = write(notifyFd_, &one, sizeof one);  // an eventfd: cannot fill up in practice
+  (void)ignored;
 }
 
 bool TunReader::Reserve(uint32_t unpublished) {
@@ -112,22 +144,38 @@ bool TunReader::Reserve(uint32_t unpublished) {
   if (queued >= queueLimit_) return false;
   std::size_t r = readPos_.load(std::memory_order_acquire);
   // Positions alone cannot tell full from empty, so the writer never lets write_ reach r from
-  // behind: a record always ends strictly before the reader's cursor.
+  // behind: a packet always ends strictly before the reader's cursor. The space left at the end
+  // when wrapping is simply skipped (the slots say where each packet starts).
   if (write_ >= r) {
-    if (ringSize_ - write_ >= kRecordMax) return true;
-    if (r <= kRecordMax) return false;  // wrapping would run into the reader
-    if (write_ < ringSize_) StoreU32(&ring_[write_], kWrap);
+    bool fits = ringSize_ - write_ >= kMaxFrame;
+    if (fits && write_ < kHotBytes) return true;
+    if (r <= kMaxFrame) return fits;  // wrapping would run into the reader: go on if we can
     write_ = 0;
     return true;
   }
-  return r - write_ > kRecordMax;
+  return r - write_ > kMaxFrame;
 }
 
 void TunReader::Run() {
   // Named, so `top -H` and profilers tell it from Node's own threads.
   pthread_setname_np(pthread_self(), "tun-reader");
+  bool privateFds = PrivateFdTable({fd_, wakeFd_, notifyFd_});
+  Loop();
+  if (privateFds) {
+    // Our copies must be gone before Stop()'s join returns: the thread's table itself is only
+    // released later in its exit, and a copy of the TUN fd would keep the device alive past the
+    // close() that should end it.
+    close(fd_);
+    close(wakeFd_);
+    close(notifyFd_);
+  }
+}
+
+void TunReader::Loop() {
   struct pollfd fds[2] = {{fd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-  uint8_t* scratch = ring_.get() + ringSize_;
+  uint8_t* scratch = scratch_.get();
+  // The slot of the next packet: the reader thread alone advances produced_.
+  std::size_t slot = produced_.load() % queueLimit_;
   while (!stopping_.load(std::memory_order_relaxed)) {
     uint32_t count = 0;
     uint32_t kept = 0;
@@ -135,8 +183,8 @@ void TunReader::Run() {
     bool drained = false;
     while (count < readBatch_) {
       bool room = Reserve(kept);
-      uint8_t* dst = room ? &ring_[write_ + kHeader] : scratch;
-      ssize_t n = read(fd_, dst, kMaxFrame);
+      uint8_t* dst = room ? &ring_[write_] : scratch;
+      ssize_t n = RawRead(fd_, dst, kMaxFrame);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN) drained = true;
@@ -145,15 +193,16 @@ void TunReader::Run() {
       }
       count++;
       if (room) {
-        StoreU32(&ring_[write_], static_cast<uint32_t>(n));
-        write_ += Align4(kHeader + static_cast<std::size_t>(n));
+        slots_[slot] = Slot{static_cast<uint32_t>(write_), static_cast<uint32_t>(n)};
+        if (++slot == queueLimit_) slot = 0;
+        write_ += Align4(static_cast<std::size_t>(n));
         kept++;
       } else {
         dropped_.fetch_add(1, std::memory_order_relaxed);
       }
     }
     if (kept) {
-      // Publish once per batch: the records (and any wrap marker) are written before the count.
+      // Publish once per batch: the packets and their slots are written before the count.
       produced_.fetch_add(kept);
     }
     // Going idle (or ending) with packets queued always wakes JS; a busy reader wakes it only
@@ -182,45 +231,40 @@ void TunReader::Run() {
 
 void TunReader::BeginDelivery() { signalled_.store(false); }
 
-uint32_t TunReader::Peek(std::size_t* outBytes) {
+uint32_t TunReader::Borrow(std::size_t* outBytes) {
   *outBytes = 0;
-  if (paused_.load()) return 0;
+  if (lent_ || paused_.load()) return 0;
+  uint64_t consumed = consumed_.load(std::memory_order_relaxed);
   // seq_cst: this load must not move before BeginDelivery's store (see Wake).
-  uint64_t available = produced_.load() - consumed_.load(std::memory_order_relaxed);
+  uint64_t available = produced_.load() - consumed;
   uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(available, readBatch_));
-  std::size_t pos = read_;
+  uint32_t* offsets = batchSlots_.get();
+  uint32_t* lengths = offsets + readBatch_;
+  std::size_t slot = consumed % queueLimit_;
   std::size_t bytes = 0;
   for (uint32_t i = 0; i < count; i++) {
-    if (pos == ringSize_ || LoadU32(&ring_[pos]) == kWrap) pos = 0;
-    uint32_t len = LoadU32(&ring_[pos]);
-    bytes += len;
-    pos += Align4(kHeader + len);
+    const Slot& s = slots_[slot];
+    if (++slot == queueLimit_) slot = 0;
+    offsets[i] = s.offset;
+    lengths[i] = s.length;
+    bytes += s.length;
+    lentEnd_ = s.offset + Align4(s.length);
   }
-  *outBytes = count * sizeof(uint32_t) + bytes;
+  lent_ = count;
+  *outBytes = bytes;
   return count;
 }
 
-void TunReader::CopyOut(uint32_t count, uint8_t* dst) {
-  uint8_t* lens = dst;
-  uint8_t* data = dst + count * sizeof(uint32_t);
-  std::size_t pos = read_;
-  for (uint32_t i = 0; i < count; i++) {
-    if (pos == ringSize_ || LoadU32(&ring_[pos]) == kWrap) pos = 0;
-    uint32_t len = LoadU32(&ring_[pos]);
-    StoreU32(lens + i * sizeof(uint32_t), len);
-    std::memcpy(data, &ring_[pos + kHeader], len);
-    data += len;
-    pos += Align4(kHeader + len);
-  }
-  read_ = pos;
-  // A wrap marker right at the cursor belongs to the next record; leaving it is fine.
-  readPos_.store(read_, std::memory_order_release);
-  consumed_.fetch_add(count, std::memory_order_release);
+void TunReader::Release() {
+  if (!lent_) return;
+  readPos_.store(lentEnd_, std::memory_order_release);
+  consumed_.fetch_add(lent_);
+  lent_ = 0;
 }
 
 void TunReader::EndDelivery() {
   bool more = produced_.load() != consumed_.load() || (ended_.load() && !endTaken_);
-  if (more && !paused_.load() && notify_ && !signalled_.exchange(true)) notify_(ctx_);
+  if (more && !paused_.load() && notifyFd_ >= 0 && !signalled_.exchange(true)) Notify();
 }
 
 bool TunReader::TakeEnd(int* err) {

@@ -1,13 +1,17 @@
 // The packet reader of one TUN/TAP fd: a thread that poll()s the fd (and an eventfd that stops
-// it) and read()s packets straight into a byte ring, and the JS-thread side that copies them out,
-// up to `readBatch` packets per crossing into JS.
+// it) and read()s packets straight into a byte ring, and the JS-thread side that lends them to JS
+// in place, up to `readBatch` packets per crossing: JS sees the ring through one external Buffer
+// and each batch as offsets and lengths into it, so a batch costs no allocation and no copy.
+//
+// Where each packet lies is kept in a separate slot array that JS never sees: JS may scribble on
+// the ring Buffer, which can garble packets but never mislead this code about offsets or lengths.
 //
 // The ring is the BOUNDED queue: single producer (the reader thread), single consumer (the JS
 // thread), no locks, no allocation per packet or per batch. When JS does not keep up the reader
 // keeps reading, so the kernel's own queue never silently overflows, and drops what does not fit
 // (more than `queueLimit` packets waiting, or no room for one more largest frame), counting it.
 //
-// Wake-ups: the reader calls `notify` (a threadsafe-function call) only when none is outstanding,
+// Wake-ups: the reader signals `notifyFd` (an eventfd the JS thread's loop watches) only when none is outstanding,
 // and only when it is about to sleep (the fd is drained) or a few batches have piled up. So there
 // is at most one pending crossing into JS however fast packets arrive, and under a flood one
 // wake-up per several batches. `paused` lets a consumer stop deliveries without stopping the
@@ -23,15 +27,14 @@ namespace tunkeeper {
 
 class TunReader {
  public:
-  using Notify = void (*)(void* ctx);
-
   TunReader(uint32_t readBatch, uint32_t queueLimit);
   ~TunReader();  // stops the thread
   TunReader(const TunReader&) = delete;
   TunReader& operator=(const TunReader&) = delete;
 
-  // Starts the thread on `fd`; returns 0 or an errno (allocation, eventfd, thread creation).
-  int Start(int fd, Notify notify, void* ctx);
+  // Starts the thread on `fd`, signalling `notifyFd` (an eventfd the caller owns and watches)
+  // when JS has work; returns 0 or an errno (allocation, eventfd, thread creation).
+  int Start(int fd, int notifyFd);
   // Wakes the thread through the eventfd and joins it; idempotent. Queued packets stay.
   void Stop();
   bool running() const { return thread_.joinable(); }
@@ -39,12 +42,12 @@ class TunReader {
   // --- JS thread ---
   // Clears the outstanding wake-up: call before draining.
   void BeginDelivery();
-  // Packets available for the next crossing (at most readBatch; 0 when empty or paused), and the
-  // bytes CopyOut will write for them.
-  uint32_t Peek(std::size_t* outBytes);
-  // Writes the `count` packets Peek reported as `count` uint32 lengths followed by the packets,
-  // and frees their room in the ring.
-  void CopyOut(uint32_t count, uint8_t* dst);
+  // Lends the next batch (at most readBatch packets; 0 when empty or paused): writes their ring
+  // offsets to offsets()[i] and lengths to lengths()[i], and their total size to *outBytes. Their
+  // room stays taken until Release().
+  uint32_t Borrow(std::size_t* outBytes);
+  // Gives the room of the batch Borrow lent back to the reader thread (no-op when none is lent).
+  void Release();
   // Re-arms a wake-up if work remains (the caller stopped early to yield to the event loop).
   void EndDelivery();
   // True once, when the thread has ended by itself and every packet before that was taken;
@@ -53,31 +56,51 @@ class TunReader {
   void SetPaused(bool paused);
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
+  // The ring (ringSize() bytes) and the batch slots (readBatch offsets, then readBatch lengths),
+  // shared so that the JS Buffers over them keep them alive even after the reader is freed.
+  const std::shared_ptr<uint8_t[]>& ring() const { return ring_; }
+  std::size_t ringSize() const { return ringSize_; }
+  const std::shared_ptr<uint32_t[]>& batchSlots() const { return batchSlots_; }
+  uint32_t readBatch() const { return readBatch_; }
+  // Allocates the ring and the batch slots; false when out of memory. Start() calls it too.
+  bool Allocate();
+
  private:
   void Run();
+  void Loop();
   // Room for one more packet at the write position (wrapping if needed)? Reader thread;
   // `unpublished`: packets of the current batch not yet counted in produced_.
   bool Reserve(uint32_t unpublished);
   void Wake(bool force);
+  void Notify();
 
   const uint32_t readBatch_;
   const uint32_t queueLimit_;
   const std::size_t ringSize_;
   const uint64_t wakeThreshold_;  // packets
 
-  std::unique_ptr<uint8_t[]> ring_;
+  // Where a queued packet lies in the ring; queueLimit_ slots, indexed by sequence number.
+  struct Slot {
+    uint32_t offset;
+    uint32_t length;
+  };
+
+  std::shared_ptr<uint8_t[]> ring_;
+  std::unique_ptr<uint8_t[]> scratch_;  // read() target for packets that are dropped
+  std::unique_ptr<Slot[]> slots_;
+  std::shared_ptr<uint32_t[]> batchSlots_;
   int fd_ = -1;
   int wakeFd_ = -1;
-  Notify notify_ = nullptr;
-  void* ctx_ = nullptr;
+  int notifyFd_ = -1;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 
-  // write_ is the reader thread's cursor; produced_ counts the records before it that JS may
-  // take (published once per batch). read_ is the JS cursor; readPos_ and consumed_ tell the
-  // reader what room JS has given back.
+  // write_ is the reader thread's cursor; produced_ counts the packets before it that JS may
+  // take (published once per batch). readPos_ (the end of the last packet given back) and
+  // consumed_ tell the reader what room JS has given back. lent_/lentEnd_: the batch JS holds.
   std::size_t write_ = 0;
-  std::size_t read_ = 0;
+  uint32_t lent_ = 0;
+  std::size_t lentEnd_ = 0;
   std::atomic<std::size_t> readPos_{0};
   std::atomic<uint64_t> produced_{0};
   std::atomic<uint64_t> consumed_{0};
