@@ -1122,6 +1122,10 @@ function fixedFieldChanges(d: DesiredDevice, link: ObservedLink): FieldChange[] 
   if (tun.multiQueue !== d.multiQueue) changes.push({ field: 'multiQueue', from: tun.multiQueue, to: d.multiQueue });
   if (tun.vnetHdr !== d.vnetHdr) changes.push({ field: 'vnetHdr', from: tun.vnetHdr, to: d.vnetHdr });
   if (tun.packetInfo !== d.packetInfo) changes.push({ field: 'packetInfo', from: tun.packetInfo, to: d.packetInfo });
+  // TUNSETOWNER/TUNSETGROUP reject an invalid id (EINVAL), so an owner or group, once set, cannot
+  // be cleared on a live device: removing it from the declaration means creating the device anew.
+  if (tun.owner !== undefined && tun.owner !== null && d.owner === undefined) changes.push({ field: 'owner', from: tun.owner, to: null });
+  if (tun.group !== undefined && tun.group !== null && d.group === undefined) changes.push({ field: 'group', from: tun.group, to: null });
   return changes;
 }
 

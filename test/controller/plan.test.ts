@@ -158,13 +158,23 @@ describe('plan: an existing device', () => {
     const link = k.linkByName('tk-edge');
     if (link?.tun === undefined) throw new Error('no tun info');
     link.tun.persist = false;
-    const p = plan([edge({ group: 50, vnetHdr: true })], k.state(), POLICY);
+    const p = plan([edge({ owner: 2000, group: 50, vnetHdr: true })], k.state(), POLICY);
     expect(types(p)).toEqual(['set-tun-options tk-edge']);
     const tun = p.actions[0] as SetTunOptionsAction;
-    expect(tun.set).toEqual({ owner: null, group: 50, persist: true });
+    expect(tun.set).toEqual({ owner: 2000, group: 50, persist: true });
     expect(tun.flags).toEqual({ mode: 'tun', multiQueue: false, vnetHdr: true, packetInfo: false });
     k.applyAll(p.actions);
-    expect(plan([edge({ group: 50, vnetHdr: true })], k.state(), POLICY).actions).toEqual([]);
+    expect(plan([edge({ owner: 2000, group: 50, vnetHdr: true })], k.state(), POLICY).actions).toEqual([]);
+  });
+
+  it('recreates a device whose owner or group is no longer declared (the kernel cannot clear them)', () => {
+    const k = synced([edge({ owner: 1000, group: 50 })]);
+    const p = plan([edge({ group: 50 })], k.state(), POLICY);
+    const rec = p.actions[0] as RecreateDeviceAction;
+    expect(rec.type).toBe('recreate-device');
+    expect(rec.changes).toEqual([{ field: 'owner', from: 1000, to: null }]);
+    k.applyAll(p.actions);
+    expect(plan([edge({ group: 50 })], k.state(), POLICY).actions).toEqual([]);
   });
 });
 
