@@ -4,6 +4,7 @@
  * equal to the canonical strings desired and observed state carry.
  */
 import type { IpFamily } from '../desired.js';
+import { formatIPv6 as formatIPv6Bytes } from '../../netlink/codec/ip.js';
 
 const V4_BITS = 32;
 const V6_BITS = 128;
@@ -54,28 +55,17 @@ export function formatIPv4(value: bigint): string {
   return [24n, 16n, 8n, 0n].map((s) => ((value >> s) & 0xffn).toString()).join('.');
 }
 
-/** RFC 5952: lowercase, no leading zeros, the longest run (first if tied) of 2+ zero groups as `::`. */
+/**
+ * The text the kernel's side uses (inet_ntop, as the codec and `ip -j` print it), so a computed
+ * prefix compares equal to observed strings; desired strings are canonicalised the same way.
+ */
 export function formatIPv6(value: bigint): string {
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
+  const bytes = new Uint8Array(16);
+  for (let i = 15; i >= 0; i--) {
+    bytes[i] = Number(value & 0xffn);
+    value >>= 8n;
   }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatIPv6Bytes(bytes, 0);
 }
 
 export function parseIp(family: IpFamily, text: string): bigint {

@@ -12,6 +12,7 @@
  * in a declaration and are refused too.
  */
 import type { IpFamily } from '../desired.js';
+import { formatIPv4, formatIPv6 } from '../../netlink/codec/ip.js';
 
 export interface IpAddress {
   family: IpFamily;
@@ -122,29 +123,12 @@ export function parseCidr(text: string): Parsed<IpPrefix> {
   return ok({ ...addr.value, prefixLength: Number(lenText) });
 }
 
+/**
+ * Canonical text of an address: exactly what the kernel side prints (inet_ntop, via the netlink
+ * codec), so desired and observed strings compare equal — one formatter, not two that might drift.
+ */
 export function formatIp(family: IpFamily, bytes: Uint8Array): string {
-  if (family === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-  const words: number[] = [];
-  for (let i = 0; i < 8; i++) words.push((bytes[2 * i] << 8) | bytes[2 * i + 1]);
-  // RFC 5952 4.2: shorten the longest run of at least two zero groups, the first on a tie.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+  return family === 4 ? formatIPv4(bytes, 0) : formatIPv6(bytes, 0);
 }
 
 export function formatAddress(a: IpAddress): string {
