@@ -4,8 +4,9 @@
  *
  * Canonical text: IPv4 as a dotted quad without leading zeros; IPv6 as RFC 5952 (lowercase, no
  * leading zeros in a group, the longest run of two or more zero groups shortened to `::`, the first
- * one on a tie) and always in hexadecimal: no mixed `::ffff:192.0.2.1` notation. The netlink side
- * formats the kernel's bytes with the same function (formatIp), so both sides agree by construction.
+ * one on a tie), with a dotted IPv4 tail exactly where inet_ntop writes one (`::a.b.c.d`,
+ * `::ffff:a.b.c.d`). The text comes from the netlink codec's formatter, the one that formats the
+ * kernel's bytes, so desired and observed strings agree by construction.
  *
  * Strictness is deliberate: `192.168.010.001` means 192.168.8.1 to inet_aton (octal) and
  * 192.168.10.1 to a human, so leading zeros are refused; zone ids (`fe80::1%eth0`) have no meaning
