@@ -2,19 +2,20 @@
  * drift-repair-p99-ms: with the agent running beside 100,000 foreign routes in main, an owned
  * route is deleted behind its back (the bench's own Rtnl, as `ip route del` would) and the time
  * until the agent has put it back is measured from just before the delete request to the
- * notification of the route's return (a Monitor of the bench's own). Many repairs; the figure is
- * their p99 (median and max in the log). No reference tool does this work: reference is null.
+ * notification of the route's return (a Monitor of the bench's own). 200 repairs (1,000 with
+ * --long), each on a device of its own among as many owned devices; the figure is their p99
+ * (median, p90 and max in the log). No reference tool does this work: reference is null.
  */
 import { median, percentile } from '../stats.js';
 import type { Benchmark } from '../benchmark.js';
 import {
   MAIN_TABLE,
   OWNED_PROTOCOL,
-  OWNED_ROUTES,
   isOwnedRouteAdded,
   metricSum,
   nowMs,
   openWatch,
+  ownedRoute,
   prepareControllerWorkload,
   startAgent,
   waitIdle,
@@ -29,8 +30,9 @@ export const driftRepairP99Ms: Benchmark = {
   better: 'lower',
   description: 'p99 time for the running agent to restore an owned route deleted behind its back, with 100k foreign routes in main',
   run: async (ctx) => {
+    // One owned device per repair: each is drifted once, so no repair meets the agent's fight hold.
     const repairs = ctx.long ? 1000 : 200;
-    const w = await prepareControllerWorkload(ctx);
+    const w = await prepareControllerWorkload(ctx, repairs);
     const watch = await openWatch(ctx);
     try {
       const agent = await startAgent(ctx, w);
@@ -48,7 +50,7 @@ export const driftRepairP99Ms: Benchmark = {
         const times: number[] = [];
         try {
           for (let i = 0; i < repairs; i++) {
-            const cidr = OWNED_ROUTES[i % OWNED_ROUTES.length]!;
+            const cidr = ownedRoute(i);
             const back = new Promise<number>((resolve, reject) => {
               waiter = { cidr, resolve };
               setTimeout(() => reject(new Error(`${cidr} was not repaired within ${REPAIR_TIMEOUT_MS} ms`)), REPAIR_TIMEOUT_MS).unref();

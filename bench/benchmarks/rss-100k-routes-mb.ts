@@ -1,15 +1,16 @@
 /**
  * rss-100k-routes-mb: the running agent's resident set (VmRSS of its process) once it has
- * converged beside 100,000 foreign routes in main (which every relist dumps) and then repaired a
- * few drifts (so the figure includes the memory a relist of that table leaves behind). The
+ * converged beside 100,000 foreign routes in main (which every relist dumps) with 10 owned devices,
+ * and then repaired a few drifts (each on a device of its own) (so the figure includes the memory a relist of that table leaves behind). The
  * median over the samples, each a fresh agent. No reference: null.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { median } from '../stats.js';
 import type { Benchmark } from '../benchmark.js';
-import { MAIN_TABLE, OWNED_PROTOCOL, OWNED_ROUTES, prepareControllerWorkload, startAgent, waitConverged, waitIdle } from '../controller-workload.js';
+import { MAIN_TABLE, OWNED_PROTOCOL, ownedRoute, prepareControllerWorkload, startAgent, waitConverged, waitIdle } from '../controller-workload.js';
 
 const DRIFTS = 5;
+const DEVICES = 10;
 
 export const rss100kRoutesMb: Benchmark = {
   name: 'rss-100k-routes-mb',
@@ -17,7 +18,7 @@ export const rss100kRoutesMb: Benchmark = {
   better: 'lower',
   description: 'resident memory (VmRSS, MiB) of the converged agent beside 100k foreign routes in main, after a few relists',
   run: async (ctx) => {
-    const w = await prepareControllerWorkload(ctx);
+    const w = await prepareControllerWorkload(ctx, DEVICES);
     try {
       const figures: number[] = [];
       for (let s = 0; s < ctx.samples; s++) {
@@ -25,8 +26,8 @@ export const rss100kRoutesMb: Benchmark = {
         try {
           const first = await agent.rssMb();
           for (let i = 0; i < DRIFTS; i++) {
-            await w.rtnl.deleteRoute({ dst: OWNED_ROUTES[i % OWNED_ROUTES.length]!, table: MAIN_TABLE, protocol: OWNED_PROTOCOL });
-            await waitConverged(w, 60_000, 5);
+            await w.rtnl.deleteRoute({ dst: ownedRoute(i), table: MAIN_TABLE, protocol: OWNED_PROTOCOL });
+            await waitConverged(w, 60_000, 5, i);
             await waitIdle(agent, 100);
           }
           // Settle: what stays resident, not the peak of the last pass.
