@@ -1,0 +1,48 @@
+/**
+ * rss-100k-routes-mb: the running agent's resident set (VmRSS of its process) once it has
+ * converged beside 100,000 foreign routes in main (which every relist dumps) with 10 owned devices,
+ * and then repaired a few drifts (each on a device of its own) (so the figure includes the memory a relist of that table leaves behind). The
+ * median over the samples, each a fresh agent. No reference: null.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { median } from '../stats.js';
+import type { Benchmark } from '../benchmark.js';
+import { MAIN_TABLE, OWNED_PROTOCOL, ownedRoute, prepareControllerWorkload, startAgent, waitConverged, waitIdle } from '../controller-workload.js';
+
+const DRIFTS = 5;
+const DEVICES = 10;
+
+export const rss100kRoutesMb: Benchmark = {
+  name: 'rss-100k-routes-mb',
+  unit: 'MB',
+  better: 'lower',
+  description: 'resident memory (VmRSS, MiB) of the converged agent beside 100k foreign routes in main, after a few relists',
+  run: async (ctx) => {
+    const w = await prepareControllerWorkload(ctx, DEVICES);
+    try {
+      const figures: number[] = [];
+      for (let s = 0; s < ctx.samples; s++) {
+        const agent = await startAgent(ctx, w);
+        try {
+          const first = await agent.rssMb();
+          for (let i = 0; i < DRIFTS; i++) {
+            await w.rtnl.deleteRoute({ dst: ownedRoute(i), table: MAIN_TABLE, protocol: OWNED_PROTOCOL });
+            await waitConverged(w, 60_000, 5, i);
+            await waitIdle(agent, 100);
+          }
+          // Settle: what stays resident, not the peak of the last pass.
+          await sleep(1000);
+          const rss = await agent.rssMb();
+          figures.push(rss);
+          ctx.log(`  rss-100k-routes-mb ${s + 1}/${ctx.samples}: ${rss.toFixed(1)} MiB after ${DRIFTS} repairs (${first.toFixed(1)} MiB at first convergence)`);
+        } finally {
+          await agent.stop();
+        }
+        // The next agent starts on a converged namespace; it must relist all the same.
+      }
+      return { project: median(figures), reference: null, referenceName: null };
+    } finally {
+      await w.close();
+    }
+  },
+};
