@@ -6,17 +6,19 @@
  *   - every address (plan checks a preferred source is held by some link, and which routes an
  *     address removal takes along);
  *   - every route of tunkeeper's protocol, in any table;
- *   - every route of the main table and of each table a desired route uses, whatever its
- *     protocol: a declared route whose key a foreign route holds is a conflict, never a replace,
- *     and the main table carries the foreign routes a change of ours takes along. Per-table dumps
- *     are cheap: a strict-checked kernel walks only the table asked for.
+ *   - the routes of the main table and of each table a desired route uses, whatever their
+ *     protocol, that plan can reason about (foreignRouteFilter): a declared route whose key a
+ *     foreign route holds is a conflict, never a replace, and the main table carries the foreign
+ *     routes a change of ours takes along. Per-table dumps are cheap: a strict-checked kernel
+ *     walks only the table asked for.
  *
  * Fail static: a dump that stayed interrupted (NLM_F_DUMP_INTR) through the client's retries, or
  * failed in any other way, yields no snapshot at all — ObservationError — never a partial one.
  */
 import type { Rtnl, RouteMessage } from '../netlink/index.js';
 import { NetlinkDumpInterruptedError } from '../netlink/index.js';
-import type { DesiredDevice, Policy } from './desired.js';
+import { OWNER_MARKER_PREFIX, type DesiredDevice, type Policy } from './desired.js';
+import { networkOf } from './plan/ip.js';
 import { RT_TABLE_MAIN, type ObservedAddress, type ObservedLink, type ObservedRoute, type ObservedState } from './observed.js';
 import { toObservedAddress, toObservedLink, toObservedRoute } from './observe-convert.js';
 
@@ -73,10 +75,48 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
       if (r !== undefined) routes.push(r);
     };
     for (const m of owned) add(m);
-    // Owned routes of these tables are in the protocol dump already.
-    for (const list of perTable) for (const m of list) if (m.protocol !== protocol) add(m);
+    // Owned routes of these tables are in the protocol dump already. Of the foreign ones, only
+    // those plan can ever reason about are kept: a node may carry 100k foreign routes, and
+    // converting and indexing them all made every pass cost seconds (bench: drift-repair-p99-ms).
+    const relevant = foreignRouteFilter(links, addresses, options.desired ?? []);
+    for (const list of perTable) for (const m of list) if (m.protocol !== protocol && relevant(m)) add(m);
     return { links, addresses, routes };
   } catch (e) {
     throw new ObservationError(e);
   }
+}
+
+/**
+ * Which foreign routes plan needs to see (conservatively; when in doubt, keep):
+ *   - routes through a link that is, or may become, tunkeeper's (marked, or holding a declared
+ *     ifname): what a change of ours takes along, gateways reachable through our links;
+ *   - routes whose preferred source is an address on such a link (removing it takes them along);
+ *   - routes whose destination prefix is one a declaration names, as a route or as the network of
+ *     an address (a key held by a foreign route is a conflict, never a replace);
+ *   - multipath routes (their next hops may use our links; they are few).
+ * Anything else can neither conflict with a declaration nor be affected by an action of ours.
+ */
+function foreignRouteFilter(
+  links: readonly ObservedLink[],
+  addresses: readonly ObservedAddress[],
+  desired: readonly DesiredDevice[],
+): (m: RouteMessage) => boolean {
+  const declaredNames = new Set(desired.map((d) => d.ifname));
+  const ourLinks = new Set<number>();
+  for (const l of links) if (l.alias?.startsWith(OWNER_MARKER_PREFIX) || declaredNames.has(l.ifname)) ourLinks.add(l.ifindex);
+  const ourSources = new Set<string>();
+  for (const a of addresses) if (ourLinks.has(a.ifindex)) ourSources.add(a.address);
+  const prefixes = new Set<string>();
+  for (const d of desired) {
+    for (const r of d.routes) prefixes.add(`${r.dst}/${r.dstLength}`);
+    for (const a of d.addresses) {
+      ourSources.add(a.address);
+      prefixes.add(`${networkOf(a.family, a.address, a.prefixLength)}/${a.prefixLength}`);
+    }
+  }
+  return (m) =>
+    (m.oif !== undefined && ourLinks.has(m.oif)) ||
+    (m.prefsrc !== undefined && ourSources.has(m.prefsrc)) ||
+    m.multipath !== undefined ||
+    prefixes.has(`${m.dst ?? (m.family === 2 ? '0.0.0.0' : '::')}/${m.dstLen}`);
 }
