@@ -47,8 +47,9 @@ class RouteDeleteWithKey implements RtnlRequest {
   }
 }
 
-export function deleteRouteRequest(r: RouteSpec): RtnlRequest {
-  const key: NetlinkRouteSpec = {
+/** The fields that identify a route to the kernel, shared by delete and replace. */
+function routeIdentity(r: RouteSpec): NetlinkRouteSpec {
+  return {
     dst: r.dstLength === 0 ? 'default' : `${r.dst}/${r.dstLength}`,
     family: r.family,
     table: r.table,
@@ -56,6 +57,10 @@ export function deleteRouteRequest(r: RouteSpec): RtnlRequest {
     metric: r.metric,
     type: routeTypeNumber(r.type),
   };
+}
+
+export function deleteRouteRequest(r: RouteSpec): RtnlRequest {
+  const key = routeIdentity(r);
   // Only the link the route was observed on: never a device of the same name made since.
   if (r.oif !== undefined) key.ifindex = r.oif;
   if (r.gateway !== undefined) key.gateway = r.gateway;
@@ -68,15 +73,7 @@ export function deleteRouteRequest(r: RouteSpec): RtnlRequest {
 
 export function replaceRouteRequest(a: ReplaceRouteAction, ifindex: number | undefined): RtnlRequest {
   const r = a.route;
-  const spec: NetlinkRouteSpec = {
-    dst: r.dstLength === 0 ? 'default' : `${r.dst}/${r.dstLength}`,
-    family: r.family,
-    table: r.table,
-    protocol: r.protocol,
-    metric: r.metric,
-    type: routeTypeNumber(r.type),
-    scope: scopeNumber(r.scope),
-  };
+  const spec: NetlinkRouteSpec = { ...routeIdentity(r), scope: scopeNumber(r.scope) };
   if (ifindex !== undefined) spec.ifindex = ifindex;
   if (r.gateway !== undefined) spec.gateway = r.gateway;
   if (r.prefsrc !== undefined) spec.prefsrc = r.prefsrc;
