@@ -45,7 +45,18 @@ describeKernel('tunkeeper state', () => {
   });
 
   it('--json prints one object with links, addresses and routes, marking what tunkeeper owns', async () => {
-    const r = await runCli(['state', '--netns', ns.name, '--json']);
+    // The kernel keeps adding IPv6 routes while addrconf settles on the veth pair: take the
+    // snapshot between two identical `ip` route listings, so both sides describe the same state.
+    const ipRouteList = async () => [...(await ns.ipJson<unknown[]>('-4', 'route', 'show', 'table', 'all')), ...(await ns.ipJson<unknown[]>('-6', 'route', 'show', 'table', 'all'))];
+    let r = await runCli(['state', '--netns', ns.name, '--json']);
+    let ipRoutes: unknown[] = [];
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const before = JSON.stringify(await ipRouteList());
+      r = await runCli(['state', '--netns', ns.name, '--json']);
+      ipRoutes = await ipRouteList();
+      if (JSON.stringify(ipRoutes) === before) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
@@ -77,7 +88,6 @@ describeKernel('tunkeeper state', () => {
     expect(route('198.18.0.0/16', 100)).toMatchObject({ protocol: 200, owned: false, gateway: '203.0.113.254' });
     expect(route('default', 254)).toMatchObject({ protocol: 3, owned: false });
     // Every route of the namespace, all tables and both families.
-    const ipRoutes = [...(await ns.ipJson<unknown[]>('-4', 'route', 'show', 'table', 'all')), ...(await ns.ipJson<unknown[]>('-6', 'route', 'show', 'table', 'all'))];
     expect(s.routes).toHaveLength(ipRoutes.length);
     expect(s.routes.filter((x) => x.owned).map((x) => x.dst)).toEqual(['198.51.100.0/24']);
   });
