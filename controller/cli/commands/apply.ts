@@ -12,6 +12,7 @@ import { renderPlanText } from '../../plan/render.js';
 import { describeAction } from '../../apply/index.js';
 import { createReconciler } from '../../reconcile.js';
 import type { CommandContext } from '../context.js';
+import { parseRouteProtocol } from '../options.js';
 import type { RegisterCommand } from './index.js';
 
 export interface PolicyFlags {
@@ -20,12 +21,6 @@ export interface PolicyFlags {
   routeProtocol?: number;
   allowPrefix?: string[];
   allowDefaultRoute?: boolean;
-}
-
-function parseProtocol(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 1 || n > 255) throw new Error(`--route-protocol must be an integer 1..255, got ${JSON.stringify(text)}`);
-  return n;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -38,7 +33,7 @@ export function withPolicyOptions(cmd: Command): Command {
   return cmd
     .requiredOption('-f, --filename <path...>', 'a file, or a directory of *.yaml/*.yml (repeatable)')
     .option('--netns <name>', 'network namespace: NAME (/run/netns/NAME) or a path')
-    .option('--route-protocol <n>', `rtm_protocol that marks tunkeeper's routes (default ${DEFAULT_POLICY.routeProtocol})`, parseProtocol)
+    .option('--route-protocol <n>', `rtm_protocol that marks tunkeeper's routes (default ${DEFAULT_POLICY.routeProtocol})`, parseRouteProtocol)
     .option('--allow-prefix <prefix>', `an allowed ifname prefix, repeatable (default ${DEFAULT_POLICY.allowedPrefixes.join(', ')})`, collect)
     .option('--allow-default-route', 'allow owning default routes');
 }

@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { Subscription } from 'rxjs';
 import type { CommandContext } from '../context.js';
+import { integerOption } from '../options.js';
 import { DEFAULT_MONITOR_RCVBUF, Monitor, eventJson, formatEvent } from '../../../netlink/index.js';
 
 interface MonitorOptions {
@@ -15,19 +16,13 @@ interface MonitorOptions {
   rcvbuf: number;
 }
 
-function parseBytes(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 1 || n > 0x7fffffff) throw new Error(`--rcvbuf must be a number of bytes 1..2147483647, got ${JSON.stringify(text)}`);
-  return n;
-}
-
 export function registerMonitor(program: Command, ctx: CommandContext): void {
   program
     .command('monitor')
     .description('print decoded rtnetlink events (links, addresses, routes, neighbours, rules) until SIGINT/SIGTERM')
     .option('--netns <name>', 'network namespace: NAME (/run/netns/NAME) or a path')
     .option('--json', 'one JSON object per line')
-    .option('--rcvbuf <bytes>', 'socket receive buffer to ask for', parseBytes, DEFAULT_MONITOR_RCVBUF)
+    .option('--rcvbuf <bytes>', 'socket receive buffer to ask for', integerOption('--rcvbuf', 1, 0x7fffffff, 'a number of bytes'), DEFAULT_MONITOR_RCVBUF)
     .action(async (opts: MonitorOptions) => {
       const monitor = await Monitor.open({ rcvbuf: opts.rcvbuf, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) });
       const format = opts.json === true ? eventJson : formatEvent;

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
+import { parseRouteProtocol } from '../options.js';
 import { Rtnl } from '../../../netlink/index.js';
 import { DEFAULT_ROUTE_PROTOCOL, stateView, type StateView } from '../../ownership-view.js';
 
@@ -11,12 +12,6 @@ interface StateOptions {
   netns?: string;
   json?: boolean;
   routeProtocol: number;
-}
-
-function parseProtocol(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 1 || n > 255) throw new Error(`--route-protocol must be an integer 1..255, got ${JSON.stringify(text)}`);
-  return n;
 }
 
 /** Reads the namespace's state through one client (three consistent dumps). */
@@ -83,7 +78,7 @@ export function registerState(program: Command, ctx: CommandContext): void {
     .description('show the links, addresses and routes of a namespace, marking what tunkeeper owns')
     .option('--netns <name>', 'network namespace: NAME (/run/netns/NAME) or a path')
     .option('--json', 'one JSON object with arrays links, addresses, routes')
-    .option('--route-protocol <n>', 'route protocol number that marks tunkeeper routes', parseProtocol, DEFAULT_ROUTE_PROTOCOL)
+    .option('--route-protocol <n>', 'route protocol number that marks tunkeeper routes', parseRouteProtocol, DEFAULT_ROUTE_PROTOCOL)
     .action(async (opts: StateOptions) => {
       const view = await readState({ ...(opts.netns !== undefined ? { netns: opts.netns } : {}), routeProtocol: opts.routeProtocol });
       ctx.stdout.write(opts.json === true ? `${JSON.stringify(view)}\n` : formatState(view));
