@@ -37,8 +37,12 @@ export interface TunOpenOptions {
   owner?: number;
   /** TUNSETGROUP. */
   group?: number;
-  /** TUNSETOFFLOAD; needs vnetHdr. */
-  offload?: TunOffload;
+  /**
+   * TUNSETOFFLOAD; needs vnetHdr. 'auto': checksum and TCP segmentation offload (csum, tso4,
+   * tso6), plus UDP segmentation offload (uso4, uso6) where the kernel has it (Linux 6.2+; probed
+   * at open). What was set is `tun.offload`.
+   */
+  offload?: TunOffload | 'auto';
   /** Network namespace name (/run/netns/NAME) or path; the device is opened or created inside it. */
   netns?: string;
   /** Most packets per crossing into JS (default 64). */
@@ -55,7 +59,7 @@ export const IFF_PERSIST = 0x0800;
 export const IFF_NO_PI = 0x1000;
 export const IFF_VNET_HDR = 0x4000;
 
-const TUN_F: Record<keyof TunOffload, number> = {
+export const TUN_F: Readonly<Record<keyof TunOffload, number>> = {
   csum: 0x01,
   tso4: 0x02,
   tso6: 0x04,
@@ -81,6 +85,8 @@ export interface NativeOpenRequest {
   owner?: number;
   group?: number;
   offload?: number;
+  /** Bits of `offload` to drop when the kernel refuses them (EINVAL): the probe of 'auto'. */
+  offloadOptional?: number;
   mtu?: number;
   netns?: string;
   readBatch: number;
@@ -125,6 +131,13 @@ function optionalInt(opts: Record<string, unknown>, key: string, min: number, ma
     throw invalidArg(`option ${key} must be an integer from ${min} to ${max}${why}, got ${v}`);
   }
   return v;
+}
+
+/** The offloads TUN_F_* bits stand for (every key present). */
+export function offloadFromBits(bits: number): Required<TunOffload> {
+  const out = {} as Required<TunOffload>;
+  for (const [key, bit] of Object.entries(TUN_F)) out[key as keyof TunOffload] = (bits & bit) !== 0;
+  return out;
 }
 
 /** Validates an id for TUNSETOWNER/TUNSETGROUP. */
@@ -187,8 +200,14 @@ export function resolveOpenOptions(opts: TunOpenOptions | undefined, netnsPath: 
     throw invalidArg(`option queueLimit (${queueLimit}) must be at least readBatch (${readBatch}): a whole batch has to fit`);
   }
   let offload: number | undefined;
-  if (o.offload !== undefined) {
+  let offloadOptional: number | undefined;
+  if (o.offload === 'auto') {
+    offload = TUN_F.csum | TUN_F.tso4 | TUN_F.tso6 | TUN_F.uso4 | TUN_F.uso6;
+    offloadOptional = TUN_F.uso4 | TUN_F.uso6;
+  } else if (o.offload !== undefined) {
     offload = offloadBits(o.offload as TunOffload);
+  }
+  if (offload !== undefined) {
     if (!vnetHdr) {
       throw nativeError(
         'EINVAL',
@@ -216,6 +235,7 @@ export function resolveOpenOptions(opts: TunOpenOptions | undefined, netnsPath: 
   if (owner !== undefined) request.owner = owner;
   if (group !== undefined) request.group = group;
   if (offload !== undefined) request.offload = offload;
+  if (offloadOptional !== undefined) request.offloadOptional = offloadOptional;
   if (mtu !== undefined) request.mtu = mtu;
   if (netns !== undefined) request.netns = netns;
   return { request, mode };

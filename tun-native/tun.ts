@@ -25,6 +25,7 @@ import {
   IFF_VNET_HDR,
   type NativeOpenRequest,
   offloadBits,
+  offloadFromBits,
   resolveOpenOptions,
   type TunMode,
   type TunOffload,
@@ -33,6 +34,7 @@ import {
 } from './tun-options.js';
 import { PacketBatch } from './tun-batch.js';
 import { PacketIterator } from './tun-packets.js';
+import { coalesce, PacketArena, type PacketList, segment } from './offload.js';
 
 export { PacketBatch } from './tun-batch.js';
 
@@ -53,10 +55,11 @@ export interface TunStats {
 
 /** The addon's TunDevice handle (tun-native/src/tun_device.cc). */
 interface NativeTunHandle {
-  info(): { name: string; ifindex: number; flags: number; netns: string };
+  info(): { name: string; ifindex: number; flags: number; netns: string; offload: number };
   writeSync(packet: Uint8Array): void;
   writeBatch(packets: readonly Uint8Array[]): number;
   writePacked(bytes: Uint8Array, lengths: Uint32Array, count: number): number;
+  writeVectors(bytes: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
   setPersist(on: boolean): void;
   setOwner(uid: number): void;
   setGroup(gid: number): void;
@@ -107,6 +110,10 @@ export class Tun {
   // writeBatch's gather buffers, grown on demand up to GATHER_MAX_BYTES.
   #gatherBytes: Buffer = Buffer.alloc(0);
   #gatherLens: Uint32Array = new Uint32Array(0);
+  #offload: Required<TunOffload> | null;
+  // segment()'s and writeCoalesced()'s arenas, made on first use.
+  #segments: PacketArena | undefined;
+  #coalesced: PacketArena | undefined;
 
   private constructor(handle: NativeTunHandle, request: NativeOpenRequest) {
     const info = handle.info();
@@ -117,6 +124,7 @@ export class Tun {
     this.multiQueue = (info.flags & IFF_MULTI_QUEUE) !== 0;
     this.vnetHdr = (info.flags & IFF_VNET_HDR) !== 0;
     this.packetInfo = (info.flags & IFF_NO_PI) === 0;
+    this.#offload = this.vnetHdr ? offloadFromBits(Math.max(0, info.offload)) : null;
     // What openQueue() repeats: the device's actual flags, in the same namespace.
     this.#request = { ...request, name: info.name, flags: info.flags & FLAG_MASK & ~IFF_PERSIST };
     delete this.#request.persist;
@@ -266,6 +274,55 @@ export class Tun {
     return this.#handle.writePacked(bytes, lengths, count);
   }
 
+  /**
+   * Writes every packet of a list (a PacketBatch lent by another Tun's reader, a PacketArena, or
+   * any { buffer, offsets, lengths, count }) in one crossing, one write(2) each, without copying:
+   * forwarding a batch from one Tun to another. Returns how many were written; like writeBatch,
+   * throws only if the first one fails, and throws without writing any if a packet lies outside
+   * the buffer.
+   */
+  writeList(list: PacketList): number {
+    if (typeof list !== 'object' || list === null || !(list.buffer instanceof Uint8Array)) {
+      throw invalidArg('writeList expects a packet list ({ buffer, offsets, lengths, count })', 'type');
+    }
+    return this.#handle.writeVectors(list.buffer, list.offsets, list.lengths, list.count);
+  }
+
+  /**
+   * The offloads set on this fd (what the kernel may hand this reader unsegmented and without
+   * checksums); null without vnetHdr. With offload: 'auto', uso4/uso6 say whether the kernel took
+   * UDP segmentation offload.
+   */
+  get offload(): Readonly<Required<TunOffload>> | null {
+    return this.#offload;
+  }
+
+  /**
+   * The wire packets a list read from this Tun stands for (see segment() in offload.ts): GSO
+   * super-packets split into segments with every header and checksum set, partial checksums
+   * completed, virtio-net headers gone. Without vnetHdr the packets are already wire packets and
+   * the list comes back as it is. The result lives in an arena of this Tun, valid until the next
+   * segment() call.
+   */
+  segment(list: PacketList): PacketList {
+    if (!this.vnetHdr) return list;
+    this.#segments ??= new PacketArena();
+    return segment(list, this.#segments);
+  }
+
+  /**
+   * Writes wire packets (no virtio-net headers) with as few writes as GRO allows: runs of one TCP
+   * flow (and UDP flows, when the kernel took uso4/uso6 on this fd) go as one super-packet each,
+   * the rest one by one with an empty header. Without vnetHdr, one write per packet. Returns the
+   * number of writes made; throws only if the first one fails.
+   */
+  writeCoalesced(list: PacketList): number {
+    if (!this.vnetHdr) return this.writeList(list);
+    this.#coalesced ??= new PacketArena();
+    const out = coalesce(list, { udp: this.#offload?.uso4 === true }, this.#coalesced);
+    return this.#handle.writeVectors(out.buffer, out.offsets, out.lengths, out.count);
+  }
+
   setPersist(on: boolean): void {
     if (typeof on !== 'boolean') throw invalidArg('setPersist expects a boolean', 'type');
     this.#handle.setPersist(on);
@@ -285,6 +342,7 @@ export class Tun {
       throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', `set offloads on ${this.#label()}`, 'it was opened without vnetHdr, which offloads need');
     }
     this.#handle.setOffload(bits);
+    this.#offload = offloadFromBits(bits);
   }
 
   stats(): TunStats {
