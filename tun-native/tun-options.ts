@@ -49,6 +49,14 @@ export interface TunOpenOptions {
   readBatch?: number;
   /** Most packets buffered native-side before new ones are dropped (default 4096). */
   queueLimit?: number;
+  /**
+   * What the reader does when its queue is full (JS is not keeping up). 'drop' (the default):
+   * it keeps reading and drops, so the device's kernel queue never fills. 'backpressure': it
+   * stops reading until JS gives room back, so packets wait in the kernel's queue: a local TCP
+   * sender is then slowed by its small-queue limits instead of losing segments (what a forwarder
+   * of TCP streams wants), and the device's txqueuelen decides what is dropped.
+   */
+  overflow?: 'drop' | 'backpressure';
 }
 
 // <linux/if_tun.h>
@@ -91,6 +99,8 @@ export interface NativeOpenRequest {
   netns?: string;
   readBatch: number;
   queueLimit: number;
+  /** Facade-side (the addon's openTun ignores it): applied with setBackpressure() after the open. */
+  overflow?: 'backpressure';
 }
 
 /**
@@ -217,6 +227,9 @@ export function resolveOpenOptions(opts: TunOpenOptions | undefined, netnsPath: 
       );
     }
   }
+  if (o.overflow !== undefined && o.overflow !== 'drop' && o.overflow !== 'backpressure') {
+    throw invalidArg(`option overflow must be 'drop' or 'backpressure', got ${String(o.overflow)}`);
+  }
   let netns: string | undefined;
   if (o.netns !== undefined) {
     if (typeof o.netns !== 'string') throw invalidArg('option netns must be a namespace name or path', 'type');
@@ -238,6 +251,7 @@ export function resolveOpenOptions(opts: TunOpenOptions | undefined, netnsPath: 
   if (offloadOptional !== undefined) request.offloadOptional = offloadOptional;
   if (mtu !== undefined) request.mtu = mtu;
   if (netns !== undefined) request.netns = netns;
+  if (o.overflow === 'backpressure') request.overflow = 'backpressure';
   return { request, mode };
 }
 
@@ -255,4 +269,5 @@ const KNOWN_OPTIONS = new Set([
   'netns',
   'readBatch',
   'queueLimit',
+  'overflow',
 ]);

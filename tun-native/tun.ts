@@ -70,6 +70,7 @@ interface NativeTunHandle {
   startReader(onBatch: (count: number, error?: NativeError) => void): void;
   stopReader(): void;
   setPaused(paused: boolean): void;
+  setBackpressure(on: boolean): void;
   setRef(on: boolean): void;
   stats(): TunStats;
   close(): Promise<void>;
@@ -118,6 +119,7 @@ export class Tun {
   private constructor(handle: NativeTunHandle, request: NativeOpenRequest) {
     const info = handle.info();
     this.#handle = handle;
+    if (request.overflow === 'backpressure') handle.setBackpressure(true);
     this.name = info.name;
     this.ifindex = info.ifindex;
     this.mode = info.flags & IFF_TAP ? 'tap' : 'tun';

@@ -104,6 +104,7 @@ struct TunState {
   napi_threadsafe_function tsfn = nullptr;
   Notifier* notifier = nullptr;
   bool refed = true;
+  bool backpressure = false;
   bool readerHook = false;
   bool deviceHook = false;
   bool viewsGiven = false;
@@ -285,6 +286,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
                            InstanceMethod<&TunDevice::StartReader>("startReader"),
                            InstanceMethod<&TunDevice::StopReaderJs>("stopReader"),
                            InstanceMethod<&TunDevice::SetPaused>("setPaused"),
+                           InstanceMethod<&TunDevice::SetBackpressure>("setBackpressure"),
                            InstanceMethod<&TunDevice::SetRef>("setRef"),
                            InstanceMethod<&TunDevice::Stats>("stats"),
                            InstanceMethod<&TunDevice::Close>("close"),
@@ -493,7 +495,10 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     TunState* st = state_.get();
     if (st->fd < 0) ThrowErrno(env, EBADF, "read", "read from " + st->Label());
     if (st->viewsGiven) ThrowInvalidArg(env, "readerViews: already given out for " + st->Label());
-    if (!st->reader) st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+    if (!st->reader) {
+      st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+      st->reader->SetBackpressure(st->backpressure);
+    }
     if (!st->reader->Allocate()) ThrowErrno(env, ENOMEM, "malloc", "allocate the packet queue of " + st->Label());
     Napi::Array views = Napi::Array::New(env, 2);
     views.Set(0u, ExternalBuffer(env, st->reader->ring(), st->reader->ringSize()));
@@ -524,7 +529,10 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     if (!info[0].IsFunction()) ThrowInvalidArg(env, "startReader expects a function");
     if (st->fd < 0) ThrowErrno(env, EBADF, "read", "read from " + st->Label());
     if (st->tsfn) ThrowInvalidArg(env, "a reader is already running on " + st->Label());
-    if (!st->reader) st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+    if (!st->reader) {
+      st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+      st->reader->SetBackpressure(st->backpressure);
+    }
 
     auto* holder = new std::shared_ptr<TunState>(state_);
     napi_threadsafe_function tsfn;
@@ -554,6 +562,11 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
 
   void SetPaused(const Napi::CallbackInfo& info) {
     if (state_->reader) state_->reader->SetPaused(info[0].ToBoolean());
+  }
+
+  void SetBackpressure(const Napi::CallbackInfo& info) {
+    state_->backpressure = info[0].ToBoolean();
+    if (state_->reader) state_->reader->SetBackpressure(state_->backpressure);
   }
 
   void SetRef(const Napi::CallbackInfo& info) {
