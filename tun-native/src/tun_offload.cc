@@ -3,6 +3,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace tunkeeper {
 
 namespace {
@@ -45,24 +49,15 @@ inline uint32_t Fold(uint64_t s) {
   return static_cast<uint32_t>(s);
 }
 
-// Ones' complement sum in host order, 64 bits at a time with end-around carry (RFC 1071: the
-// sum may be taken in any word size and byte order, and folded and swapped at the end).
-uint64_t SumHostOrder(const uint8_t* p, std::size_t n) {
-  uint64_t acc = 0;
+// Ones' complement sum in host order (RFC 1071: it may be taken in any word size and byte
+// order, folded and swapped at the end). Checksums are most of the CPU time of segmenting and
+// coalescing a 64 KiB super-packet, so the bulk goes through SIMD: 32-bit words widened to 64-bit
+// lanes and added exactly (no carries to chase); AVX2 where the CPU has it, SSE2 otherwise.
+uint64_t SumTail(const uint8_t* p, std::size_t n, uint64_t acc) {
   auto add = [&acc](uint64_t w) {
     acc += w;
     acc += (acc < w);
   };
-  while (n >= 32) {
-    uint64_t w[4];
-    std::memcpy(w, p, 32);
-    add(w[0]);
-    add(w[1]);
-    add(w[2]);
-    add(w[3]);
-    p += 32;
-    n -= 32;
-  }
   while (n >= 8) {
     uint64_t w;
     std::memcpy(&w, p, 8);
@@ -87,6 +82,52 @@ uint64_t SumHostOrder(const uint8_t* p, std::size_t n) {
   if (n) add(p[0]);  // the odd byte is the high byte of a big-endian word: the low one here
   return acc;
 }
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) uint64_t SumAvx2(const uint8_t* p, std::size_t n) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+    __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32));
+    a0 = _mm256_add_epi64(a0, _mm256_unpacklo_epi32(x, zero));
+    a1 = _mm256_add_epi64(a1, _mm256_unpackhi_epi32(x, zero));
+    a2 = _mm256_add_epi64(a2, _mm256_unpacklo_epi32(y, zero));
+    a3 = _mm256_add_epi64(a3, _mm256_unpackhi_epi32(y, zero));
+  }
+  __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
+  // Each lane is below 2^33 per 64 bytes summed: no overflow for any packet.
+  uint64_t acc = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  return SumTail(p + i, n - i, acc);
+}
+
+uint64_t SumSse2(const uint8_t* p, std::size_t n) {
+  const __m128i zero = _mm_setzero_si128();
+  __m128i a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 16));
+    a0 = _mm_add_epi64(a0, _mm_unpacklo_epi32(x, zero));
+    a1 = _mm_add_epi64(a1, _mm_unpackhi_epi32(x, zero));
+    a2 = _mm_add_epi64(a2, _mm_unpacklo_epi32(y, zero));
+    a3 = _mm_add_epi64(a3, _mm_unpackhi_epi32(y, zero));
+  }
+  __m128i s = _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3));
+  alignas(16) uint64_t lanes[2];
+  _mm_store_si128(reinterpret_cast<__m128i*>(lanes), s);
+  return SumTail(p + i, n - i, lanes[0] + lanes[1]);
+}
+
+const bool kHasAvx2 = __builtin_cpu_supports("avx2");
+
+uint64_t SumHostOrder(const uint8_t* p, std::size_t n) { return kHasAvx2 ? SumAvx2(p, n) : SumSse2(p, n); }
+#else
+uint64_t SumHostOrder(const uint8_t* p, std::size_t n) { return SumTail(p, n, 0); }
+#endif
 
 struct Ip {
   const uint8_t* p;
