@@ -99,6 +99,9 @@ __attribute__((target("avx2"))) uint64_t SumAvx2(const uint8_t* p, std::size_t n
   __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
   alignas(32) uint64_t lanes[4];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
+  // Leave no dirty upper halves behind: the SSE code that runs next (ours, libc's) would pay a
+  // state-transition penalty on every instruction (it made the coalescing loop 5x slower).
+  _mm256_zeroupper();
   // Each lane is below 2^33 per 64 bytes summed: no overflow for any packet.
   uint64_t acc = lanes[0] + lanes[1] + lanes[2] + lanes[3];
   return SumTail(p + i, n - i, acc);
