@@ -12,6 +12,7 @@ import { expect, it } from '@jest/globals';
 import { type PacketBatch, Tun } from '../../tun-native/index.js';
 import { type Netns, withNetns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
+import { checksum, onesSum } from '../helpers/packets.js';
 import { addressUp, runNode } from '../helpers/tun-netns.js';
 
 const SERVER = `
@@ -71,6 +72,20 @@ interface Seen {
   gsoReads: number;
   packetsIn: number;
   writes: number;
+  /** Segments whose IPv4 header and TCP checksums an independent TS checksum verified, and failed. */
+  verified: number;
+  bad: number;
+}
+
+/** The IPv4 header checksum and the TCP checksum (pseudo-header included) of a wire packet, checked in TS. */
+function checksumsOk(p: Uint8Array): boolean {
+  const v6 = (p[0] as number) >> 4 === 6;
+  const ipLen = v6 ? 40 : ((p[0] as number) & 0x0f) * 4;
+  const l4 = p.subarray(ipLen);
+  const addrs = v6 ? p.subarray(8, 40) : p.subarray(12, 20);
+  const proto = v6 ? (p[6] as number) : (p[9] as number);
+  const pseudo = Buffer.concat([addrs, Buffer.from([0, 0, l4.length >> 8, l4.length & 0xff, 0, 0, 0, proto])]);
+  return (v6 || checksum(p.subarray(0, ipLen)) === 0) && checksum(l4, onesSum(pseudo)) === 0;
 }
 
 /** Forwards every batch read from `from` to `to`, counting super-packets read and writes made. */
@@ -84,6 +99,11 @@ function forward(from: Tun, to: Tun, mode: Mode, seen: Seen): () => void {
     }
     const segments = from.segment(batch);
     seen.packetsIn += segments.count;
+    for (let i = 0; i < segments.count; i++) {
+      const at = segments.offsets[i] as number;
+      if (checksumsOk(segments.buffer.subarray(at, at + (segments.lengths[i] as number)))) seen.verified++;
+      else seen.bad++;
+    }
     seen.writes += to.writeCoalesced(segments);
   });
 }
@@ -92,8 +112,8 @@ async function streamThrough(mode: Mode, route: Route, mb: number): Promise<{ se
   const withBoth = async (nsA: Netns, nsB: Netns) => {
     const tka = await Tun.open({ name: 'tka', netns: nsA.name, vnetHdr: true, offload: 'auto', mtu: 1500 });
     const tkb = await Tun.open({ name: 'tkb', netns: nsB.name, vnetHdr: true, offload: 'auto', mtu: 1500 });
-    const a: Seen = { gsoReads: 0, packetsIn: 0, writes: 0 };
-    const b: Seen = { gsoReads: 0, packetsIn: 0, writes: 0 };
+    const a: Seen = { gsoReads: 0, packetsIn: 0, writes: 0, verified: 0, bad: 0 };
+    const b: Seen = { gsoReads: 0, packetsIn: 0, writes: 0, verified: 0, bad: 0 };
     const stops: (() => void)[] = [];
     try {
       await addressUp(nsA, 'tka', route.a);
@@ -147,6 +167,10 @@ describeKernel('offload: a TCP stream through two vnetHdr TUNs', () => {
       // writes carried several segments each.
       expect(r.a.gsoReads).toBeGreaterThan(0);
       expect(r.a.writes).toBeLessThan(r.a.packetsIn);
+      // Every wire packet segment() produced, both ways, carries checksums an independent TS
+      // implementation accepts.
+      expect(r.a.verified + r.b.verified).toBe(r.a.packetsIn + r.b.packetsIn);
+      expect(r.a.bad + r.b.bad).toBe(0);
     });
   }
 
