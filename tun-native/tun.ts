@@ -9,6 +9,12 @@
  * into Buffers the caller may keep, and writeBatch() takes an array of Buffers (gathering small
  * ones into writePacked).
  *
+ * Offloaded (vnetHdr with offload: 'auto'): the kernel hands over TCP/UDP GSO super-packets of up
+ * to 64 KiB as one batch entry each (batch.vnetHeader(i) says what it is) and takes them back the
+ * same way. segment() turns a batch into wire packets, writeCoalesced() merges wire packets into
+ * super-packets again (GRO), writeList() forwards a lent batch as it is (offload.ts, the C++ in
+ * tun_offload.cc).
+ *
  * Every syscall lives in the addon (tun-native/src/tun_*.cc); this file validates, keeps the
  * consumer bookkeeping, and shapes batches into Buffers.
  */
