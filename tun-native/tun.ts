@@ -314,6 +314,7 @@ export class Tun {
    */
   segment(list: PacketList): PacketList {
     if (!this.vnetHdr) return list;
+    this.#checkIpOffload('segment');
     this.#segments ??= new PacketArena();
     return segment(list, this.#segments);
   }
@@ -326,6 +327,7 @@ export class Tun {
    */
   writeCoalesced(list: PacketList): number {
     if (!this.vnetHdr) return this.writeList(list);
+    this.#checkIpOffload('writeCoalesced');
     this.#coalesced ??= new PacketArena();
     const out = coalesce(list, { udp: this.#offload?.uso4 === true }, this.#coalesced);
     return this.#handle.writeVectors(out.buffer, out.offsets, out.lengths, out.count);
@@ -378,6 +380,13 @@ export class Tun {
     this.#closing = this.#handle.close();
     this.#end(consumer, undefined);
     return this.#closing;
+  }
+
+  // Segmenting and coalescing work on IP packets right after the virtio-net header.
+  #checkIpOffload(what: string): void {
+    if (this.mode !== 'tun' || this.packetInfo) {
+      throw invalidArg(`${what} works on IP packets after a virtio-net header: a tun device without packetInfo, not ${this.#label()}${this.packetInfo ? ' with packet info' : ''}`);
+    }
   }
 
   #label(): string {
