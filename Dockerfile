@@ -29,10 +29,11 @@ COPY --from=build /src/dist ./dist
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/crds ./crds
 # Root, not a non-root user: creating TUN devices (TUNSETIFF on /dev/net/tun, owned by root) and
-# changing links, addresses and routes need CAP_NET_ADMIN, and a non-root process keeps no
-# capability across exec without file capabilities, which a read-only image layer of node cannot
-# carry per program. The chart runs it as uid 0 with every capability dropped but NET_ADMIN, no
-# privilege escalation, a read-only root filesystem and the RuntimeDefault seccomp profile.
+# changing links, addresses and routes need CAP_NET_ADMIN. Kubernetes gives capabilities it adds
+# to a non-root user only as bounding/permitted bits, never ambient ones, so a non-root agent
+# would have no effective CAP_NET_ADMIN; file capabilities on node would hand NET_ADMIN to every
+# script it runs. So: uid 0, and the chart drops every capability but NET_ADMIN, forbids privilege
+# escalation, and runs with a read-only root filesystem and the RuntimeDefault seccomp profile.
 USER 0:0
 ENTRYPOINT ["/app/bin/tunkeeper"]
 CMD ["--help"]
