@@ -269,6 +269,23 @@ describeKube('the Helm chart against a real API server', () => {
     });
   });
 
+  it('NOTES.txt tells the admin what to do next, per mode', async () => {
+    const notes = async (release: string, set: string[]) => {
+      const r = await cluster.helm(['install', release, CHART_DIR, '--namespace', 'tunkeeper', '--dry-run=server', ...set.flatMap((s) => ['--set', s])]);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
+      expect(r.stdout).toContain('NOTES:');
+      return r.stdout.slice(r.stdout.indexOf('NOTES:'));
+    };
+    const kube = await notes('notes-kube', []);
+    expect(kube).toContain('kind: TunDevice');
+    expect(kube).toContain('kubectl get tundevices');
+    expect(kube).toContain('kubectl get tunnodestate <node-name> -o yaml');
+    expect(kube).toContain('tk-, tun-, tap-');
+    const standalone = await notes('notes-files', ['mode=standalone', 'standalone.existingConfigMap=site-tunnels']);
+    expect(standalone).toContain('tunkeeper/site-tunnels');
+    expect(standalone).not.toContain('kubectl get tundevices');
+  });
+
   it("the admin's path: helm install (CRDs included), apply the examples, kubectl get tundevices, uninstall keeps CRDs and objects", async () => {
     // Start from a cluster without the CRDs, as an admin's is: helm installs them from crds/.
     await kubectlOk(['delete', 'crd', 'tundevices.tunkeeper.io', 'tunnodestates.tunkeeper.io', '--wait=true']);
