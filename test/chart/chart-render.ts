@@ -55,7 +55,9 @@ export class HelmRunner {
   /** A values file holding `values` (as YAML), for `-f`. */
   valuesFile(values: object): string {
     const file = join(this.home, `values-${++this.valuesFiles}.yaml`);
-    writeFileSync(file, stringify(values));
+    // Helm reads values as YAML 1.1, where an unquoted yes/no/on/off is a boolean: write 1.1 so
+    // such strings come out quoted.
+    writeFileSync(file, stringify(values, { version: '1.1' }));
     return file;
   }
 
