@@ -36,6 +36,8 @@ export interface RequestSpec {
   contentType?: string;
   /** Whole-request deadline, ms. */
   timeoutMs?: number;
+  /** Ends the request early (the agent is stopping). */
+  signal?: AbortSignal;
 }
 
 /** One line of a watch stream. */
@@ -157,9 +159,14 @@ export class KubeApi {
     }
     opts.headers = headers;
     const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    if (spec.signal?.aborted) throw new KubeApiError(`${spec.method} ${spec.path}: aborted`, 0, 'Aborted');
     return await new Promise((resolve, reject) => {
       const req = send(url, opts);
       const deadline = new Deadline(timeoutMs, () => req.destroy(new KubeApiError(`${spec.method} ${spec.path}: no answer within ${Math.round(timeoutMs / 1000)} s`, 0, 'Timeout')));
+      spec.signal?.addEventListener('abort', () => {
+        deadline.clear();
+        req.destroy(new KubeApiError(`${spec.method} ${spec.path}: aborted`, 0, 'Aborted'));
+      }, { once: true });
       exposeAbort?.(() => {
         deadline.clear();
         req.destroy(new KubeApiError(`${spec.method} ${spec.path}: aborted`, 0, 'Aborted'));
@@ -210,8 +217,15 @@ function readAll(message: IncomingMessage, deadline: Deadline): Promise<string> 
     const chunks: Buffer[] = [];
     deadline.onExpire(() => message.destroy(new KubeApiError('the answer stopped arriving', 0, 'Timeout')));
     message.on('data', (c: Buffer) => chunks.push(c));
-    message.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    let ended = false;
+    message.on('end', () => {
+      ended = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
     message.on('error', (e) => reject(toApiError(e, 'reading the answer')));
+    message.on('close', () => {
+      if (!ended) reject(new KubeApiError('the connection closed before the whole answer arrived', 0, 'Closed'));
+    });
   });
 }
 

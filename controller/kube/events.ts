@@ -68,6 +68,7 @@ export class EventRecorder {
   readonly #buckets = new Map<string, Bucket>();
   readonly #sent = new Map<string, Sent>();
   #chain: Promise<void> = Promise.resolve();
+  readonly #lifetime = new AbortController();
 
   constructor(opts: EventRecorderOptions) {
     this.#o = { ...EVENT_DEFAULTS, now: Date.now, ...opts };
@@ -75,6 +76,7 @@ export class EventRecorder {
 
   /** Records an occurrence; sending happens in the background, one request at a time. */
   record(e: TunEvent): void {
+    if (this.#lifetime.signal.aborted) return;
     const key = `${e.device}\n${e.reason}`;
     const now = this.#o.now();
     const bucket = this.#bucket(key, now);
@@ -94,6 +96,12 @@ export class EventRecorder {
     return this.#chain;
   }
 
+  /** Drops what is not sent yet (an agent stopping does not wait for a slow API server). */
+  async close(): Promise<void> {
+    this.#lifetime.abort();
+    await this.#chain;
+  }
+
   #bucket(key: string, now: number): Bucket {
     let b = this.#buckets.get(key);
     if (!b) {
@@ -111,6 +119,7 @@ export class EventRecorder {
   }
 
   async #send(key: string, e: TunEvent, occurrences: number, at: number): Promise<void> {
+    if (this.#lifetime.signal.aborted) return;
     const note = e.note.length > NOTE_LIMIT ? `${e.note.slice(0, NOTE_LIMIT - 1)}…` : e.note;
     const prev = this.#sent.get(key);
     try {
@@ -122,6 +131,7 @@ export class EventRecorder {
           body: { series: { count, lastObservedTime: microTime(at) } },
           contentType: 'application/merge-patch+json',
           timeoutMs: 10_000,
+          signal: this.#lifetime.signal,
         });
         prev.count = count;
         prev.lastAt = at;
@@ -148,6 +158,7 @@ export class EventRecorder {
           related: { apiVersion: 'v1', kind: 'Node', name: this.#o.nodeName, ...(uid ? { uid } : {}) },
         },
         timeoutMs: 10_000,
+        signal: this.#lifetime.signal,
       });
       this.#sent.set(key, { name, note, count: occurrences, lastAt: at });
       this.#o.onResult?.('created', e.reason);

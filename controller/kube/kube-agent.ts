@@ -105,7 +105,7 @@ export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop,
     close: async () => {
       subscription.unsubscribe();
       await source.close();
-      await writer.close();
+      await Promise.all([writer.close(), events.close()]);
     },
   };
 }

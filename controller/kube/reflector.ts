@@ -58,6 +58,7 @@ export class Reflector<T extends KubeObject> {
   #sleep: { timer: NodeJS.Timeout; wake: () => void } | undefined;
   #running: Promise<void> | undefined;
   #lastError: string | undefined;
+  readonly #lifetime = new AbortController();
 
   constructor(opts: ReflectorOptions, observer: ReflectorObserver<T>) {
     this.#opts = { ...REFLECTOR_DEFAULTS, random: Math.random, ...opts };
@@ -88,6 +89,7 @@ export class Reflector<T extends KubeObject> {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#lifetime.abort();
     this.#watch?.abort();
     if (this.#sleep) {
       clearTimeout(this.#sleep.timer);
@@ -138,6 +140,7 @@ export class Reflector<T extends KubeObject> {
       path: this.#opts.path,
       query: { fieldSelector: this.#opts.fieldSelector },
       timeoutMs: this.#opts.listTimeoutMs,
+      signal: this.#lifetime.signal,
     });
     if (this.#stopped) return;
     this.#objects.clear();

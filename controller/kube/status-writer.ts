@@ -48,6 +48,7 @@ export class StatusWriter {
   #lastWriteAt = 0;
   #failures = 0;
   #closed = false;
+  readonly #lifetime = new AbortController();
 
   constructor(opts: StatusWriterOptions) {
     this.#o = { ...STATUS_WRITER_DEFAULTS, random: Math.random, ...opts };
@@ -60,7 +61,7 @@ export class StatusWriter {
   /** The status currently stored (to carry its transition times over a restart); undefined if none or unreachable. */
   async read(): Promise<TunNodeStateStatus | undefined> {
     try {
-      const obj = await this.#o.api.request<{ status?: TunNodeStateStatus }>({ method: 'GET', path: this.path, timeoutMs: 5_000 });
+      const obj = await this.#o.api.request<{ status?: TunNodeStateStatus }>({ method: 'GET', path: this.path, timeoutMs: 5_000, signal: this.#lifetime.signal });
       return obj.status;
     } catch (e) {
       if (!(e instanceof KubeApiError && e.statusCode === 404)) this.#o.logger.debug({ err: (e as Error).message }, 'cannot read the previous TunNodeState');
@@ -82,6 +83,7 @@ export class StatusWriter {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#lifetime.abort();
     clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#inFlight;
@@ -127,6 +129,7 @@ export class StatusWriter {
       this.#failures = 0;
       this.#o.onWrite?.('written');
     } catch (e) {
+      if (this.#closed) return;
       // Deleted behind our back: apply the object again on the next try.
       if (e instanceof KubeApiError && e.statusCode === 404) this.#objectFor = undefined;
       this.#failures++;
@@ -152,6 +155,7 @@ export class StatusWriter {
       body,
       contentType: APPLY,
       timeoutMs: this.#o.requestTimeoutMs,
+      signal: this.#lifetime.signal,
     });
   }
 }
