@@ -77,8 +77,12 @@ export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop,
 
   let handed: { devices: DesiredDevice[]; complete: boolean } | undefined;
   let lastProblems = '';
+  let wasConnected = false;
   const subscription: Subscription = source.snapshots$.subscribe((snap) => {
-    metrics.kubeConnected.set(snap.synced && snap.connected ? 1 : 0);
+    const connected = snap.synced && snap.connected;
+    metrics.kubeConnected.set(connected ? 1 : 0);
+    if (connected && !wasConnected) writer.retryNow();
+    wasConnected = connected;
     metrics.sourceComplete.set({ source: KUBE_SOURCE }, snap.complete ? 1 : 0);
     const problems = snap.problems.join('\n');
     if (problems !== lastProblems) {

@@ -76,7 +76,15 @@ export class StatusWriter {
     this.#schedule(0);
   }
 
-  /** Resolves when nothing is waiting to be written (tests). */
+  /** The API server is reachable again: a write waiting out its backoff goes now. */
+  retryNow(): void {
+    if (this.#failures === 0 || !this.#timer) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#schedule(0);
+  }
+
+  /** Something is waiting to be written, or being written. */
   get pending(): boolean {
     return this.#timer !== undefined || this.#inFlight !== undefined;
   }
