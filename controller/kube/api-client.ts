@@ -129,6 +129,9 @@ export class KubeApi {
           }
         });
         res.message.on('error', (e) => finish(toApiError(e, `watch ${path}`)));
+        // readline passes its input's errors on as its own 'error' events.
+        lines.on('error', (e) => finish(toApiError(e, `watch ${path}`)));
+        if (res.message.errored || res.message.destroyed) finish(new KubeApiError(`watch ${path}: the connection closed`, 0, 'Closed'));
         res.message.on('end', () => finish(undefined));
         res.message.on('close', () => finish(undefined));
       });
@@ -171,7 +174,12 @@ export class KubeApi {
         deadline.clear();
         req.destroy(new KubeApiError(`${spec.method} ${spec.path}: aborted`, 0, 'Aborted'));
       });
-      req.on('response', (message) => resolve({ message, deadline }));
+      req.on('response', (message) => {
+        // The connection may die before the reader (a microtask away) listens: an 'error' then
+        // must not become an uncaught exception. The readers check `errored` themselves.
+        message.on('error', () => undefined);
+        resolve({ message, deadline });
+      });
       req.on('error', (e) => {
         deadline.clear();
         reject(toApiError(e, `${spec.method} ${spec.path}`));
@@ -218,6 +226,10 @@ function readAll(message: IncomingMessage, deadline: Deadline): Promise<string> 
     deadline.onExpire(() => message.destroy(new KubeApiError('the answer stopped arriving', 0, 'Timeout')));
     message.on('data', (c: Buffer) => chunks.push(c));
     let ended = false;
+    if (message.errored || (message.destroyed && !message.complete)) {
+      reject(new KubeApiError('the connection closed before the whole answer arrived', 0, 'Closed'));
+      return;
+    }
     message.on('end', () => {
       ended = true;
       resolve(Buffer.concat(chunks).toString('utf8'));

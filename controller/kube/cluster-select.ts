@@ -46,6 +46,8 @@ export interface Selection {
   objects: SelectedObject[];
   /** False when pruning would be unsafe: an object never valid, or a contested name. */
   complete: boolean;
+  /** Why it is not complete, in words. */
+  incompleteBecause: string[];
   /** The valid versions to remember for the next call. */
   valid: Map<string, ValidVersion>;
   generations: Record<string, number>;
@@ -55,7 +57,7 @@ export function selectForNode(objects: readonly TunDeviceObject[], labels: Label
   const valid = new Map<string, ValidVersion>();
   const selected: SelectedObject[] = [];
   const declarations: Declaration[] = [];
-  let complete = true;
+  const incompleteBecause: string[] = [];
 
   for (const obj of [...objects].sort((a, b) => cmp(a.metadata?.name ?? '', b.metadata?.name ?? ''))) {
     const name = obj.metadata?.name ?? '';
@@ -86,13 +88,13 @@ export function selectForNode(objects: readonly TunDeviceObject[], labels: Label
       entry.ifname = kept.device.ifname;
       declarations.push(declarationOf(kept.device, 'spec.ifname'));
     } else {
-      complete = false;
+      incompleteBecause.push(`TunDevice ${name} is invalid and has no valid version in force`);
     }
     selected.push(entry);
   }
 
   const resolved = resolveConflicts(declarations);
-  if (resolved.contested.length > 0) complete = false;
+  if (resolved.contested.length > 0) incompleteBecause.push(`names declared by more than one TunDevice: ${resolved.contested.join(', ')}`);
   const contested = new Set(resolved.contested);
   for (const s of selected) {
     if (s.ifname === undefined || (!contested.has(s.ifname) && !contested.has(s.name))) continue;
@@ -104,7 +106,7 @@ export function selectForNode(objects: readonly TunDeviceObject[], labels: Label
     const g = valid.get(d.name)?.generation;
     if (g !== undefined) generations[d.name] = g;
   }
-  return { devices: resolved.devices, objects: selected, complete, valid, generations };
+  return { devices: resolved.devices, objects: selected, complete: incompleteBecause.length === 0, incompleteBecause, valid, generations };
 }
 
 function declarationOf(device: DesiredDevice, ifnamePath: string): Declaration {

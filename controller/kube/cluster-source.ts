@@ -163,7 +163,7 @@ export class ClusterSource {
     const labels = nodeObj?.metadata?.labels ?? {};
     const selection = selectForNode(this.#devices.objects(), labels, this.#valid);
     this.#valid = selection.valid;
-    if (!selection.complete) problems.push('a selected TunDevice is invalid with no valid version in force, or two claim one interface name');
+    problems.push(...selection.incompleteBecause);
     const snapshot: ClusterSnapshot = {
       devices: nodeObj ? selection.devices : this.#latest?.devices ?? [],
       complete: connected && nodeObj !== undefined && selection.complete,

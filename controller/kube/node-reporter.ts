@@ -81,8 +81,8 @@ export class NodeReporter {
       reports.set(d.device, { report: d, ...(g !== undefined ? { generation: g } : {}) });
       const refusals = d.findings.filter((f) => f.kind === 'refused').map((f) => f.reason);
       const conflicts = d.findings.filter((f) => f.kind === 'conflict').map((f) => f.reason);
-      if (refusals.length > 0) this.#tell(d.device, { type: 'Warning', reason: 'Refused', action: 'Reconcile', note: refusals.join('; ') });
-      if (conflicts.length > 0) this.#tell(d.device, { type: 'Warning', reason: 'Conflict', action: 'Reconcile', note: conflicts.join('; ') });
+      if (refusals.length > 0) this.#tell(d.device, { type: 'Warning', reason: 'Refused', action: 'Reconcile', note: `${d.ifname}: ${refusals.join('; ')}` });
+      if (conflicts.length > 0) this.#tell(d.device, { type: 'Warning', reason: 'Conflict', action: 'Reconcile', note: `${d.ifname}: ${conflicts.join('; ')}` });
       if (refusals.length === 0) this.#told.delete(`${d.device}\nRefused`);
       if (conflicts.length === 0) this.#told.delete(`${d.device}\nConflict`);
       for (const f of d.failures) {

@@ -104,7 +104,7 @@ describeKube('tunkeeper run --kube against a real API server', () => {
     spec: { nodeSelector: { matchLabels: { 'test.tunkeeper.io/suite': suite } }, ...spec },
   });
   const nodeState = async (node: string): Promise<NodeState | undefined> => {
-    const r = await cluster.kubectl(['get', 'tunnodestate', node, '-o', 'json']);
+    const r = await cluster.kubectl(['get', 'tunnodestate', node, '-o', 'json', '--show-managed-fields']);
     return r.code === 0 ? (JSON.parse(r.stdout) as NodeState) : undefined;
   };
   const deviceStatus = async (node: string, device: string): Promise<DeviceStatus | undefined> => (await nodeState(node))?.status?.devices?.find((d) => d.name === device);
@@ -203,7 +203,7 @@ describeKube('tunkeeper run --kube against a real API server', () => {
         tunDevice('st-host', 'st', { ifname: 'eth7' }),
         tunDevice('st-dup1', 'st', { ifname: 'tk-st-dup' }),
         tunDevice('st-dup2', 'st', { ifname: 'tk-st-dup' }),
-        tunDevice('st-cross', 'st', { ifname: 'tk-st-shared' }),
+        tunDevice('st-cross', 'st', { ifname: 'tk-st-shared', mtu: 1400 }),
       ]);
       const agent = await startTestAgent({ node: 'node-st', ns, paths: [files], tag: 'st' });
       try {
@@ -223,7 +223,11 @@ describeKube('tunkeeper run --kube against a real API server', () => {
 
         // Neither side of a conflict is applied, nor the refused one; the good one is.
         expect(await link(ns, 'tk-st0')).toBeDefined();
-        for (const ifname of ['eth7', 'tk-st-dup', 'tk-st-shared']) expect(await link(ns, ifname)).toBeUndefined();
+        for (const ifname of ['eth7', 'tk-st-dup']) expect(await link(ns, ifname)).toBeUndefined();
+        // The file's device was made by the first pass, before the cluster was listed; once the
+        // TunDevice contests it, neither takes over: it stays as it is, the file's (mtu 1500).
+        const shared = await ns.ipJson<Array<{ ifalias?: string; mtu: number }>>('link', 'show', 'dev', 'tk-st-shared');
+        expect(shared[0]).toMatchObject({ ifalias: 'tunkeeper:st-local', mtu: 1500 });
         // Two sources contest a name: nothing is pruned while that lasts.
         expect(agent.loop.status().prune).toBe(false);
 
@@ -241,13 +245,18 @@ describeKube('tunkeeper run --kube against a real API server', () => {
         expect(refused).toMatchObject({ type: 'Warning', reportingController: 'tunkeeper.io/agent', reportingInstance: 'node-st', regarding: { kind: 'TunDevice', name: 'st-host' } });
         expect(refused.note).toContain('eth7');
 
-        // The file gives way: the TunDevice takes the name, its conflict clears.
+        // Both conflicts end (the file gives way, one duplicate goes): pruning resumes, so the
+        // TunDevice may replace the device no declaration wants any more, and takes the name.
         await rm(join(files, 'local.yaml'));
-        await eventually('tk-st-shared created once the file is gone', async () => (await link(ns, 'tk-st-shared')) !== undefined);
+        await kubectl('delete', 'tundevice', 'st-dup2');
         await eventually('st-cross Ready', async () => condition(await deviceStatus('node-st', 'st-cross'), 'Ready')?.status === 'True');
+        await eventually('st-dup1 Ready', async () => condition(await deviceStatus('node-st', 'st-dup1'), 'Ready')?.status === 'True');
+        expect(agent.loop.status().prune).toBe(true);
+        const taken = await ns.ipJson<Array<{ ifalias?: string; mtu: number }>>('link', 'show', 'dev', 'tk-st-shared');
+        expect(taken[0]).toMatchObject({ ifalias: 'tunkeeper:st-cross', mtu: 1400 });
       } finally {
         await agent.stop();
-        await cluster.kubectl(['delete', 'tundevice', 'st-ok', 'st-host', 'st-dup1', 'st-dup2', 'st-cross']);
+        await cluster.kubectl(['delete', 'tundevice', 'st-ok', 'st-host', 'st-dup1', 'st-dup2', 'st-cross', '--ignore-not-found']);
       }
     }, 'kube-st');
   });
