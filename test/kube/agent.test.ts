@@ -114,9 +114,9 @@ describeKube('tunkeeper run --kube against a real API server', () => {
     return out.items.filter((e) => e.reportingInstance === node);
   };
 
-  const startTestAgent = async (opts: { node: string; ns: Netns; paths?: string[]; stateDir?: string; tag: string }): Promise<Agent> => {
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromFile(cluster.proxyKubeconfigPath);
+  const startTestAgent = async (opts: { node: string; ns: Netns; paths?: string[]; stateDir?: string; tag: string; kubeConfig?: KubeConfig }): Promise<Agent> => {
+    const kubeConfig = opts.kubeConfig ?? new KubeConfig();
+    if (!opts.kubeConfig) kubeConfig.loadFromFile(cluster.proxyKubeconfigPath);
     const logger = createLogger('debug', createWriteStream(join(work, `${opts.tag}.log`), { flags: 'a' }));
     return startAgent({
       paths: opts.paths ?? [],
@@ -259,6 +259,75 @@ describeKube('tunkeeper run --kube against a real API server', () => {
         await cluster.kubectl(['delete', 'tundevice', 'st-ok', 'st-host', 'st-dup1', 'st-dup2', 'st-cross', '--ignore-not-found']);
       }
     }, 'kube-st');
+  });
+
+  it('works with exactly the permissions of the API contract (a ServiceAccount token, RBAC on)', async () => {
+    const rbac = [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'tk-agent-test', namespace: 'default' } },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: 'tk-agent-test' },
+        rules: [
+          { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+          { apiGroups: ['tunkeeper.io'], resources: ['tundevices'], verbs: ['list', 'watch'] },
+          { apiGroups: ['tunkeeper.io'], resources: ['tunnodestates'], verbs: ['get', 'create', 'patch'] },
+          { apiGroups: ['tunkeeper.io'], resources: ['tunnodestates/status'], verbs: ['patch'] },
+        ],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: 'tk-agent-test' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tk-agent-test' },
+        subjects: [{ kind: 'ServiceAccount', name: 'tk-agent-test', namespace: 'default' }],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: 'tk-agent-test-events', namespace: 'default' },
+        rules: [{ apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] }],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'tk-agent-test-events', namespace: 'default' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'tk-agent-test-events' },
+        subjects: [{ kind: 'ServiceAccount', name: 'tk-agent-test', namespace: 'default' }],
+      },
+    ];
+    await apply(rbac);
+    const token = (await kubectl('create', 'token', 'tk-agent-test', '-n', 'default', '--duration=1h')).trim();
+    const admin = new KubeConfig();
+    admin.loadFromFile(cluster.proxyKubeconfigPath);
+    const restricted = new KubeConfig();
+    restricted.loadFromOptions({
+      clusters: [{ name: 'test', server: admin.getCurrentCluster()!.server, caFile: join(cluster.dir, 'ca.crt') }],
+      users: [{ name: 'agent', token }],
+      contexts: [{ name: 'agent', cluster: 'test', user: 'agent' }],
+      currentContext: 'agent',
+    });
+
+    await withNetns(async (ns) => {
+      await cluster.createNode('node-rbac', { 'test.tunkeeper.io/suite': 'rbac' });
+      await apply([tunDevice('rbac-a', 'rbac', { ifname: 'tk-rbac0' }), tunDevice('rbac-host', 'rbac', { ifname: 'eth9' })]);
+      const agent = await startTestAgent({ node: 'node-rbac', ns, tag: 'rbac', kubeConfig: restricted });
+      try {
+        await eventually('tk-rbac0 created', async () => (await link(ns, 'tk-rbac0')) !== undefined);
+        await eventually('rbac-a Ready in the TunNodeState', async () => condition(await deviceStatus('node-rbac', 'rbac-a'), 'Ready')?.status === 'True');
+        await eventually('Applied and Refused Events', async () => {
+          const list = await events('node-rbac');
+          return list.some((e) => e.reason === 'Applied') && list.some((e) => e.reason === 'Refused');
+        });
+        const writes = await agent.metrics.registry.getSingleMetricAsString('tunkeeper_kube_status_writes_total');
+        expect(writes).toMatch(/result="error"\} 0/);
+        const sent = await agent.metrics.registry.getSingleMetricAsString('tunkeeper_kube_events_total');
+        expect(sent).not.toContain('result="error"');
+      } finally {
+        await agent.stop();
+        await cluster.kubectl(['delete', 'tundevice', 'rbac-a', 'rbac-host', '--ignore-not-found']);
+      }
+    }, 'kube-rbac');
   });
 
   it('keeps everything and repairs drift while the API server is stopped or black-holed, and resumes after', async () => {
