@@ -18,6 +18,7 @@ import { STATE_FILE_NAME } from '../../controller/kube/state-store.js';
 import { createLogger } from '../../controller/logger.js';
 import { createAgentReconciler } from '../../controller/loop/reconciler.js';
 import { DEFAULT_SETTINGS } from '../../controller/settings.js';
+import { CliProcess } from '../helpers/cli.js';
 import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 
@@ -328,6 +329,36 @@ describeKube('tunkeeper run --kube against a real API server', () => {
         await cluster.kubectl(['delete', 'tundevice', 'rbac-a', 'rbac-host', '--ignore-not-found']);
       }
     }, 'kube-rbac');
+  });
+
+  it('`tunkeeper run --kube` (the command) takes NODE_NAME and --kubeconfig, serves /readyz and /metrics, exits 0 on SIGTERM', async () => {
+    await withNetns(async (ns) => {
+      await cluster.createNode('node-cli', { 'test.tunkeeper.io/suite': 'cli' });
+      await apply([tunDevice('cli-a', 'cli', { ifname: 'tk-cli0' })]);
+      const env: NodeJS.ProcessEnv = { ...process.env, NODE_NAME: 'node-cli' };
+      delete env.KUBERNETES_SERVICE_HOST;
+      const p = new CliProcess(
+        ['run', '--kube', '--kubeconfig', cluster.proxyKubeconfigPath, '--netns', ns.name, '--state-dir', join(work, 'cli-state'), '--metrics-address', '127.0.0.1:0'],
+        { env },
+      );
+      try {
+        await p.until((x) => /"url":"http:\/\/[^"]+"/.test(x.stdout));
+        const url = /"url":"(http:\/\/[^"]+)"/.exec(p.stdout)![1]!;
+        await eventually('tk-cli0 created', async () => (await link(ns, 'tk-cli0')) !== undefined);
+        await eventually('/readyz ok', async () => (await fetch(`${url}/readyz`)).status === 200);
+        const metrics = await (await fetch(`${url}/metrics`)).text();
+        expect(metrics).toContain('tunkeeper_kube_connected 1');
+        expect(metrics).toContain('tunkeeper_source_complete{source="kube"} 1');
+        await eventually('cli-a Ready', async () => condition(await deviceStatus('node-cli', 'cli-a'), 'Ready')?.status === 'True');
+        expect(p.stdout).toContain('"node":"node-cli"');
+      } finally {
+        p.kill('SIGTERM');
+        const r = await p.exited;
+        await cluster.kubectl(['delete', 'tundevice', 'cli-a', '--ignore-not-found']);
+        expect(r.code).toBe(0);
+      }
+      expect(await link(ns, 'tk-cli0')).toBeDefined();
+    }, 'kube-cli');
   });
 
   it('keeps everything and repairs drift while the API server is stopped or black-holed, and resumes after', async () => {
