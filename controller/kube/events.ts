@@ -79,6 +79,7 @@ export class EventRecorder {
     if (this.#lifetime.signal.aborted) return;
     const key = `${e.device}\n${e.reason}`;
     const now = this.#o.now();
+    if (this.#buckets.size > 1024) this.#sweep(now);
     const bucket = this.#bucket(key, now);
     if (bucket.tokens < 1) {
       bucket.suppressed++;
@@ -100,6 +101,15 @@ export class EventRecorder {
   async close(): Promise<void> {
     this.#lifetime.abort();
     await this.#chain;
+  }
+
+  /** Forgets devices and reasons quiet long enough that forgetting changes nothing. */
+  #sweep(now: number): void {
+    for (const [key, sent] of this.#sent) if (now - sent.lastAt > this.#o.seriesWindowMs) this.#sent.delete(key);
+    for (const [key, b] of this.#buckets) {
+      const full = b.tokens + Math.floor((now - b.refilledAt) / this.#o.refillMs) >= this.#o.burst;
+      if (full && b.suppressed === 0 && !this.#sent.has(key)) this.#buckets.delete(key);
+    }
   }
 
   #bucket(key: string, now: number): Bucket {

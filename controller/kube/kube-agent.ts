@@ -25,7 +25,7 @@ export interface KubeAgentOptions {
   stateDir?: string;
   /** Server-side watch timeout, s (default 300, jittered). */
   watchTimeoutSeconds?: number;
-  /** A watch silent for this long is presumed dead (default: timeout × 1.5 + 10 s). */
+  /** A watch silent for this long is presumed dead (default 150 s; bookmarks come about every minute). */
   idleTimeoutMs?: number;
   listTimeoutMs?: number;
   statusMinIntervalMs?: number;

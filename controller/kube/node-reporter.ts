@@ -59,6 +59,11 @@ export class NodeReporter {
 
   sourceChanged(snapshot: ClusterSnapshot): void {
     this.#snapshot = snapshot;
+    if (snapshot.synced) {
+      // A device no longer selected starts afresh if it comes back.
+      const names = new Set(snapshot.objects.map((o) => o.name));
+      for (const key of this.#told.keys()) if (!names.has(key.split('\n')[0]!)) this.#told.delete(key);
+    }
     for (const o of snapshot.objects) {
       if (o.invalid !== undefined) this.#tell(o.name, { type: 'Warning', reason: 'Invalid', action: 'Validate', note: o.invalid });
       if (o.conflict !== undefined) this.#tell(o.name, { type: 'Warning', reason: 'Conflict', action: 'Validate', note: o.conflict });

@@ -23,7 +23,7 @@ export interface ReflectorOptions {
   fieldSelector?: string;
   /** Server-side watch timeout, s (jittered up to +50% per watch so a fleet's reconnects spread out). */
   watchTimeoutSeconds?: number;
-  /** A watch quiet for longer than this (no event, no bookmark) is presumed dead. Default: timeout × 1.5 + 10 s. */
+  /** A watch quiet for longer than this (no event, no bookmark) is presumed dead. Default 150 s (bookmarks come about every minute). */
   idleTimeoutMs?: number;
   listTimeoutMs?: number;
   backoff?: BackoffOptions;
@@ -158,7 +158,10 @@ export class Reflector<T extends KubeObject> {
   async #watchOnce(): Promise<'ended' | 'gone' | KubeApiError> {
     if (this.#stopped) return 'ended';
     const timeout = Math.round(this.#opts.watchTimeoutSeconds * (1 + 0.5 * this.#opts.random()));
-    const idle = this.#opts.idleTimeoutMs ?? timeout * 1500 + 10_000;
+    // With bookmarks the API server's watch cache says something about once a minute even when
+    // nothing changes, so 2.5 minutes of silence means a dead (black-holed) connection. Without
+    // them a quiet watch is merely resumed from its version: harmless.
+    const idle = this.#opts.idleTimeoutMs ?? Math.min(timeout * 1000 + 30_000, 150_000);
     let gone = false;
     const handle = this.#opts.api.watch<T>(
       this.#opts.path,
