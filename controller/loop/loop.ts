@@ -24,7 +24,7 @@ import type { DesiredDevice } from '../desired.js';
 import type { ReconcileInput, ReconcileOnce, ReconcileResult } from '../reconcile-types.js';
 import { backoffDelay, type BackoffOptions, type Random } from './backoff.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { DesiredSources } from './desired-sources.js';
+import { DesiredSources, type CrossSourceConflict } from './desired-sources.js';
 
 export const WAKE_REASONS = ['startup', 'netlink-event', 'resync-needed', 'desired-changed', 'periodic', 'retry'] as const;
 export type WakeReason = (typeof WAKE_REASONS)[number];
@@ -170,6 +170,11 @@ export class ReconcileLoop {
   updateSource(name: string, devices: DesiredDevice[], complete: boolean): void {
     this.#sources.update(name, devices, complete);
     this.trigger('desired-changed');
+  }
+
+  /** Declarations two sources contest (applied from neither); see desired-sources.ts. */
+  conflicts(): CrossSourceConflict[] {
+    return this.#sources.conflicts();
   }
 
   /** Stops timers, lets a pass in flight finish, and runs no more. Idempotent. */
