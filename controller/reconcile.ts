@@ -55,7 +55,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   const observeAndPlan = async (input: ReconcileInput): Promise<{ rtnl: Rtnl; plan: Plan; observed: ObservedState }> => {
     const rtnl = await client();
     const observed = await observe(rtnl, { policy: options.policy, desired: input.desired });
-    return { rtnl, observed, plan: makePlan(input.desired, observed, options.policy, { prune: input.prune }) };
+    return { rtnl, observed, plan: makePlan(input.desired, observed, options.policy, { prune: input.prune, hold: input.hold ?? [] }) };
   };
 
   const reconcile = async (input: ReconcileInput): Promise<ReconcileReport> => {
@@ -112,7 +112,7 @@ export function deviceReports(plan: Plan, failures: readonly ActionFailure[], if
 }
 
 function statusOf(planned: Plan['devices'][number]['status'], findings: Finding[], failures: ActionFailure[]): DeviceReport['status'] {
-  if (planned === 'refused' || planned === 'conflict') return planned;
+  if (planned === 'refused' || planned === 'conflict' || planned === 'held') return planned;
   if (failures.length > 0) return 'degraded';
   // Part of the declaration (an address, a route) could not be taken on.
   if (findings.some((f) => f.kind === 'conflict')) return 'conflict';
