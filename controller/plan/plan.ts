@@ -305,6 +305,11 @@ class Planner {
     return { bound, stale };
   }
 
+  /** A held name with a declaration (a name only held is no device of this plan). */
+  private isHeldDeclared(name: string): boolean {
+    return this.held.has(name) && this.devices.some((d) => d.name === name);
+  }
+
   /** Decides, per declared device, whether it is created, managed, recreated or in conflict. */
   private resolveHolders(bound: Map<number, DesiredDevice[]>, stale: Map<number, string>): Set<number> {
     const takenOver = new Set<number>();
@@ -328,7 +333,14 @@ class Planner {
       }
       const staleOwner = stale.get(holder.ifindex);
       if (staleOwner !== undefined) {
-        if (this.prune) {
+        if (this.isHeldDeclared(staleOwner)) {
+          this.excludeDevice(
+            'conflict',
+            'IfnameHeldByStaleDevice',
+            d,
+            `${d.ifname} holds the former device of TunDevice "${staleOwner}", which is held (changed behind tunkeeper's back); it is replaced once the hold ends`,
+          );
+        } else if (this.prune) {
           takenOver.add(holder.ifindex);
           this.managed.push({ d, mode: 'recreate', link: holder, recreateChanges: [], previousOwner: staleOwner, addresses: [], conflictedAddresses: new Set() });
         } else {
@@ -363,7 +375,7 @@ class Planner {
     for (const [ifindex, owner] of stale) {
       if (takenOver.has(ifindex)) continue;
       const link = this.linkByIndex.get(ifindex) as ObservedLink;
-      if (this.held.has(owner) && this.devices.some((d) => d.name === owner)) {
+      if (this.isHeldDeclared(owner)) {
         // The held device's former link (it now declares another ifname): its move waits too.
         this.unmanagedLinks.add(ifindex);
         this.retained.push({ device: owner, ifname: link.ifname, ifindex, reason: `TunDevice "${owner}" is held (changed behind tunkeeper's back); its former device is left until the hold ends` });
