@@ -18,7 +18,13 @@
  *     also silently), and nexthop objects (routes using a deleted nexthop go with it). Any such
  *     notification bumps a generation counter. The only route notifications that do not are
  *     those of tunkeeper's own protocol that replace nothing (an add or delete of an owned route
- *     cannot change a foreign one; a replace might have overwritten one, so it counts).
+ *     cannot change a foreign one; a replace might have overwritten one, so it counts) in a
+ *     place every pass re-lists anyway: IPv6, or an IPv4 table the pass observes.
+ *   - What is kept besides: tunkeeper's own IPv4 routes in tables the pass does not observe
+ *     (leftovers that only pruning touches). Walking the main table costs the kernel ~8-20 ms
+ *     per 100k routes even when nothing matches, and a dump of every table walks it twice (main
+ *     and local share one trie), so a reusing pass dumps its own IPv4 routes table by table and
+ *     takes those leftovers from here; any own IPv4 notification in another table invalidates.
  *   - An ENOBUFS on that socket, or any receive error, bumps it too: lost notifications may have
  *     said anything.
  *   - Notifications are queued on the socket when the kernel makes the change, in order. So
@@ -40,9 +46,11 @@
  * what was listed may be listed again.
  */
 import { openNetlinkTransport, type NetlinkTransport } from '../netlink/client-transport.js';
-import { RTMSG_LEN } from '../netlink/constants/route.js';
+import { RTA_TABLE, RTMSG_LEN } from '../netlink/constants/route.js';
 import { NLM_F_ACK, NLM_F_REPLACE, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP } from '../netlink/constants/netlink.js';
 import {
+  AF_INET,
+  AF_INET6,
   RTM_DELADDR,
   RTM_DELLINK,
   RTM_DELROUTE,
@@ -83,6 +91,14 @@ interface Entry {
   generation: number;
   scope: ForeignScope;
   routes: ForeignRoute[];
+  /** tunkeeper's own IPv4 routes in tables outside scope.tables (leftovers only prune touches). */
+  ownedElsewhere: ObservedRoute[];
+}
+
+/** What a pass may reuse. */
+export interface KeptRoutes {
+  foreign: ForeignRoute[];
+  ownedElsewhere: ObservedRoute[];
 }
 
 export interface ForeignRouteCacheStats {
@@ -92,6 +108,10 @@ export interface ForeignRouteCacheStats {
   misses: number;
   /** Notifications or overflows that invalidated what was kept. */
   invalidations: number;
+}
+
+function sameTables(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((t) => b.includes(t));
 }
 
 function within<T>(inner: Iterable<T>, outer: ReadonlySet<T>): boolean {
@@ -106,6 +126,8 @@ export class ForeignRouteCache {
   #seq = 0;
   #pending: { seq: number; resolve: (generation: number | undefined) => void; timer: NodeJS.Timeout } | undefined;
   #entry: Entry | undefined;
+  /** The tables of the latest sync(): own route notifications there are re-listed anyway. */
+  #syncTables: ReadonlySet<number> = new Set();
   #closed = false;
   readonly stats: ForeignRouteCacheStats = { hits: 0, misses: 0, invalidations: 0 };
 
@@ -136,10 +158,12 @@ export class ForeignRouteCache {
   /**
    * Resolves with the generation once every notification queued before this call has been
    * handled, or undefined when that cannot be told (no ack in time, an overflow, closed).
+   * `tables`: the tables the pass observes (whose own routes it dumps itself).
    */
-  sync(): Promise<number | undefined> {
+  sync(tables: readonly number[]): Promise<number | undefined> {
     if (this.#closed) return Promise.resolve(undefined);
     this.#settle(undefined);
+    this.#syncTables = new Set(tables);
     const seq = (this.#seq = (this.#seq % 0x7fffffff) + 1);
     const msg = Buffer.alloc(NLMSG_HDRLEN);
     msg.writeUInt32LE(NLMSG_HDRLEN, 0);
@@ -159,17 +183,18 @@ export class ForeignRouteCache {
   }
 
   /**
-   * The kept routes if they are still exact for `scope` at `generation` (from sync()), else
-   * undefined; always undefined for a verifying pass.
+   * What was kept, if still exact for `scope` at `generation` (from sync()), else undefined;
+   * always undefined for a verifying pass. The tables must be the same: the owned routes kept
+   * are those outside them.
    */
-  get(generation: number, scope: ForeignScope, verify = false): ForeignRoute[] | undefined {
+  get(generation: number, scope: ForeignScope, verify = false): KeptRoutes | undefined {
     const e = this.#entry;
     const ok =
       !verify &&
       e !== undefined &&
       e.generation === generation &&
       generation === this.#generation &&
-      within(scope.tables, new Set(e.scope.tables)) &&
+      sameTables(scope.tables, e.scope.tables) &&
       within(scope.links, e.scope.links) &&
       within(scope.sources, e.scope.sources) &&
       within(scope.prefixes, e.scope.prefixes);
@@ -178,13 +203,12 @@ export class ForeignRouteCache {
       return undefined;
     }
     this.stats.hits++;
-    const tables = new Set(scope.tables);
-    return e.routes.filter((f) => tables.has(f.route.table));
+    return { foreign: e.routes, ownedElsewhere: e.ownedElsewhere };
   }
 
-  /** Keeps what a dump that started after the sync that read `generation` found relevant in `scope`. */
-  put(generation: number, scope: ForeignScope, routes: ForeignRoute[]): void {
-    this.#entry = { generation, scope, routes };
+  /** Keeps what a dump that started after the sync that read `generation` found for `scope`. */
+  put(generation: number, scope: ForeignScope, kept: KeptRoutes): void {
+    this.#entry = { generation, scope, routes: kept.foreign, ownedElsewhere: kept.ownedElsewhere };
   }
 
   close(): void {
@@ -225,6 +249,30 @@ export class ForeignRouteCache {
     }
   }
 
+  /**
+   * A notification of an own route that replaces nothing, in a place every pass re-lists itself:
+   * IPv6 (all of tunkeeper's IPv6 routes are dumped every pass), or an IPv4 table both the kept
+   * entry and the latest sync observe (their own routes are dumped per table every pass).
+   */
+  #ownChangeReListed(buf: Buffer, off: number, len: number, type: number, flags: number): boolean {
+    const p = off + NLMSG_HDRLEN;
+    if (len < NLMSG_HDRLEN + RTMSG_LEN) return false;
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    if (buf[p + 5] !== this.#protocol) return false;
+    if (type === RTM_NEWROUTE && (flags & NLM_F_REPLACE) !== 0) return false;
+    const family = buf[p]!;
+    if (family === AF_INET6) return true;
+    if (family !== AF_INET) return false;
+    let table = buf[p + 4]!;
+    for (let a = p + RTMSG_LEN; a + 4 <= off + len; ) {
+      const alen = buf.readUInt16LE(a);
+      if (alen < 4) break;
+      if ((buf.readUInt16LE(a + 2) & 0x3fff) === RTA_TABLE && alen >= 8) table = buf.readUInt32LE(a + 4);
+      a += (alen + 3) & ~3;
+    }
+    return this.#syncTables.has(table) && this.#entry?.scope.tables.includes(table) === true;
+  }
+
   #onMessage(buf: Buffer, off: number, len: number, type: number, flags: number, seq: number): void {
     switch (type) {
       case NLMSG_ERROR: {
@@ -244,10 +292,7 @@ export class ForeignRouteCache {
         return;
       case RTM_NEWROUTE:
       case RTM_DELROUTE: {
-        // struct rtmsg: rtm_protocol is its sixth byte.
-        const protocol = len >= NLMSG_HDRLEN + RTMSG_LEN ? buf[off + NLMSG_HDRLEN + 5] : undefined;
-        const replaces = type === RTM_NEWROUTE && (flags & NLM_F_REPLACE) !== 0;
-        if (protocol === this.#protocol && !replaces) return;
+        if (this.#ownChangeReListed(buf, off, len, type, flags)) return;
         // Any table, not only those kept: a dump of a newly observed table may be under way, and
         // its change must not be missed. Foreign churn elsewhere costs a full dump, as before.
         this.#invalidate(false);

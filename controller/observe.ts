@@ -18,10 +18,10 @@
  * Fail static: a dump that stayed interrupted (NLM_F_DUMP_INTR) through the client's retries, or
  * failed in any other way, yields no snapshot at all — ObservationError — never a partial one.
  */
-import type { Rtnl } from '../netlink/index.js';
+import type { Rtnl, RouteMessage } from '../netlink/index.js';
 import { NetlinkDumpInterruptedError } from '../netlink/index.js';
 import { AF_INET, AF_INET6 } from '../netlink/constants/rtnetlink.js';
-import type { ForeignRouteCache, ForeignScope } from './observe-cache.js';
+import type { ForeignRoute, ForeignRouteCache, ForeignScope } from './observe-cache.js';
 import { OWNER_MARKER_PREFIX, type DesiredDevice, type Policy } from './desired.js';
 import { networkOf } from './plan/ip.js';
 import { RT_TABLE_MAIN, type ObservedAddress, type ObservedLink, type ObservedRoute, type ObservedState } from './observed.js';
@@ -63,11 +63,12 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
   const protocol = options.policy.routeProtocol;
   const cache = options.cache;
   const desired = options.desired ?? [];
+  const tables = observedTables(desired);
   try {
     // Before any dump: what the cache may reuse is what no notification has touched since.
-    const generation = cache !== undefined ? await cache.sync() : undefined;
+    const generation = cache !== undefined ? await cache.sync(tables) : undefined;
     // Queued together: the client runs dumps one after another on its socket.
-    const [linkMsgs, addrMsgs, owned] = await Promise.all([rtnl.links(), rtnl.addresses(), rtnl.routes({ protocol })]);
+    const [linkMsgs, addrMsgs] = await Promise.all([rtnl.links(), rtnl.addresses()]);
     const links: ObservedLink[] = [];
     for (const m of linkMsgs) {
       const l = toObservedLink(m);
@@ -78,33 +79,47 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
       const a = toObservedAddress(m);
       if (a !== undefined) addresses.push(a);
     }
+    const scope = foreignScope(links, addresses, desired);
+    const kept = generation !== undefined ? cache?.get(generation, scope, options.verify === true) : undefined;
     const routes: ObservedRoute[] = [];
-    for (const m of owned) {
+    const add = (m: RouteMessage): void => {
       const r = toObservedRoute(m);
       if (r !== undefined) routes.push(r);
+    };
+    if (kept !== undefined) {
+      // tunkeeper's own routes, afresh: IPv4 table by table (one walk of each), all of IPv6.
+      const owned = await Promise.all([...tables.map((table) => rtnl.routes({ family: 4, table, protocol })), rtnl.routes({ family: 6, protocol })]);
+      for (const list of owned) for (const m of list) add(m);
+      routes.push(...kept.ownedElsewhere);
+      // Kept for a scope at least as wide: narrowed to this pass's.
+      for (const f of kept.foreign) {
+        const r = f.route;
+        if (inScope(scope, r.family === 4 ? AF_INET : AF_INET6, r.oif, r.prefsrc, f.multipath, r.dst, r.dstLength)) routes.push(r);
+      }
+      return { links, addresses, routes };
+    }
+    const [owned, ...perTable] = await Promise.all([rtnl.routes({ protocol }), ...tables.map((table) => rtnl.routes({ table }))]);
+    const ownedElsewhere: ObservedRoute[] = [];
+    for (const m of owned) {
+      const r = toObservedRoute(m);
+      if (r === undefined) continue;
+      routes.push(r);
+      if (r.family === 4 && !tables.includes(r.table)) ownedElsewhere.push(r);
     }
     // Owned routes of these tables are in the protocol dump already. Of the foreign ones, only
     // those plan can ever reason about are kept: a node may carry 100k foreign routes, and
     // converting and indexing them all made every pass cost seconds (bench: drift-repair-p99-ms).
-    const scope = foreignScope(links, addresses, desired);
-    let foreign = generation !== undefined ? cache?.get(generation, scope, options.verify === true) : undefined;
-    if (foreign === undefined) {
-      foreign = [];
-      const perTable = await Promise.all(scope.tables.map((table) => rtnl.routes({ table })));
-      for (const list of perTable) {
-        for (const m of list) {
-          if (m.protocol === protocol || !inScope(scope, m.family, m.oif, m.prefsrc, m.multipath !== undefined, m.dst, m.dstLen)) continue;
-          const r = toObservedRoute(m);
-          if (r !== undefined) foreign.push({ route: r, multipath: m.multipath !== undefined });
-        }
+    const foreign: ForeignRoute[] = [];
+    for (const list of perTable) {
+      for (const m of list) {
+        if (m.protocol === protocol || !inScope(scope, m.family, m.oif, m.prefsrc, m.multipath !== undefined, m.dst, m.dstLen)) continue;
+        const r = toObservedRoute(m);
+        if (r === undefined) continue;
+        routes.push(r);
+        foreign.push({ route: r, multipath: m.multipath !== undefined });
       }
-      if (generation !== undefined) cache?.put(generation, scope, foreign);
     }
-    for (const f of foreign) {
-      const r = f.route;
-      // A kept list was dumped for a scope at least as wide: narrow it to this pass's.
-      if (inScope(scope, r.family === 4 ? AF_INET : AF_INET6, r.oif, r.prefsrc, f.multipath, r.dst, r.dstLength)) routes.push(r);
-    }
+    if (generation !== undefined) cache?.put(generation, scope, { foreign, ownedElsewhere });
     return { links, addresses, routes };
   } catch (e) {
     throw new ObservationError(e);

@@ -31,6 +31,8 @@ describeKernel('ForeignRouteCache', () => {
 
   beforeEach(async () => {
     ns = await createNetns('cache');
+    // No IPv6 here: addrconf would add link-local addresses (notifications) at its own pace.
+    await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
     await ns.ip('link', 'add', 'fx0', 'type', 'veth', 'peer', 'name', 'fx1');
     await ns.ip('link', 'set', 'fx1', 'up');
     await ns.ip('link', 'set', 'fx0', 'up');
@@ -69,6 +71,23 @@ describeKernel('ForeignRouteCache', () => {
     expect(cache.stats).toMatchObject({ hits: 3, misses: 2 });
   });
 
+  it('keeps tunkeeper\'s leftovers in unobserved tables only until an own route changes there', async () => {
+    const elsewhere = (s: ObservedState): string[] => s.routes.filter((r) => r.table === 300).map((r) => `${r.dst}/${r.dstLength} p${r.protocol}`);
+    await ns.ip('route', 'add', '198.51.100.0/24', 'dev', 'fx0', 'proto', String(PROTO), 'table', '300');
+    expect(elsewhere(await look(true))).toEqual([`198.51.100.0/24 p${PROTO}`]);
+    expect(elsewhere(await look())).toEqual([`198.51.100.0/24 p${PROTO}`]);
+    expect(cache.stats).toMatchObject({ hits: 1, misses: 1 });
+    await ns.ip('route', 'del', '198.51.100.0/24', 'dev', 'fx0', 'proto', String(PROTO), 'table', '300');
+    expect(elsewhere(await look())).toEqual([]);
+    await ns.ip('route', 'add', '198.51.101.0/24', 'dev', 'fx0', 'proto', String(PROTO), 'table', '300');
+    expect(elsewhere(await look())).toEqual([`198.51.101.0/24 p${PROTO}`]);
+    expect(cache.stats).toMatchObject({ hits: 1, misses: 3 });
+    // Own changes in the observed tables are re-listed by every pass: no reason to dump again.
+    await ns.ip('route', 'add', '198.51.102.0/24', 'dev', 'fx0', 'proto', String(PROTO));
+    expect(routesOf(await look())).toContain(`198.51.102.0/24 p${PROTO} m0`);
+    expect(cache.stats).toMatchObject({ hits: 2, misses: 3 });
+  });
+
   it('dumps again after a foreign route is deleted, added or replaced over by an owned one', async () => {
     await look(true);
     await ns.ip('route', 'del', '198.51.100.0/24', 'dev', 'fx0', 'proto', 'static', 'metric', '5');
@@ -103,8 +122,8 @@ describeKernel('ForeignRouteCache', () => {
     const s = await look();
     expect(s.routes.some((r) => r.table === 100 && r.dst === '198.51.102.0')).toBe(true);
     expect(cache.stats).toMatchObject({ hits: 0, misses: 3 });
-    // A narrower scope is served from what was kept, narrowed.
-    desired = [device('a', { routes: [route('198.51.101.0/24')] })];
+    // A narrower scope (same tables) is served from what was kept, narrowed.
+    desired = [device('a', { routes: [route('198.51.101.0/24'), route('198.51.102.0/24', { table: 100 })] })];
     expect(routesOf(await look())).toEqual(['198.51.101.0/24 p4 m0']);
     expect(cache.stats).toMatchObject({ hits: 1, misses: 3 });
   });
