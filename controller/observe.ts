@@ -18,7 +18,10 @@
  * Fail static: a dump that stayed interrupted (NLM_F_DUMP_INTR) through the client's retries, or
  * failed in any other way, yields no snapshot at all — ObservationError — never a partial one.
  */
-import type { Rtnl, RouteMessage } from '../netlink/index.js';
+import type { DumpSpec, Rtnl, RouteMessage } from '../netlink/index.js';
+import { routeDump } from '../netlink/client-dumps.js';
+import { decodeRouteMessage } from '../netlink/codec/route.js';
+import { foreignRoutePrefilter, type RawRouteTest } from './observe-prefilter.js';
 import { NetlinkDumpInterruptedError } from '../netlink/index.js';
 import { AF_INET, AF_INET6 } from '../netlink/constants/rtnetlink.js';
 import type { ForeignRoute, ForeignRouteCache, ForeignScope } from './observe-cache.js';
@@ -98,7 +101,8 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
       }
       return { links, addresses, routes };
     }
-    const [owned, ...perTable] = await Promise.all([rtnl.routes({ protocol }), ...tables.map((table) => rtnl.routes({ table }))]);
+    const candidate = foreignRoutePrefilter(scope, protocol);
+    const [owned, ...perTable] = await Promise.all([rtnl.routes({ protocol }), ...tables.map((table) => rtnl.dump(candidatesOf(table, candidate)))]);
     const ownedElsewhere: ObservedRoute[] = [];
     for (const m of owned) {
       const r = toObservedRoute(m);
@@ -112,7 +116,7 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
     const foreign: ForeignRoute[] = [];
     for (const list of perTable) {
       for (const m of list) {
-        if (m.protocol === protocol || !inScope(scope, m.family, m.oif, m.prefsrc, m.multipath !== undefined, m.dst, m.dstLen)) continue;
+        if (m === null || m.protocol === protocol || !inScope(scope, m.family, m.oif, m.prefsrc, m.multipath !== undefined, m.dst, m.dstLen)) continue;
         const r = toObservedRoute(m);
         if (r === undefined) continue;
         routes.push(r);
@@ -124,6 +128,17 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
   } catch (e) {
     throw new ObservationError(e);
   }
+}
+
+/** A dump of one table in which only candidates (observe-prefilter.ts) are decoded; null for the rest, dropped. */
+function candidatesOf(table: number, candidate: RawRouteTest): DumpSpec<RouteMessage | null> {
+  const spec = routeDump({ table });
+  const keep = spec.keep;
+  return {
+    ...spec,
+    decode: (buf, start, end) => (candidate(buf, start, end) ? decodeRouteMessage(buf, start, end) : null),
+    keep: (m) => m !== null && (keep === undefined || keep(m)),
+  };
 }
 
 /**
@@ -154,8 +169,8 @@ export function foreignScope(links: readonly ObservedLink[], addresses: readonly
   return { tables: observedTables(desired), links: ourLinks, sources: ourSources, prefixes };
 }
 
-/** Whether a route (its family as AF_INET / AF_INET6, and the fields the filter reads) is in scope. */
-function inScope(scope: ForeignScope, family: number, oif: number | undefined, prefsrc: string | undefined, multipath: boolean, dst: string | undefined, dstLength: number): boolean {
+/** Whether a route (its family as AF_INET / AF_INET6, and the fields the filter reads) is in scope (exported for the prefilter test). */
+export function inScope(scope: ForeignScope, family: number, oif: number | undefined, prefsrc: string | undefined, multipath: boolean, dst: string | undefined, dstLength: number): boolean {
   return (
     (oif !== undefined && scope.links.has(oif)) ||
     (prefsrc !== undefined && scope.sources.has(prefsrc)) ||
