@@ -45,7 +45,8 @@
  * them, but says what goes with a change.
  *
  * Held devices (`hold`: the loop holds a device that keeps being changed behind tunkeeper's back)
- * get no action at all in this plan, and their status says 'held': their link, addresses and
+ * get no action at all in this plan, and their status says 'held' (or 'in-sync' when they need
+ * nothing, found by planning without the hold): their link, addresses and
  * routes are left as they are, like those of a device in conflict — other declarations cannot
  * take over their route keys, and an owned link still marked with a held device's name is kept —
  * but they stay declared, so nothing of theirs is pruned.
@@ -102,7 +103,19 @@ export interface PlanOptions {
 export const IPV6_MIN_MTU = 1280;
 
 export function plan(desired: DesiredDevice[], observed: ObservedState, policy: Policy, options: PlanOptions = {}): Plan {
-  return new Planner(desired, observed, policy, options.prune ?? true, new Set(options.hold ?? [])).run();
+  const prune = options.prune ?? true;
+  const held = new Set(options.hold ?? []);
+  const p = new Planner(desired, observed, policy, prune, held).run();
+  if (held.size === 0 || !p.devices.some((o) => o.status === 'held')) return p;
+  // Only drift is held back: a held device that needs nothing is reported in sync, as it is.
+  const free = new Planner(desired, observed, policy, prune, new Set()).run();
+  const drifted = new Set(free.actions.map((a) => a.device));
+  p.devices = p.devices.map((o) => {
+    if (o.status !== 'held' || drifted.has(o.device)) return o;
+    const f = free.devices.find((x) => x.device === o.device && x.ifname === o.ifname);
+    return f?.status === 'in-sync' ? f : o;
+  });
+  return p;
 }
 
 type Mode = 'create' | 'manage' | 'recreate';

@@ -569,6 +569,10 @@ describe('plan: held devices (a fight hold)', () => {
     expect(after.routes.filter((r) => r.oif === ta)).toEqual(before.routes.filter((r) => r.oif === ta));
     // Once the hold ends, a is repaired like any drift.
     expect(plan([a, b], after, POLICY, { hold: ['a'] }).actions).toEqual([]);
+    // Held with nothing to repair is simply in sync.
+    const repaired = new KernelModel(after);
+    repaired.applyAll(plan([a, b], after, POLICY).actions);
+    expect(plan([a, b], repaired.state(), POLICY, { hold: ['a'] }).devices.map((o) => o.status)).toEqual(['in-sync', 'in-sync']);
     const released = plan([a, b], after, POLICY);
     expect(released.actions.every((x) => x.device === 'a')).toBe(true);
     expect(types(released)).toEqual(['delete-address tk-a', 'set-link tk-a', 'replace-route tk-a']);
