@@ -152,7 +152,7 @@ export class AgentMetrics {
     for (const [kind, n] of Object.entries(r.repairs)) if (n > 0) this.driftRepairs.inc({ kind }, n);
     for (const f of r.failures) this.applyErrors.inc({ operation: f.action.type, errno: f.code });
     if (r.outcome !== 'interrupted') {
-      const byStatus: Record<string, number> = { ready: 0, degraded: 0, refused: 0, conflict: 0 };
+      const byStatus: Record<string, number> = { ready: 0, degraded: 0, refused: 0, conflict: 0, held: 0 };
       for (const d of r.devices) byStatus[d.status] = (byStatus[d.status] ?? 0) + 1;
       for (const [status, n] of Object.entries(byStatus)) this.managedDevices.set({ status }, n);
     }
