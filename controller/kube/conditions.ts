@@ -85,6 +85,14 @@ function decide(input: DeviceStatusInput): Record<TunConditionType, Cond> {
     case 'conflict':
       out.Ready = { status: 'False', reason: out.Conflict.reason, message: out.Conflict.message };
       break;
+    case 'held': {
+      // The loop saw this device repaired again and again (another actor keeps changing it) and
+      // holds its repair for a backoff rather than fight: not Ready, and Degraded says why.
+      const message = `${r.ifname} keeps being changed behind tunkeeper's back; its repair waits for a backoff instead of fighting`;
+      out.Degraded = { status: 'True', reason: 'RepairHeld', message };
+      out.Ready = { status: 'False', reason: 'RepairHeld', message };
+      break;
+    }
   }
   return out;
 }

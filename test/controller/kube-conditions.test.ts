@@ -101,6 +101,14 @@ describe('buildDeviceStatus', () => {
     expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'DeclaredByAnotherSource' });
   });
 
+  it('a device whose repair is held (another actor keeps changing it): Ready False and Degraded True, RepairHeld', () => {
+    const s = buildDeviceStatus({ name: 'edge', generation: 1, report: { ...ready(), status: 'held' } }, undefined, T0);
+    const c = Object.fromEntries((s.conditions ?? []).map((x) => [x.type, x]));
+    expect(c.Ready).toMatchObject({ status: 'False', reason: 'RepairHeld' });
+    expect(c.Degraded).toMatchObject({ status: 'True', reason: 'RepairHeld' });
+    expect(c.Degraded?.message).toMatch(/tk-edge0 keeps being changed behind tunkeeper's back/);
+  });
+
   it('not reconciled yet: Ready Unknown', () => {
     const s = buildDeviceStatus({ name: 'new', ifname: 'tk-new' }, undefined, T0);
     expect(cond(s, 'Ready')).toMatchObject({ status: 'Unknown', reason: 'Pending' });
