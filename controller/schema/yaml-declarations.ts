@@ -8,7 +8,8 @@
  * alias expansion (billion laughs).
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
-import type { DesiredDevice } from '../desired.js';
+import type { DesiredDevice, Policy } from '../desired.js';
+import { policyProblems } from './policy-problems.js';
 import { compareProblems, fieldMessage, formatPath, type Anchor, type FieldPath, type Problem } from './problem.js';
 import { validateTunDevice, type DeclarationContext } from './validate.js';
 import { checkYamlShape } from './yaml-guard.js';
@@ -58,6 +59,8 @@ export interface ParsedFile {
 export interface ParseOptions {
   context?: DeclarationContext;
   limits?: Partial<YamlLimits>;
+  /** Also report what this policy would refuse (validate does; the agent refuses at plan time). */
+  policy?: Policy;
 }
 
 export function parseDeclarations(text: string, file: string, options: ParseOptions = {}): ParsedFile {
@@ -105,10 +108,11 @@ export function parseDeclarations(text: string, file: string, options: ParseOpti
     }
     const origin = at(start);
     const result = validateTunDevice(value, { context: options.context ?? 'file', origin: `${origin.file}:${origin.line}:${origin.col}` });
+    if (result.device && options.policy) result.problems.push(...policyProblems(result.device, options.policy, result.ifnamePath));
     for (const p of result.problems) {
       problems.push({ ...at(locate(doc, p.path, p.anchor ?? 'value')), ...(p.path.length > 0 ? { path: formatPath(p.path) } : {}), message: fieldMessage(p) });
     }
-    if (result.device) {
+    if (result.device && result.problems.length === 0) {
       const place = (path: FieldPath): FieldLocation => ({ ...at(locate(doc, path, 'value')), path: formatPath(path) });
       declarations.push({ device: result.device, nameAt: place(['metadata', 'name']), ifnameAt: place(result.ifnamePath) });
     }
