@@ -175,7 +175,8 @@ export function tunNodeStateCrd(): JsonObject {
   });
 }
 
-export const REGENERATE_COMMAND = 'npm run build:ts && bin/tunkeeper crds --output-dir crds';
+/** The chart carries its own copy (Helm installs a chart's crds/ only from inside the chart). */
+export const REGENERATE_COMMAND = 'npm run build:ts && bin/tunkeeper crds --output-dir crds && bin/tunkeeper crds --output-dir charts/tunkeeper/crds';
 
 /** The files of crds/, by name, with their exact contents. */
 export function crdFiles(): { name: string; text: string }[] {

@@ -36,8 +36,9 @@ export interface CelRule {
 const cel = (rules: CelRule[]) => ({ 'x-kubernetes-validations': rules });
 const format = (f: FieldFormat) => ({ [FORMAT]: f });
 
-// Patterns give the API server the shape; semantics.ts checks the values (ranges, host bits,
-// families) and explains. Both are RE2- and ECMAScript-compatible.
+// Patterns give the API server the shape, and CEL's isIP/isCIDR (Kubernetes' IP library) refuse
+// what is not an address at all, so `kubectl apply` says so at once; semantics.ts checks the values
+// (ranges, host bits, families, reachability) and explains. Patterns are RE2- and ECMAScript-compatible.
 const IP_PATTERN = '^[0-9A-Fa-f:.]+$';
 const CIDR_PATTERN = '^[0-9A-Fa-f:.]+/[0-9]{1,3}$';
 // "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255" is 45 characters; "/128" adds 4.
@@ -81,6 +82,7 @@ export const RouteSchema = Type.Object(
       maxLength: CIDR_MAX_LENGTH,
       pattern: `^(default|[0-9A-Fa-f:.]+/[0-9]{1,3})$`,
       ...format('route-to'),
+      ...cel([{ rule: "self == 'default' || isCIDR(self)", message: 'to must be a CIDR such as 198.51.100.0/24 or 2001:db8:2::/48, or "default"' }]),
     }),
     via: Type.Optional(
       Type.String({
@@ -89,6 +91,7 @@ export const RouteSchema = Type.Object(
         maxLength: IP_MAX_LENGTH,
         pattern: IP_PATTERN,
         ...format('ip'),
+        ...cel([{ rule: 'isIP(self)', message: 'via must be an IP address such as 192.0.2.254 or 2001:db8:1::fe' }]),
       }),
     ),
     // onLink (RTNH_F_ONLINK) tells the kernel to take the gateway as directly reachable on this
@@ -130,6 +133,7 @@ export const RouteSchema = Type.Object(
         maxLength: IP_MAX_LENGTH,
         pattern: IP_PATTERN,
         ...format('ip'),
+        ...cel([{ rule: 'isIP(self)', message: 'src must be an IP address such as 192.0.2.1 or 2001:db8:1::1' }]),
       }),
     ),
     mtu: Type.Optional(MtuSchema('Path MTU for this route (RTAX_MTU); at least 1280 for IPv6.')),
@@ -221,6 +225,7 @@ export const TunDeviceSpecSchema = Type.Object(
           maxLength: CIDR_MAX_LENGTH,
           pattern: CIDR_PATTERN,
           ...format('cidr'),
+          ...cel([{ rule: 'isCIDR(self)', message: 'an address must be an IP address with its prefix length, such as 192.0.2.1/24 or 2001:db8:1::1/64' }]),
         }),
         {
           description: 'The addresses of the device: authoritative (others are removed), except kernel-generated IPv6 link-local ones.',

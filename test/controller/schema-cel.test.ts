@@ -3,7 +3,8 @@
  * in the TypeScript validation: the API server and the agent must refuse the same things.
  */
 import { describe, expect, it } from '@jest/globals';
-import { evaluate } from '@marcbachmann/cel-js';
+import { Environment } from '@marcbachmann/cel-js';
+import { isIP as nodeIsIP } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -56,8 +57,29 @@ function valuesAt(obj: unknown, at: string[], path: (string | number)[] = []): {
 /** What the API server sees: the object after structural defaulting. */
 const defaulted = (o: object) => Value.Default(TunDeviceSchema, structuredClone(o)) as object;
 
+/**
+ * Kubernetes' CEL IP library (isIP, isCIDR), written again from its documentation with Node's own
+ * address parser: no zones, no IPv4-mapped IPv6, no leading zeros, prefix within the family's bits.
+ */
+function k8sIsIP(s: string): boolean {
+  const family = nodeIsIP(s);
+  if (family === 0 || s.includes('%')) return false;
+  return !(family === 6 && /^::ffff:/i.test(s) && s.includes('.'));
+}
+function k8sIsCIDR(s: string): boolean {
+  const slash = s.indexOf('/');
+  if (slash < 0) return false;
+  const [ip, bits] = [s.slice(0, slash), s.slice(slash + 1)];
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(bits) || !k8sIsIP(ip)) return false;
+  return Number(bits) <= (nodeIsIP(ip) === 4 ? 32 : 128);
+}
+const env = new Environment()
+  .registerVariable('self', 'dyn')
+  .registerFunction('isIP(string): bool', k8sIsIP)
+  .registerFunction('isCIDR(string): bool', k8sIsCIDR);
+
 const celHolds = (rule: Rule, obj: object): boolean[] =>
-  valuesAt(defaulted(obj), rule.at).map(({ value }) => evaluate(rule.rule, { self: toCel(value) }) as boolean);
+  valuesAt(defaulted(obj), rule.at).map(({ value }) => env.evaluate(rule.rule, { self: toCel(value) }) as boolean);
 
 const device = (spec: object) => ({ apiVersion: 'tunkeeper.io/v1alpha1', kind: 'TunDevice', metadata: { name: 'tk-cel' }, spec });
 
@@ -78,6 +100,16 @@ const TWINS: Record<string, { spec: object; path: string }> = {
     path: 'spec.routes[0].src',
   },
   'an IPv6 route needs an mtu of at least 1280': { spec: { routes: [{ to: '2001:db8:2::/48', mtu: 1279 }] }, path: 'spec.routes[0].mtu' },
+  'to must be a CIDR such as 198.51.100.0/24 or 2001:db8:2::/48, or "default"': { spec: { routes: [{ to: '198.51.100.0/33' }] }, path: 'spec.routes[0].to' },
+  'via must be an IP address such as 192.0.2.254 or 2001:db8:1::fe': {
+    spec: { addresses: ['192.0.2.1/24'], routes: [{ to: '198.51.100.0/24', via: '192.0.2.256' }] },
+    path: 'spec.routes[0].via',
+  },
+  'src must be an IP address such as 192.0.2.1 or 2001:db8:1::1': {
+    spec: { addresses: ['192.0.2.1/24'], routes: [{ to: '198.51.100.0/24', src: '192.0.2.01' }] },
+    path: 'spec.routes[0].src',
+  },
+  'an address must be an IP address with its prefix length, such as 192.0.2.1/24 or 2001:db8:1::1/64': { spec: { addresses: ['192.0.2.300/24'] }, path: 'spec.addresses[0]' },
   'onLink needs a gateway (via)': { spec: { routes: [{ to: '198.51.100.0/24', onLink: true }] }, path: 'spec.routes[0].onLink' },
   'macAddress is only for tap devices (a tun device has no link-layer address)': { spec: { macAddress: '02:00:00:00:00:01' }, path: 'spec.macAddress' },
   'a device with an IPv6 address needs an mtu of at least 1280': { spec: { mtu: 1200, addresses: ['2001:db8::1/64'] }, path: 'spec.mtu' },
@@ -93,7 +125,7 @@ function examples(): object[] {
 
 describe('CEL rules of the TunDevice CRD', () => {
   it('each has a twin in the TypeScript validation, and each twin a rule', () => {
-    expect(RULES.length).toBeGreaterThanOrEqual(9);
+    expect(RULES.length).toBeGreaterThanOrEqual(13);
     expect(RULES.map((r) => r.message).sort()).toEqual(Object.keys(TWINS).sort());
   });
 

@@ -1,0 +1,99 @@
+/**
+ * The generated CRDs in a real API server: every example is accepted as written, and every kind of
+ * bad TunDevice is rejected by the server itself (structural schema, formats, CEL rules, strict
+ * field validation) with a message that names the field and says what is wrong. These are the
+ * messages a person sees from `kubectl apply`, so the assertions read them as a person would.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+const device = (name: string, spec: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  apiVersion: 'tunkeeper.io/v1alpha1',
+  kind: 'TunDevice',
+  metadata: { name },
+  spec,
+  ...extra,
+});
+
+/** One bad object per way to be wrong, and what the server's message must say about it. */
+const BAD: Array<{ what: string; object: object; says: RegExp[] }> = [
+  { what: 'ifname longer than IFNAMSIZ', object: device('long', { ifname: 'tk-0123456789abc' }), says: [/spec\.ifname/, /15/] },
+  { what: 'ifname with a slash', object: device('slash', { ifname: 'tk-a/b' }), says: [/spec\.ifname/] },
+  { what: 'ifname with a colon', object: device('colon', { ifname: 'tk-a:1' }), says: [/spec\.ifname/] },
+  { what: 'ifname with whitespace', object: device('space', { ifname: 'tk a' }), says: [/spec\.ifname/] },
+  { what: 'ifname ..', object: device('dotdot', { ifname: '..' }), says: [/spec\.ifname/, /'\.' or '\.\.'/] },
+  { what: 'unknown mode', object: device('mode', { mode: 'bridge' }), says: [/spec\.mode/, /Unsupported value: "bridge"/] },
+  { what: 'MTU below 68', object: device('mtu-low', { mtu: 67 }), says: [/spec\.mtu/, /68/] },
+  { what: 'MTU above 65535', object: device('mtu-high', { mtu: 65536 }), says: [/spec\.mtu/, /65535/] },
+  { what: 'MTU as a string', object: device('mtu-str', { mtu: '1500' }), says: [/spec\.mtu/, /integer/] },
+  { what: 'macAddress on a tun device', object: device('mac-tun', { mode: 'tun', macAddress: '02:00:00:00:00:01' }), says: [/macAddress is only for tap devices/] },
+  { what: 'malformed MAC', object: device('mac-bad', { mode: 'tap', macAddress: '02:00:00:00:00' }), says: [/spec\.macAddress/] },
+  { what: 'address without a prefix length', object: device('addr-noprefix', { addresses: ['192.0.2.1'] }), says: [/spec\.addresses\[0\]/] },
+  { what: 'address with a bad octet', object: device('addr-octet', { addresses: ['192.0.2.300/24'] }), says: [/spec\.addresses\[0\]/, /must be an IP address with its prefix length/] },
+  { what: 'IPv6 address on a device with MTU < 1280', object: device('v6-mtu', { mtu: 1000, addresses: ['2001:db8::1/64'] }), says: [/IPv6 address needs an mtu of at least 1280/] },
+  { what: 'route without to', object: device('route-noto', { routes: [{ via: '192.0.2.1' }] }), says: [/spec\.routes\[0\]\.to/, /Required value/] },
+  { what: 'route to garbage', object: device('route-bad', { routes: [{ to: 'everywhere' }] }), says: [/spec\.routes\[0\]\.to/] },
+  { what: 'gateway of the other family', object: device('route-fam', { routes: [{ to: '198.51.100.0/24', via: '2001:db8::1' }] }), says: [/via must be an address of the same family as to/] },
+  { what: 'route in the local table', object: device('route-local', { routes: [{ to: '198.51.100.0/24', table: 255 }] }), says: [/table 255 \(local\)/] },
+  { what: 'onLink without a gateway', object: device('route-onlink', { routes: [{ to: '198.51.100.0/24', onLink: true }] }), says: [/onLink needs a gateway/] },
+  { what: 'negative owner uid', object: device('owner', { owner: -1 }), says: [/spec\.owner/] },
+  { what: 'a field that does not exist', object: device('unknown', { mtu: 1400, colour: 'blue' }), says: [/unknown field "spec\.colour"/] },
+  { what: 'a gateway that is not an address', object: device('via-bad', { routes: [{ to: '198.51.100.0/24', via: '192.0.2.256' }] }), says: [/spec\.routes\[0\]\.via/, /via must be an IP address/] },
+  { what: 'a name that is not a DNS subdomain', object: device('Tk_Upper', {}), says: [/metadata\.name/] },
+];
+
+describeKube('the CRDs in a real API server', () => {
+  let cluster: KubeCluster;
+  beforeAll(async () => {
+    cluster = await startKubeCluster();
+  }, 180_000);
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  it('serves both kinds with their short names and printer columns', async () => {
+    const r = await cluster.kubectl(['api-resources', '--api-group=tunkeeper.io', '-o', 'wide']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/tundevices\s+\S+\s+tunkeeper\.io\/v1alpha1\s+false\s+TunDevice/);
+    expect(r.stdout).toMatch(/tunnodestates\s+\S+\s+tunkeeper\.io\/v1alpha1\s+false\s+TunNodeState/);
+  });
+
+  it('accepts every example in examples/ as written, and shows it in `kubectl get tundevices`', async () => {
+    const files = readdirSync(join(ROOT, 'examples')).filter((f) => /\.ya?ml$/.test(f));
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    const names: string[] = [];
+    for (const f of files) {
+      const path = join(ROOT, 'examples', f);
+      for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) names.push((doc.toJS() as { metadata: { name: string } }).metadata.name);
+      const r = await cluster.kubectl(['apply', '--server-side', '--field-manager=test', '-f', path]);
+      expect({ file: f, code: r.code, stderr: r.stderr }).toEqual({ file: f, code: 0, stderr: '' });
+    }
+    const get = await cluster.kubectl(['get', 'tundevices']);
+    expect(get.code).toBe(0);
+    const header = get.stdout.split('\n')[0];
+    expect(header).toMatch(/NAME\s+IFNAME\s+MODE/);
+    for (const n of names) expect(get.stdout).toContain(n);
+  });
+
+  describe.each(BAD)('rejects $what', ({ object, says }) => {
+    it('with a message that names the field', async () => {
+      const r = await cluster.kubectl(['create', '--validate=strict', '-f', '-'], { input: JSON.stringify(object) });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/is invalid|unknown field|strict decoding error/);
+      for (const s of says) expect(r.stderr).toMatch(s);
+    });
+  });
+
+  it('defaults what the schema defaults, so the stored object is explicit', async () => {
+    const r = await cluster.kubectl(['create', '-o', 'json', '-f', '-'], { input: JSON.stringify(device('tk-defaults', {})) });
+    expect(r.code).toBe(0);
+    const spec = (JSON.parse(r.stdout) as { spec: Record<string, unknown> }).spec;
+    expect(spec).toMatchObject({ mode: 'tun', mtu: 1500, up: true, multiQueue: false, vnetHdr: false, packetInfo: false });
+  });
+});
