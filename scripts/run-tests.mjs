@@ -2,7 +2,12 @@
 // Runs jest over the compiled tests and prints the one line CI reads: `tests: N passed, N failed`
 // (plus skipped), computed from jest's own JSON results. With CI=true a skipped or todo test, or
 // a suite that failed to load, is a failure: a tier that cannot run must not look green.
-// Extra arguments go to jest (e.g. `npm test -- dist/test/tun-native`).
+// Extra arguments go to jest (e.g. `npm test -- dist/test/tun-native`), except `--long`: it sets
+// TUNKEEPER_RELIABILITY=long, the larger counts of the reliability tier (test/reliability/helpers/scale.ts).
+//
+// `npm test` runs every tier, the reliability tier (test/reliability/) included at its CI size:
+// CI's last line must be one `tests: N passed, N failed` covering everything, and the bounded
+// reliability suite is part of what CI proves. `npm run test:reliability` runs that tier alone.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,13 +20,26 @@ const ci = process.env.CI === 'true' || process.env.CI === '1';
 rmSync(results, { force: true });
 
 const jest = join(dirname(createRequire(import.meta.url).resolve('jest')), '..', 'bin', 'jest.js');
+const args = process.argv.slice(2);
+const long = args.includes('--long');
 const env = {
   ...process.env,
+  ...(long ? { TUNKEEPER_RELIABILITY: 'long' } : {}),
   TUNKEEPER_TEST_RUN: process.env.TUNKEEPER_TEST_RUN ?? `${process.pid.toString(36)}${Date.now().toString(36).slice(-3)}`,
 };
 const run = spawnSync(
   process.execPath,
-  ['--experimental-vm-modules', '--disable-warning=ExperimentalWarning', jest, '--json', `--outputFile=${results}`, ...process.argv.slice(2)],
+  // --expose-gc: lifecycle tests check what happens when a handle is garbage-collected (jest's
+  // workers inherit the flag, and jest's node environment copies global.gc into each test).
+  [
+    '--experimental-vm-modules',
+    '--disable-warning=ExperimentalWarning',
+    '--expose-gc',
+    jest,
+    '--json',
+    `--outputFile=${results}`,
+    ...args.filter((a) => a !== '--long'),
+  ],
   { cwd: root, stdio: 'inherit', env },
 );
 

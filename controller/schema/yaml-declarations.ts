@@ -7,8 +7,9 @@
  * parsing), a shape check (yaml-guard.ts: nesting depth, document count), and yaml's own cap on
  * alias expansion (billion laughs).
  */
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
-import type { DesiredDevice } from '../desired.js';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document, type Node as YamlNode } from 'yaml';
+import type { DesiredDevice, Policy } from '../desired.js';
+import { policyProblems } from './policy-problems.js';
 import { compareProblems, fieldMessage, formatPath, type Anchor, type FieldPath, type Problem } from './problem.js';
 import { validateTunDevice, type DeclarationContext } from './validate.js';
 import { checkYamlShape } from './yaml-guard.js';
@@ -58,6 +59,8 @@ export interface ParsedFile {
 export interface ParseOptions {
   context?: DeclarationContext;
   limits?: Partial<YamlLimits>;
+  /** Also report what this policy would refuse (validate does; the agent refuses at plan time). */
+  policy?: Policy;
 }
 
 export function parseDeclarations(text: string, file: string, options: ParseOptions = {}): ParsedFile {
@@ -97,6 +100,12 @@ export function parseDeclarations(text: string, file: string, options: ParseOpti
     try {
       value = doc.toJS({ maxAliasCount: limits.maxAliasCount });
     } catch (e) {
+      // An alias without an anchor before it is a mistake, not an attack: name it, where it is.
+      const dangling = danglingAlias(doc);
+      if (dangling !== undefined) {
+        problems.push({ ...at(dangling.offset), message: `invalid YAML: alias *${dangling.name} has no anchor &${dangling.name} before it` });
+        continue;
+      }
       const why = e instanceof ReferenceError && /alias/i.test(e.message)
         ? `aliases expand to too much data (more than ${limits.maxAliasCount} expansions): a declaration does not need this, and it is how "billion laughs" documents exhaust memory`
         : `cannot be read: ${e instanceof Error ? e.message : String(e)}`;
@@ -105,10 +114,11 @@ export function parseDeclarations(text: string, file: string, options: ParseOpti
     }
     const origin = at(start);
     const result = validateTunDevice(value, { context: options.context ?? 'file', origin: `${origin.file}:${origin.line}:${origin.col}` });
+    if (result.device && options.policy) result.problems.push(...policyProblems(result.device, options.policy, result.ifnamePath));
     for (const p of result.problems) {
       problems.push({ ...at(locate(doc, p.path, p.anchor ?? 'value')), ...(p.path.length > 0 ? { path: formatPath(p.path) } : {}), message: fieldMessage(p) });
     }
-    if (result.device) {
+    if (result.device && result.problems.length === 0) {
       const place = (path: FieldPath): FieldLocation => ({ ...at(locate(doc, path, 'value')), path: formatPath(path) });
       declarations.push({ device: result.device, nameAt: place(['metadata', 'name']), ifnameAt: place(result.ifnamePath) });
     }
@@ -120,6 +130,19 @@ export function parseDeclarations(text: string, file: string, options: ParseOpti
     problems.push({ file, message: `${rest} more problems in this file not shown` });
   }
   return { declarations, problems, documents };
+}
+
+/** The first alias whose anchor is not defined before it (yaml reports it only when converting). */
+function danglingAlias(doc: Document): { name: string; offset: number } | undefined {
+  let found: { name: string; offset: number } | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.resolve(doc) !== undefined) return undefined;
+      found = { name: node.source, offset: node.range?.[0] ?? 0 };
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 /** yaml's messages may carry a code and a source excerpt; keep the sentence. */

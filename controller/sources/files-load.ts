@@ -14,11 +14,13 @@ import type { Problem } from '../schema/problem.js';
 import type { DeclarationContext } from '../schema/validate.js';
 import { DEFAULT_YAML_LIMITS, parseDeclarations, type Declaration, type YamlLimits } from '../schema/yaml-declarations.js';
 import { resolveConflicts } from './conflicts.js';
-import type { DesiredDevice } from '../desired.js';
+import type { DesiredDevice, Policy } from '../desired.js';
 
 export interface FileLoadOptions {
   context?: DeclarationContext;
   limits?: Partial<YamlLimits>;
+  /** Report what this policy would refuse as problems (`validate`). */
+  policy?: Policy;
 }
 
 /** What a file source knows at one moment. */

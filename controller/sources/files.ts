@@ -76,7 +76,7 @@ interface Watch {
 }
 
 export class FileSource {
-  private readonly options: Required<Omit<FileSourceOptions, 'context' | 'limits'>> & FileLoadOptions;
+  private readonly options: Required<Omit<FileSourceOptions, 'context' | 'limits' | 'policy'>> & FileLoadOptions;
   private readonly subject = new ReplaySubject<FileSnapshot>(1);
   private readonly states = new Map<string, FileState>();
   private readonly watches = new Map<string, Watch>();
