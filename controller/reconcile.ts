@@ -55,7 +55,12 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   let own: Promise<Rtnl> | undefined;
   const client = (): Promise<Rtnl> => {
     if (options.rtnl !== undefined) return Promise.resolve(options.rtnl);
-    own ??= Rtnl.open(options.netns !== undefined ? { netns: options.netns } : {});
+    // A failed open is forgotten, not kept: the cause (a namespace not there yet, EMFILE) may pass,
+    // and a cached rejection would fail every later pass until a restart.
+    own ??= Rtnl.open(options.netns !== undefined ? { netns: options.netns } : {}).catch((e: unknown) => {
+      own = undefined;
+      throw e;
+    });
     return own;
   };
 
@@ -63,7 +68,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   const foreignCache = (): Promise<ForeignRouteCache | undefined> => {
     if (options.keepForeignRoutes !== true) return Promise.resolve(undefined);
     // Without its watch socket nothing can be proven unchanged: every pass then dumps everything.
-    cache ??= ForeignRouteCache.open({ protocol: options.policy.routeProtocol, ...(options.netns !== undefined ? { netns: options.netns } : {}) }).catch(() => undefined);
+    // A failed open is tried again next pass (this one just dumps everything).
+    cache ??= ForeignRouteCache.open({ protocol: options.policy.routeProtocol, ...(options.netns !== undefined ? { netns: options.netns } : {}) }).catch(() => {
+      cache = undefined;
+      return undefined;
+    });
     return cache;
   };
 

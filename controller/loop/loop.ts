@@ -51,6 +51,9 @@ const KERNEL_REASONS: ReadonlySet<WakeReason> = new Set(['netlink-event', 'resyn
 /** Reasons whose pass re-lists everything, whatever a reconcile may have kept (see Verification). */
 const VERIFY_REASONS: ReadonlySet<WakeReason> = new Set(['startup', 'resync-needed', 'desired-changed', 'periodic', 'retry']);
 
+/** Retry keys of devices no longer declared (deletions that failed): `undeclared:<name or ifname>`. */
+export const UNDECLARED_RETRY_PREFIX = 'undeclared:';
+
 export const LOOP_DEFAULTS = {
   resyncIntervalMs: 5 * 60_000,
   retry: { initialMs: 1_000, maxMs: 2 * 60_000, factor: 2, jitter: 0.2 } satisfies BackoffOptions,
@@ -397,13 +400,17 @@ export class ReconcileLoop {
       return;
     }
     this.#clearRetry('');
-    const failing = new Set(result.failures.map((f) => f.device));
+    // A device no longer declared whose deletion fails keeps a retry of its own, under a key that
+    // cannot be a declared name: under '' (the whole pass's key, cleared by every pass that ran)
+    // its attempt count would restart each time and it would be retried every second forever.
+    const declared = new Set(input.desired.map((d) => d.name));
+    const keyOf = (f: ReconcileResult['failures'][number]): string =>
+      declared.has(f.device) ? f.device : `${UNDECLARED_RETRY_PREFIX}${f.device !== '' ? f.device : (f.action.ifname ?? '?')}`;
+    const failing = new Set(result.failures.map(keyOf));
     // A held device was not looked at: its retry (if any) stands until a pass takes it on again.
     const held = new Set(input.hold ?? []);
     for (const key of [...this.#retries.keys()]) if (key !== '' && !failing.has(key) && !held.has(key)) this.#clearRetry(key);
-    // A device that is no longer declared needs no retry of its own (its deletion is retried as '').
-    const declared = new Set(input.desired.map((d) => d.name));
-    for (const device of failing) this.#retry(declared.has(device) ? device : '');
+    for (const key of failing) this.#retry(key);
   }
 
   #retry(key: string): void {
