@@ -214,7 +214,9 @@ export class FakeKernel {
       if (f === undefined) return answer;
       // EINTR on a dump is the kernel's NLM_F_DUMP_INTR; ENOBUFS an overflow of the socket
       // during the dump; anything else the dump's own error.
-      if (f.errno === 'EINTR') return { ...answer, interrupted: true } as FakeAnswer;
+      // The interrupted attempt is also incomplete (half of it), as a walk cut short by a
+      // change would be: whoever uses it would act on a partial picture.
+      if (f.errno === 'EINTR' && answer.kind === 'dump') return fakeDump(answer.objects.slice(0, Math.floor(answer.objects.length / 2)), { interrupted: true });
       if (f.errno === 'ENOBUFS') {
         socket.injectOverflow();
         return answer;
