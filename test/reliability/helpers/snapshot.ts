@@ -74,7 +74,7 @@ async function ipJsonRetry<T>(ns: Netns, ...args: string[]): Promise<T> {
 export async function snapshot(ns: Netns): Promise<Snapshot> {
   const links = await ipJsonRetry<IpLinkJson[]>(ns, '-d', 'link', 'show');
   const addresses = await ipJsonRetry<IpAddrJson[]>(ns, '-d', 'address', 'show');
-  const v4 = await ipJsonRetry<IpRouteJson[]>(ns, '-d', 'route', 'show', 'table', 'all');
+  const v4 = await ipJsonRetry<IpRouteJson[]>(ns, '-d', '-4', 'route', 'show', 'table', 'all');
   const v6 = await ipJsonRetry<IpRouteJson[]>(ns, '-d', '-6', 'route', 'show', 'table', 'all');
   return { links, addresses, routes: [...v4, ...v6] };
 }
