@@ -52,6 +52,12 @@ export interface Reconciler {
 }
 
 export function createReconciler(options: ReconcilerOptions): Reconciler {
+  // The rtnetlink socket and the TUN opener must work in the same namespace. A socket handed in
+  // says nothing about where it was opened, so devices would be created where this process runs
+  // (the host's namespace, in a test) while links are read elsewhere: refuse the combination.
+  if (options.rtnl !== undefined && options.tun === undefined && options.netns === undefined) {
+    throw new Error('createReconciler: with an injected rtnl socket, give netns (where TUN devices are created) or a tun opener as well');
+  }
   let own: Promise<Rtnl> | undefined;
   const client = (): Promise<Rtnl> => {
     if (options.rtnl !== undefined) return Promise.resolve(options.rtnl);

@@ -37,6 +37,17 @@ describe('reconcile: fail static', () => {
   });
 });
 
+describe('createReconciler', () => {
+  it('refuses an injected socket without a namespace or a TUN opener (devices would be created in the caller\'s namespace)', async () => {
+    const rtnl = await Rtnl.open({ transport: new FakeNetlinkSocket({ handler: () => fakeAck() }) });
+    try {
+      expect(() => createReconciler({ policy: POLICY, rtnl })).toThrow(/give netns .* or a tun opener/);
+    } finally {
+      rtnl.close();
+    }
+  });
+});
+
 describeKernel('reconcile against the kernel', () => {
   it('creates, reports ready with an ifindex, counts repairs; the next pass has nothing to do; drift is repaired', async () => {
     await withNetns(async (ns) => {

@@ -3,10 +3,9 @@
  * open fails once (here for real: the agent was pointed at a namespace that does not exist yet,
  * ENOENT from open(/run/netns/NAME)), a later pass must open it again once the cause is gone.
  *
- * KNOWN BUG (controller/reconcile.ts, createReconciler — not this helper's file to fix): the open
- * is cached as a promise (`own ??= Rtnl.open(...)`) and a rejected promise is kept, so every later
- * pass rethrows the first error and the agent never recovers without a restart. The fix is one
- * line: forget the promise when it rejects (`.catch((e) => { own = undefined; throw e; })`).
+ * Regression (found by this test): the open was cached as a promise and a rejected promise was
+ * kept, so every later pass rethrew the first error and the agent never recovered without a
+ * restart. A failed open is forgotten now.
  */
 import { expect, it } from '@jest/globals';
 import { createReconciler } from '../../controller/reconcile.js';

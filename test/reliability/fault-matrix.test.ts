@@ -18,7 +18,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import type { DesiredDevice } from '../../controller/desired.js';
-import { LOOP_DEFAULTS, ManualClock, ReconcileLoop, type PassReport } from '../../controller/loop/index.js';
+import { LOOP_DEFAULTS, ManualClock, ReconcileLoop, UNDECLARED_RETRY_PREFIX, type PassReport } from '../../controller/loop/index.js';
 import { RTPROT_BOOT } from '../../controller/observed.js';
 import { plan } from '../../controller/plan/index.js';
 import { createReconciler } from '../../controller/reconcile.js';
@@ -253,18 +253,16 @@ describe('fault matrix: persistent faults degrade only their device, with capped
 });
 
 /**
- * KNOWN BUG (controller/loop/loop.ts, #scheduleRetries — not this helper's file to fix): a device
- * no longer declared whose deletion keeps failing is retried under the pass key '', and every
- * pass that is not 'interrupted' first clears the '' retry and then schedules it again, so its
- * attempt count restarts at 1: it is retried every ~1 s forever instead of backing off to the
- * cap (a pass per second against a kernel that keeps refusing: the spin backoff exists to avoid).
+ * Regression (found by this matrix): a device no longer declared whose deletion kept failing was
+ * retried under the pass key '', which every pass that ran clears and re-arms at attempt 1, so it
+ * was retried every ~1 s forever instead of backing off to the cap. It has a key of its own now.
  */
 describe('fault matrix: a persistently failing deletion of an undeclared device', () => {
   it('backs off to the cap like any other persistent failure', async () => {
     const r = await run(SCENARIOS['link-delete'], 'link-delete', 'EBUSY', Infinity, 14);
     try {
       expect(r.kernel.model.linkByName('tk-a0')).toBeDefined();
-      expectCappedBackoff(r.retries.filter((x) => x.key === ''));
+      expectCappedBackoff(r.retries.filter((x) => x.key.startsWith(UNDECLARED_RETRY_PREFIX)));
     } finally {
       await r.stop();
     }
