@@ -14,8 +14,13 @@
  * converging), starting one more at once, pass after pass, spends the CPU relisting a state that
  * is still moving. Then event-woken passes wait a gap after the previous pass, growing with the
  * streak of such passes (`churn` backoff, capped, 1 s by default so latency under churn stays
- * bounded) and reset by a pass that ends with nothing queued. Changes of desired state, retries,
- * the periodic resync and the end of a hold are never delayed by it.
+ * bounded). A pass woken only by kernel events that found nothing to apply also continues the
+ * streak, whether or not more events are queued: the kernel keeps moving in ways tunkeeper does
+ * not act on (foreign churn, or a held device that another actor keeps changing), and answering
+ * each such event at once with a full pass would be the spin the hold exists to prevent. A pass
+ * that applied a change and ended with nothing queued resets the streak, as do two gaps' worth of
+ * quiet, so the next drift is repaired at once. Changes of desired state, retries, the periodic
+ * resync and the end of a hold are never delayed by it.
  *
  * Retries. A device whose actions failed gets a retry timer with exponential backoff (jitter,
  * capped); it is reset by a pass in which the device has no failures. A pass that could not trust
@@ -278,6 +283,8 @@ export class ReconcileLoop {
   #kick(): void {
     if (!this.#started || this.#stopped || this.#busy() || this.#pending.size === 0) return;
     if (!this.#sources.allReported) return;
+    // Two gaps' worth of quiet ends a streak.
+    if (this.#lastPassFinishedAt !== undefined && this.#clock.now() - this.#lastPassFinishedAt > 2 * this.#churnBackoff.maxMs) this.#churnStreak = 0;
     const gap = this.#churnGap();
     if (gap > 0 && this.#lastPassFinishedAt !== undefined && [...this.#pending].every((r) => KERNEL_REASONS.has(r))) {
       const wait = this.#lastPassFinishedAt + gap - this.#clock.now();
@@ -297,10 +304,12 @@ export class ReconcileLoop {
         this.#wakeIdle();
         return;
       }
-      this.#inFlight = this.#pass().finally(() => {
+      this.#inFlight = this.#pass().catch(() => false).then((idle) => {
         this.#inFlight = undefined;
-        // Kernel events that arrived during the pass: the kernel is still moving.
-        this.#churnStreak = [...this.#pending].some((r) => KERNEL_REASONS.has(r)) ? this.#churnStreak + 1 : 0;
+        // Kernel events that arrived during the pass, or a kernel-woken pass with nothing to do:
+        // the kernel is still moving (see Churn above).
+        const eventsQueued = [...this.#pending].some((r) => KERNEL_REASONS.has(r));
+        this.#churnStreak = eventsQueued || idle ? this.#churnStreak + 1 : 0;
         this.#kick();
         this.#wakeIdle();
       });
@@ -312,7 +321,8 @@ export class ReconcileLoop {
     return this.#churnStreak < 2 ? 0 : backoffDelay(this.#churnStreak - 1, this.#churnBackoff, this.#random);
   }
 
-  async #pass(): Promise<void> {
+  /** Runs one pass; resolves true when it was woken only by kernel events and applied nothing. */
+  async #pass(): Promise<boolean> {
     const reasons = WAKE_REASONS.filter((r) => this.#pending.has(r));
     this.#pending.clear();
     this.#gapTimer?.cancel();
@@ -354,6 +364,7 @@ export class ReconcileLoop {
       durationMs: finishedAt - startedAt,
       ...(result ? { result } : { error }),
     });
+    return reasons.every((r) => KERNEL_REASONS.has(r)) && result !== undefined && result.outcome === 'converged' && result.applied === 0;
   }
 
   #mustVerify(reasons: readonly WakeReason[], now: number): boolean {

@@ -541,6 +541,60 @@ describe('ReconcileLoop: churn', () => {
     await loop.stop();
   });
 
+  it('spaces out kernel-woken passes that find nothing to apply (a held device another actor keeps changing), and serves the next drift at once after a repair or quiet', async () => {
+    const { loop, rec, clock } = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 } });
+    loop.updateSource('files', [device('a')], true);
+    loop.start();
+    await flush();
+    rec.finish();
+    await flush();
+    // Events come one at a time, each after the previous pass ended; every pass has nothing to do.
+    const idleEventPass = async (): Promise<void> => {
+      loop.trigger('netlink-event');
+      await flush();
+      rec.finish();
+      await flush();
+    };
+    await idleEventPass();
+    await idleEventPass();
+    expect(rec.calls).toHaveLength(3);
+    expect(loop.status().churnStreak).toBe(2);
+    loop.trigger('netlink-event');
+    await flush();
+    expect(rec.calls).toHaveLength(3);
+    clock.advance(250);
+    await flush();
+    expect(rec.calls).toHaveLength(4);
+    rec.finish();
+    await flush();
+    loop.trigger('netlink-event');
+    clock.advance(999);
+    await flush();
+    expect(rec.calls).toHaveLength(4);
+    clock.advance(1);
+    await flush();
+    expect(rec.calls).toHaveLength(5);
+    // This one repairs something, with nothing queued after it: the streak ends.
+    rec.finish(result('converged', { actions: [action('a')] }));
+    await flush();
+    expect(loop.status().churnStreak).toBe(0);
+    loop.trigger('netlink-event');
+    await flush();
+    expect(rec.calls).toHaveLength(6);
+    // Idle passes again, then two gaps' worth of quiet: the next event is served at once.
+    rec.finish();
+    await flush();
+    await idleEventPass();
+    expect(loop.status().churnStreak).toBe(2);
+    clock.advance(2001);
+    loop.trigger('netlink-event');
+    await flush();
+    expect(rec.calls).toHaveLength(8);
+    rec.finish();
+    await loop.idle();
+    await loop.stop();
+  });
+
   it('marks the passes that must trust no cache: startup, lost events, changed declarations, retries, and one per resync interval', async () => {
     const { loop, rec, clock } = harness({ resyncIntervalMs: 300_000 });
     rec.auto = () => result('converged');
