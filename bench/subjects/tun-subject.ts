@@ -2,8 +2,10 @@
  * The tunkeeper side of tun-read-pps / tun-write-pps, run as its own process (pinned like the C
  * reference, fresh V8 per sample). Same arguments and line protocol as bench/ref/tun_loop.c:
  *
- *   tun-subject.js read|write DEV WARMUP_S SECONDS SRC DST PAYLOAD
+ *   tun-subject.js read|write DEV WARMUP_S SECONDS SRC DST PAYLOAD [BATCH]
  *
+ * BATCH (default 64) is the readBatch of reads and the packets per writePacked call of writes
+ * (the bench's throughput-against-batch-size chart varies it).
  * attaches to the existing TUN device DEV with tunkeeper's Tun, prints "ready", waits for a line
  * on stdin, runs WARMUP_S seconds uncounted, then SECONDS counted, and prints one JSON line:
  * {"packets", "seconds", "cpuSeconds"(all threads of the process), "firstLen"(read only)}.
@@ -26,8 +28,7 @@ interface TunModule {
   Tun?: { open(options: { name: string; mode: 'tun'; readBatch?: number }): Promise<TunLike>; prototype?: Partial<TunLike> };
 }
 
-const READ_BATCH = 64;
-const WRITE_BATCH = 64;
+const DEFAULT_BATCH = 64;
 
 function fail(msg: string): never {
   process.stderr.write(`tun-subject: ${msg}\n`);
@@ -59,8 +60,8 @@ function nowSeconds(): number {
   return Number(process.hrtime.bigint()) / 1e9;
 }
 
-async function read(dev: string, warmup: number, seconds: number): Promise<object> {
-  const tun = await openTun(dev, READ_BATCH);
+async function read(dev: string, warmup: number, seconds: number, batch: number): Promise<object> {
+  const tun = await openTun(dev, batch);
   await handshake();
   let count = 0;
   let firstLen = -1;
@@ -79,13 +80,13 @@ async function read(dev: string, warmup: number, seconds: number): Promise<objec
   return { packets: n1 - n0, seconds: t1 - t0, cpuSeconds: c1 - c0, firstLen };
 }
 
-async function write(dev: string, warmup: number, seconds: number, src: string, dst: string, payload: number): Promise<object> {
+async function write(dev: string, warmup: number, seconds: number, src: string, dst: string, payload: number, batch: number): Promise<object> {
   const tun = await openTun(dev);
   const packet = buildIpv4Udp({ src, dst, srcPort: 4000, dstPort: 9, payload });
   // The fastest public write path: the batch built packed (packets back to back, their lengths
   // beside), as an application that assembles packets into one buffer would; written again and again.
-  const packed = Buffer.concat(Array.from({ length: WRITE_BATCH }, () => packet));
-  const lengths = new Uint32Array(WRITE_BATCH).fill(packet.length);
+  const packed = Buffer.concat(Array.from({ length: batch }, () => packet));
+  const lengths = new Uint32Array(batch).fill(packet.length);
   await handshake();
   let count = 0;
   let deadline = nowSeconds() + warmup;
@@ -106,14 +107,15 @@ async function write(dev: string, warmup: number, seconds: number, src: string, 
 }
 
 async function main(): Promise<void> {
-  const [mode, dev, warmupArg, secondsArg, src, dst, payloadArg] = process.argv.slice(2);
+  const [mode, dev, warmupArg, secondsArg, src, dst, payloadArg, batchArg] = process.argv.slice(2);
+  const batch = batchArg === undefined ? DEFAULT_BATCH : Number(batchArg);
   const warmup = Number(warmupArg);
   const seconds = Number(secondsArg);
   const payload = Number(payloadArg);
-  if ((mode !== 'read' && mode !== 'write') || !dev || !(warmup >= 0) || !(seconds > 0) || !src || !dst || !(payload >= 0)) {
-    fail('usage: tun-subject.js read|write DEV WARMUP_S SECONDS SRC DST PAYLOAD');
+  if ((mode !== 'read' && mode !== 'write') || !dev || !(warmup >= 0) || !(seconds > 0) || !src || !dst || !(payload >= 0) || !(Number.isInteger(batch) && batch >= 1)) {
+    fail('usage: tun-subject.js read|write DEV WARMUP_S SECONDS SRC DST PAYLOAD [BATCH]');
   }
-  const result = mode === 'read' ? await read(dev, warmup, seconds) : await write(dev, warmup, seconds, src, dst, payload);
+  const result = mode === 'read' ? await read(dev, warmup, seconds, batch) : await write(dev, warmup, seconds, src, dst, payload, batch);
   process.stdout.write(JSON.stringify(result) + '\n');
   process.exit(0);
 }
