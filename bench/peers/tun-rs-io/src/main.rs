@@ -50,7 +50,8 @@ fn sum16(bytes: &[u8]) -> u32 {
     sum
 }
 
-/// An IPv4/UDP packet src:4000 -> dst:9 with `payload` zero bytes and both checksums right.
+/// An IPv4/UDP packet src:4000 -> dst:9 whose payload byte i is i & 0xff (what the bench's
+/// checking receiver expects), both checksums right.
 fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, payload: usize) -> Vec<u8> {
     let udp_len = 8 + payload;
     let total = 20 + udp_len;
@@ -67,6 +68,9 @@ fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, payload: usize) -> Vec<u8> {
     p[20..22].copy_from_slice(&4000u16.to_be_bytes());
     p[22..24].copy_from_slice(&9u16.to_be_bytes());
     p[24..26].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    for i in 0..payload {
+        p[28 + i] = (i & 0xff) as u8;
+    }
     let pseudo = sum16(&p[12..20]) + 17 + udp_len as u32;
     let mut udp_csum = fold(pseudo + sum16(&p[20..]));
     if udp_csum == 0 {
