@@ -335,9 +335,12 @@ async function fillSweep(ctx: BenchContext, dir: string, n: number): Promise<voi
   await ctx.ns.ip('-batch', file);
 }
 
+/** Timed warm iterations per side at each sweep count (their median is the point): cheap, and one alone is noisy. */
+const SWEEP_WARM = 3;
+
 /**
  * Dump time against route count, for the relist chart: at each count of RELIST_SWEEP one sample
- * per side (one warm iteration), tunkeeper, ip and the peers that ran; 65,280 is the main run's.
+ * per side (SWEEP_WARM warm iterations), tunkeeper, ip and the peers that ran; 65,280 is the main run's.
  */
 async function relistSweep(ctx: BenchContext, dir: string, files: WorkFiles, sides: Side[], main: Map<Side, Sample[]>): Promise<SweepPoint[]> {
   const points: SweepPoint[] = [];
@@ -349,7 +352,7 @@ async function relistSweep(ctx: BenchContext, dir: string, files: WorkFiles, sid
       const parts: string[] = [];
       for (const side of sides) {
         try {
-          const x = await sample(ctx, 'dump', side, files, n, 1);
+          const x = await sample(ctx, 'dump', side, files, n, SWEEP_WARM);
           points.push({ series: series(side), x: n, y: x.warm });
           parts.push(`${side.label} ${ms(x.warm)} ms`);
         } catch (e) {
