@@ -4,16 +4,18 @@
  * namespace that also holds 100,000 foreign routes.
  *
  * The foreign routes are host routes 198.18.0.0 .. 198.19.134.159 in the MAIN table, protocol
- * static, through a veth end of their own (fx0): the main table is the one the agent always dumps
- * in full (it carries the foreign routes a change of ours takes along, DESIGN.md "observe"), so
- * this is the node where a full relist costs most — a router with a full BGP table, say. Owned
+ * static, through a veth end of their own (fx0): the main table is the one the agent always
+ * observes (it carries the foreign routes a change of ours takes along, DESIGN.md "observe"), so
+ * this is the node where a full relist costs most — a router with a full BGP table, say. (The
+ * agent keeps the few relevant foreign routes between passes while provably unchanged, so only
+ * verifying or invalidated passes dump it in full; every pass still walks it for owned routes.) Owned
  * state: TUN devices tk-b0 .. tk-b<N-1> (MTU 1400), each with a host route of its own, protocol
  * 116; tk-b0 also has an address and EXTRA_ROUTES.
  *
  * Why several devices: the agent treats a device repaired again within two minutes as a fight
- * with another daemon and holds event-woken passes back (1 s, doubling). A benchmark of repair
- * latency therefore drifts each device once, as drift in production looks, and never measures
- * the deliberate hold.
+ * with another daemon and holds that device back (1 s, doubling). A benchmark of repair latency
+ * therefore drifts each device once, as drift in production looks, and never measures the
+ * deliberate hold.
  *
  * The agent runs as users run it: a process of its own (pinned to the measured CPU when there are
  * two), in the bench's own network namespace (it stays in the host namespace and opens its

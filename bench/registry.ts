@@ -5,10 +5,11 @@
 import type { Benchmark } from './benchmark.js';
 import { tunReadPps } from './benchmarks/tun-read-pps.js';
 import { tunWritePps } from './benchmarks/tun-write-pps.js';
+import { tunOffloadGbps } from './benchmarks/tun-offload-gbps.js';
 import { dumpRoutes65k } from './benchmarks/dump-routes-65k.js';
 import { programRoutes65k } from './benchmarks/program-routes-65k.js';
 import { driftRepairP99Ms } from './benchmarks/drift-repair-p99-ms.js';
 import { enobufsStormConvergeMs } from './benchmarks/enobufs-storm-converge-ms.js';
 import { rss100kRoutesMb } from './benchmarks/rss-100k-routes-mb.js';
 
-export const benchmarks: readonly Benchmark[] = [tunReadPps, tunWritePps, dumpRoutes65k, programRoutes65k, driftRepairP99Ms, enobufsStormConvergeMs, rss100kRoutesMb];
+export const benchmarks: readonly Benchmark[] = [tunReadPps, tunWritePps, tunOffloadGbps, dumpRoutes65k, programRoutes65k, driftRepairP99Ms, enobufsStormConvergeMs, rss100kRoutesMb];

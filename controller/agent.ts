@@ -1,6 +1,8 @@
 /**
- * The agent (`tunkeeper run`): desired state from the file source, wake-ups from the Monitor, the
- * loop deciding when to reconcile, the reconciler doing it, and /metrics, /healthz, /readyz.
+ * The agent (`tunkeeper run`): desired state from the file source and/or the cluster source
+ * (TunDevice objects, controller/kube/), wake-ups from the Monitor, the loop deciding when to
+ * reconcile, the reconciler doing it, and /metrics, /healthz, /readyz; with the cluster source,
+ * also this node's TunNodeState and Events.
  *
  * Start order matters. The Monitor is opened before the first pass: every change made after that
  * wakes the loop, so nothing between the first observation and the first event is missed. The
@@ -18,6 +20,7 @@ import type { Logger } from './logger.js';
 import { ReconcileLoop, systemClock, type Clock, type LoopObserver, type PassReport, type Random } from './loop/index.js';
 import { AgentMetrics } from './metrics.js';
 import type { ReconcileOnce } from './reconcile-types.js';
+import { KUBE_SOURCE, startKubeSide, type KubeAgentOptions, type KubeSide } from './kube/kube-agent.js';
 import type { Settings } from './settings.js';
 import { FileSource, type FileSnapshot } from './sources/files.js';
 
@@ -29,8 +32,10 @@ export interface AgentReconciler {
 export type ReconcilerFactory = (opts: { netns?: string; policy: Policy }) => AgentReconciler | Promise<AgentReconciler>;
 
 export interface AgentOptions {
-  /** Files and directories of TunDevice declarations. */
+  /** Files and directories of TunDevice declarations (may be empty when `kube` is given). */
   paths: string[];
+  /** TunDevice objects from the API server, for this node. */
+  kube?: KubeAgentOptions;
   netns?: string;
   settings: Settings;
   logger: Logger;
@@ -46,6 +51,8 @@ export interface Agent {
   metrics: AgentMetrics;
   /** Absent when the metrics address is `off`. */
   http?: AgentHttpServer;
+  /** Present with the cluster source. */
+  kube?: KubeSide;
   healthz(): Probe;
   readyz(): Probe;
   /** Idempotent; leaves every device in place. */
@@ -67,17 +74,31 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch((e: unknown) => logger.warn({ err: e }, 'error while stopping'));
   };
 
+  const sources = [...(opts.paths.length > 0 ? [FILES_SOURCE] : []), ...(opts.kube ? [KUBE_SOURCE] : [])];
+  if (sources.length === 0) throw new Error('nothing to watch: give declaration paths, the cluster source, or both');
+
+  let kube: KubeSide | undefined;
   try {
     const reconciler = await opts.createReconciler({ policy: settings.policy, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) });
     cleanups.push(() => reconciler.close());
 
     const loop = new ReconcileLoop({
       reconcile: reconciler.reconcile,
-      sources: [FILES_SOURCE],
+      sources,
       clock,
       ...(opts.random ? { random: opts.random } : {}),
       resyncIntervalMs: settings.resyncIntervalMs,
-      observer: combine(metrics.loopObserver(), logObserver(logger)),
+      observer: combine(
+        metrics.loopObserver(),
+        logObserver(logger),
+        {
+          passStarted: () => kube?.reporter.passStarted(),
+          passFinished: (p) => {
+            kube?.reporter.passFinished(p);
+            reportConflicts();
+          },
+        },
+      ),
     });
     cleanups.push(() => loop.stop());
 
@@ -91,21 +112,42 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       }),
     );
 
-    const source = new FileSource({ paths: opts.paths });
-    cleanups.push(() => source.close());
-    let lastProblems = '';
-    subscriptions.push(
-      source.snapshots$.subscribe((snap: FileSnapshot) => {
-        const problems = JSON.stringify(snap.problems);
-        if (problems !== lastProblems) {
-          lastProblems = problems;
-          for (const p of snap.problems) logger.warn({ source: FILES_SOURCE, file: p.file, line: p.line, column: p.col }, p.message);
-        }
-        logger.info({ source: FILES_SOURCE, devices: snap.devices.length, complete: snap.complete, files: snap.files.length }, 'desired state read');
-        loop.updateSource(FILES_SOURCE, snap.devices, snap.complete);
-      }),
-    );
-    await source.start();
+    // Conflicts between sources: logged once per change (the files' side of the report; the
+    // cluster's side is the TunNodeState condition and an Event).
+    let lastConflicts = '';
+    const reportConflicts = (): void => {
+      const conflicts = loop.conflicts();
+      metrics.sourceConflicts.set(conflicts.length);
+      const key = conflicts.map((c) => c.message).join('\n');
+      if (key === lastConflicts) return;
+      lastConflicts = key;
+      for (const c of conflicts) logger.warn({ source: c.source, device: c.device.name, ifname: c.device.ifname, origin: c.device.origin }, c.message);
+    };
+
+    if (opts.paths.length > 0) {
+      const source = new FileSource({ paths: opts.paths });
+      cleanups.push(() => source.close());
+      let lastProblems = '';
+      subscriptions.push(
+        source.snapshots$.subscribe((snap: FileSnapshot) => {
+          const problems = JSON.stringify(snap.problems);
+          if (problems !== lastProblems) {
+            lastProblems = problems;
+            for (const p of snap.problems) logger.warn({ source: FILES_SOURCE, file: p.file, line: p.line, column: p.col }, p.message);
+          }
+          logger.info({ source: FILES_SOURCE, devices: snap.devices.length, complete: snap.complete, files: snap.files.length }, 'desired state read');
+          metrics.sourceComplete.set({ source: FILES_SOURCE }, snap.complete ? 1 : 0);
+          loop.updateSource(FILES_SOURCE, snap.devices, snap.complete);
+        }),
+      );
+      await source.start();
+    }
+
+    if (opts.kube) {
+      kube = await startKubeSide(opts.kube, loop, logger, metrics);
+      const side = kube;
+      cleanups.push(() => side.close());
+    }
 
     const healthz = (): Probe => {
       const s = loop.status();
@@ -116,6 +158,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     };
     const readyz = (): Probe => {
       const s = loop.status();
+      const cluster = kube?.current();
+      if (kube && !cluster?.synced) {
+        const why = cluster?.problems.join('; ') ?? 'starting';
+        return { ok: false, detail: `the cluster source has not completed its first sync (${why})${cluster?.fromDisk ? '; devices from the state saved on disk are kept meanwhile' : ''}` };
+      }
       if (!s.firstSyncDone) return { ok: false, detail: `waiting for a complete first sync of: ${s.incompleteSources.join(', ')}` };
       if (!s.prunedOnce) return { ok: false, detail: 'no complete reconcile yet' };
       if (s.lastOutcome === 'interrupted' || s.lastOutcome === 'error') return { ok: false, detail: `last reconcile ${s.lastOutcome === 'error' ? 'failed to run' : 'was interrupted'}; retrying` };
@@ -136,7 +183,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
 
     loop.start();
     logger.info(
-      { paths: opts.paths, netns: opts.netns ?? null, policy: settings.policy, resyncIntervalMs: settings.resyncIntervalMs },
+      { paths: opts.paths, kube: opts.kube ? { node: opts.kube.nodeName, stateDir: opts.kube.stateDir ?? null } : null, netns: opts.netns ?? null, policy: settings.policy, resyncIntervalMs: settings.resyncIntervalMs },
       'tunkeeper agent started',
     );
 
@@ -145,6 +192,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       loop,
       metrics,
       ...(http ? { http } : {}),
+      ...(kube ? { kube } : {}),
       healthz,
       readyz,
       stop: () => (stopping ??= undo().then(() => logger.info('tunkeeper agent stopped; devices left in place'))),

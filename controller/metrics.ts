@@ -20,6 +20,12 @@ export const METRIC_NAMES = {
   fights: 'tunkeeper_device_fights_total',
   desiredDevices: 'tunkeeper_desired_devices',
   lastReconcile: 'tunkeeper_last_reconcile_timestamp_seconds',
+  sourceComplete: 'tunkeeper_source_complete',
+  sourceConflicts: 'tunkeeper_source_conflicts',
+  kubeWatchRestarts: 'tunkeeper_kube_watch_restarts_total',
+  kubeConnected: 'tunkeeper_kube_connected',
+  kubeStatusWrites: 'tunkeeper_kube_status_writes_total',
+  kubeEvents: 'tunkeeper_kube_events_total',
 } as const;
 
 export class AgentMetrics {
@@ -88,6 +94,41 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  readonly sourceComplete = new Gauge({
+    name: METRIC_NAMES.sourceComplete,
+    help: 'Whether a desired-state source is complete (1) or not (0: listing, disconnected, invalid or contested declarations; nothing is pruned)',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+  readonly sourceConflicts = new Gauge({
+    name: METRIC_NAMES.sourceConflicts,
+    help: 'Declarations contested by another source (applied from neither)',
+    registers: [this.registry],
+  });
+  readonly kubeWatchRestarts = new Counter({
+    name: METRIC_NAMES.kubeWatchRestarts,
+    help: 'Lists and watches of the API server started again, by resource and reason (gone: 410 relist; error; timeout: no answer or a frozen stream)',
+    labelNames: ['resource', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly kubeConnected = new Gauge({
+    name: METRIC_NAMES.kubeConnected,
+    help: 'Whether the cluster source has listed and is currently watching the API server (1) or not (0)',
+    registers: [this.registry],
+  });
+  readonly kubeStatusWrites = new Counter({
+    name: METRIC_NAMES.kubeStatusWrites,
+    help: 'TunNodeState writes by result (written, unchanged: skipped as identical, error: retried with backoff)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly kubeEvents = new Counter({
+    name: METRIC_NAMES.kubeEvents,
+    help: 'Kubernetes Events by result (created, series: a repeat counted on an earlier Event, rate-limited, error) and reason',
+    labelNames: ['result', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     // Every reason and result shows up as 0 from the start, so rate() works before the first one.
@@ -111,7 +152,7 @@ export class AgentMetrics {
     for (const [kind, n] of Object.entries(r.repairs)) if (n > 0) this.driftRepairs.inc({ kind }, n);
     for (const f of r.failures) this.applyErrors.inc({ operation: f.action.type, errno: f.code });
     if (r.outcome !== 'interrupted') {
-      const byStatus: Record<string, number> = { ready: 0, degraded: 0, refused: 0, conflict: 0 };
+      const byStatus: Record<string, number> = { ready: 0, degraded: 0, refused: 0, conflict: 0, held: 0 };
       for (const d of r.devices) byStatus[d.status] = (byStatus[d.status] ?? 0) + 1;
       for (const [status, n] of Object.entries(byStatus)) this.managedDevices.set({ status }, n);
     }

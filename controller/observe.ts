@@ -7,16 +7,24 @@
  *     address removal takes along);
  *   - every route of tunkeeper's protocol, in any table;
  *   - the routes of the main table and of each table a desired route uses, whatever their
- *     protocol, that plan can reason about (foreignRouteFilter): a declared route whose key a
+ *     protocol, that plan can reason about (foreignScope): a declared route whose key a
  *     foreign route holds is a conflict, never a replace, and the main table carries the foreign
  *     routes a change of ours takes along. Per-table dumps are cheap: a strict-checked kernel
  *     walks only the table asked for.
  *
+ * Those foreign routes may come from a ForeignRouteCache instead (observe-cache.ts): only while
+ * no notification since their dump can have changed them, and never on a verifying pass.
+ *
  * Fail static: a dump that stayed interrupted (NLM_F_DUMP_INTR) through the client's retries, or
  * failed in any other way, yields no snapshot at all — ObservationError — never a partial one.
  */
-import type { Rtnl, RouteMessage } from '../netlink/index.js';
+import type { DumpSpec, Rtnl, RouteMessage } from '../netlink/index.js';
+import { routeDump } from '../netlink/client-dumps.js';
+import { decodeRouteMessage } from '../netlink/codec/route.js';
+import { foreignRoutePrefilter, type RawRouteTest } from './observe-prefilter.js';
 import { NetlinkDumpInterruptedError } from '../netlink/index.js';
+import { AF_INET, AF_INET6 } from '../netlink/constants/rtnetlink.js';
+import type { ForeignRoute, ForeignRouteCache, ForeignScope } from './observe-cache.js';
 import { OWNER_MARKER_PREFIX, type DesiredDevice, type Policy } from './desired.js';
 import { networkOf } from './plan/ip.js';
 import { RT_TABLE_MAIN, type ObservedAddress, type ObservedLink, type ObservedRoute, type ObservedState } from './observed.js';
@@ -26,9 +34,15 @@ export interface ObserveOptions {
   policy: Pick<Policy, 'routeProtocol'>;
   /** The desired devices: their route tables are dumped in full (conflict detection). */
   desired?: readonly DesiredDevice[];
+  /**
+   * Where the relevant foreign routes may be kept between passes (observe-cache.ts: reused only
+   * while provably unchanged). Absent: every table is dumped every time.
+   */
+  cache?: ForeignRouteCache;
+  /** Reuse nothing from the cache (it is refilled): a verifying pass. */
+  verify?: boolean;
 }
 
-/** Why no snapshot could be taken; `interrupted` when a dump kept being interrupted. */
 export class ObservationError extends Error {
   override name = 'ObservationError';
   readonly code: string;
@@ -50,15 +64,14 @@ export function observedTables(desired: readonly DesiredDevice[] = []): number[]
 
 export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<ObservedState> {
   const protocol = options.policy.routeProtocol;
+  const cache = options.cache;
+  const desired = options.desired ?? [];
+  const tables = observedTables(desired);
   try {
+    // Before any dump: what the cache may reuse is what no notification has touched since.
+    const generation = cache !== undefined ? await cache.sync(tables) : undefined;
     // Queued together: the client runs dumps one after another on its socket.
-    const tables = observedTables(options.desired);
-    const [linkMsgs, addrMsgs, owned, ...perTable] = await Promise.all([
-      rtnl.links(),
-      rtnl.addresses(),
-      rtnl.routes({ protocol }),
-      ...tables.map((table) => rtnl.routes({ table })),
-    ]);
+    const [linkMsgs, addrMsgs] = await Promise.all([rtnl.links(), rtnl.addresses()]);
     const links: ObservedLink[] = [];
     for (const m of linkMsgs) {
       const l = toObservedLink(m);
@@ -69,25 +82,68 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
       const a = toObservedAddress(m);
       if (a !== undefined) addresses.push(a);
     }
+    const scope = foreignScope(links, addresses, desired);
+    const kept = generation !== undefined ? cache?.get(generation, scope, options.verify === true) : undefined;
     const routes: ObservedRoute[] = [];
     const add = (m: RouteMessage): void => {
       const r = toObservedRoute(m);
       if (r !== undefined) routes.push(r);
     };
-    for (const m of owned) add(m);
+    if (kept !== undefined) {
+      // tunkeeper's own routes, afresh: IPv4 table by table (one walk of each), all of IPv6.
+      const owned = await Promise.all([...tables.map((table) => rtnl.routes({ family: 4, table, protocol })), rtnl.routes({ family: 6, protocol })]);
+      for (const list of owned) for (const m of list) add(m);
+      routes.push(...kept.ownedElsewhere);
+      // Kept for a scope at least as wide: narrowed to this pass's.
+      for (const f of kept.foreign) {
+        const r = f.route;
+        if (inScope(scope, r.family === 4 ? AF_INET : AF_INET6, r.oif, r.prefsrc, f.multipath, r.dst, r.dstLength)) routes.push(r);
+      }
+      return { links, addresses, routes };
+    }
+    const candidate = foreignRoutePrefilter(scope, protocol);
+    const [owned, ...perTable] = await Promise.all([rtnl.routes({ protocol }), ...tables.map((table) => rtnl.dump(candidatesOf(table, candidate)))]);
+    const ownedElsewhere: ObservedRoute[] = [];
+    for (const m of owned) {
+      const r = toObservedRoute(m);
+      if (r === undefined) continue;
+      routes.push(r);
+      if (r.family === 4 && !tables.includes(r.table)) ownedElsewhere.push(r);
+    }
     // Owned routes of these tables are in the protocol dump already. Of the foreign ones, only
     // those plan can ever reason about are kept: a node may carry 100k foreign routes, and
     // converting and indexing them all made every pass cost seconds (bench: drift-repair-p99-ms).
-    const relevant = foreignRouteFilter(links, addresses, options.desired ?? []);
-    for (const list of perTable) for (const m of list) if (m.protocol !== protocol && relevant(m)) add(m);
+    const foreign: ForeignRoute[] = [];
+    for (const list of perTable) {
+      for (const m of list) {
+        if (m === null || m.protocol === protocol || !inScope(scope, m.family, m.oif, m.prefsrc, m.multipath !== undefined, m.dst, m.dstLen)) continue;
+        const r = toObservedRoute(m);
+        if (r === undefined) continue;
+        routes.push(r);
+        foreign.push({ route: r, multipath: m.multipath !== undefined });
+      }
+    }
+    if (generation !== undefined) cache?.put(generation, scope, { foreign, ownedElsewhere });
     return { links, addresses, routes };
   } catch (e) {
     throw new ObservationError(e);
   }
 }
 
+/** A dump of one table in which only candidates (observe-prefilter.ts) are decoded; null for the rest, dropped. */
+function candidatesOf(table: number, candidate: RawRouteTest): DumpSpec<RouteMessage | null> {
+  const spec = routeDump({ table });
+  const keep = spec.keep;
+  return {
+    ...spec,
+    decode: (buf, start, end) => (candidate(buf, start, end) ? decodeRouteMessage(buf, start, end) : null),
+    keep: (m) => m !== null && (keep === undefined || keep(m)),
+  };
+}
+
 /**
- * Which foreign routes plan needs to see (conservatively; when in doubt, keep):
+ * Which foreign routes plan needs to see (conservatively; when in doubt, keep), in the tables
+ * observedTables names:
  *   - routes through a link that is, or may become, tunkeeper's (marked, or holding a declared
  *     ifname): what a change of ours takes along, gateways reachable through our links;
  *   - routes whose preferred source is an address on such a link (removing it takes them along);
@@ -96,11 +152,7 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
  *   - multipath routes (their next hops may use our links; they are few).
  * Anything else can neither conflict with a declaration nor be affected by an action of ours.
  */
-function foreignRouteFilter(
-  links: readonly ObservedLink[],
-  addresses: readonly ObservedAddress[],
-  desired: readonly DesiredDevice[],
-): (m: RouteMessage) => boolean {
+export function foreignScope(links: readonly ObservedLink[], addresses: readonly ObservedAddress[], desired: readonly DesiredDevice[]): ForeignScope {
   const declaredNames = new Set(desired.map((d) => d.ifname));
   const ourLinks = new Set<number>();
   for (const l of links) if (l.alias?.startsWith(OWNER_MARKER_PREFIX) || declaredNames.has(l.ifname)) ourLinks.add(l.ifindex);
@@ -114,9 +166,15 @@ function foreignRouteFilter(
       prefixes.add(`${networkOf(a.family, a.address, a.prefixLength)}/${a.prefixLength}`);
     }
   }
-  return (m) =>
-    (m.oif !== undefined && ourLinks.has(m.oif)) ||
-    (m.prefsrc !== undefined && ourSources.has(m.prefsrc)) ||
-    m.multipath !== undefined ||
-    prefixes.has(`${m.dst ?? (m.family === 2 ? '0.0.0.0' : '::')}/${m.dstLen}`);
+  return { tables: observedTables(desired), links: ourLinks, sources: ourSources, prefixes };
+}
+
+/** Whether a route (its family as AF_INET / AF_INET6, and the fields the filter reads) is in scope (exported for the prefilter test). */
+export function inScope(scope: ForeignScope, family: number, oif: number | undefined, prefsrc: string | undefined, multipath: boolean, dst: string | undefined, dstLength: number): boolean {
+  return (
+    (oif !== undefined && scope.links.has(oif)) ||
+    (prefsrc !== undefined && scope.sources.has(prefsrc)) ||
+    multipath ||
+    scope.prefixes.has(`${dst ?? (family === AF_INET ? '0.0.0.0' : '::')}/${dstLength}`)
+  );
 }

@@ -14,6 +14,17 @@ export interface ReconcileInput {
    * unhealthy (fail static): then nothing owned that is not desired is deleted.
    */
   prune: boolean;
+  /**
+   * TunDevice names whose drift this pass leaves unrepaired (the loop holds a device that keeps
+   * being changed behind tunkeeper's back). They stay desired — nothing of theirs is pruned — and
+   * plan emits no action for them and says so (device status 'held'). Default: none.
+   */
+  hold?: readonly string[];
+  /**
+   * Trust nothing kept from earlier passes: re-list every table in full (a periodic or otherwise
+   * verifying pass). Default false: a reconciler may reuse what it can prove unchanged.
+   */
+  verify?: boolean;
 }
 
 export interface ActionFailure {
@@ -30,7 +41,8 @@ export interface DeviceReport {
   device: string;
   ifname: string;
   ifindex?: number;
-  status: 'ready' | 'degraded' | 'refused' | 'conflict';
+  /** 'held': left unrepaired in this pass (ReconcileInput.hold); its state was not checked. */
+  status: 'ready' | 'degraded' | 'refused' | 'conflict' | 'held';
   findings: Finding[];
   failures: ActionFailure[];
 }

@@ -9,6 +9,7 @@ import { Rtnl } from '../netlink/index.js';
 import type { Policy } from './desired.js';
 import type { ObservedState } from './observed.js';
 import { observe, ObservationError } from './observe.js';
+import { ForeignRouteCache } from './observe-cache.js';
 import { plan as makePlan } from './plan/plan.js';
 import type { Action, Finding, Plan } from './plan/actions.js';
 import { applyPlan, type ActionOutcome, type TunOpener } from './apply/index.js';
@@ -26,6 +27,12 @@ export interface ReconcilerOptions {
   rtnl?: Rtnl;
   /** Default: tun-native's Tun.open. */
   tun?: TunOpener;
+  /**
+   * Keep the relevant foreign routes between passes while provably unchanged
+   * (observe-cache.ts), so a pass need not dump a 100k-route main table. For long-running
+   * agents; default false (a one-shot apply or plan lists everything once).
+   */
+  keepForeignRoutes?: boolean;
 }
 
 /** A ReconcileResult with what only one-shot callers (the CLI) need besides. */
@@ -52,10 +59,23 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     return own;
   };
 
-  const observeAndPlan = async (input: ReconcileInput): Promise<{ rtnl: Rtnl; plan: Plan; observed: ObservedState }> => {
+  let cache: Promise<ForeignRouteCache | undefined> | undefined;
+  const foreignCache = (): Promise<ForeignRouteCache | undefined> => {
+    if (options.keepForeignRoutes !== true) return Promise.resolve(undefined);
+    // Without its watch socket nothing can be proven unchanged: every pass then dumps everything.
+    cache ??= ForeignRouteCache.open({ protocol: options.policy.routeProtocol, ...(options.netns !== undefined ? { netns: options.netns } : {}) }).catch(() => undefined);
+    return cache;
+  };
+
+  const observeAndPlan = async (input: ReconcileInput, reuse = true): Promise<{ rtnl: Rtnl; plan: Plan; observed: ObservedState }> => {
     const rtnl = await client();
-    const observed = await observe(rtnl, { policy: options.policy, desired: input.desired });
-    return { rtnl, observed, plan: makePlan(input.desired, observed, options.policy, { prune: input.prune }) };
+    const kept = reuse ? await foreignCache() : undefined;
+    const observed = await observe(rtnl, {
+      policy: options.policy,
+      desired: input.desired,
+      ...(kept !== undefined ? { cache: kept, verify: input.verify === true } : {}),
+    });
+    return { rtnl, observed, plan: makePlan(input.desired, observed, options.policy, { prune: input.prune, hold: input.hold ?? [] }) };
   };
 
   const reconcile = async (input: ReconcileInput): Promise<ReconcileReport> => {
@@ -86,13 +106,16 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   return {
     reconcile,
     plan: async (input) => {
-      const { plan, observed } = await observeAndPlan(input);
+      const { plan, observed } = await observeAndPlan(input, false);
       return { plan, observed };
     },
     close: () => {
       const p = own;
       own = undefined;
       void p?.then((r) => r.close(), () => undefined);
+      const c = cache;
+      cache = undefined;
+      void c?.then((k) => k?.close());
     },
   };
 }
@@ -112,7 +135,7 @@ export function deviceReports(plan: Plan, failures: readonly ActionFailure[], if
 }
 
 function statusOf(planned: Plan['devices'][number]['status'], findings: Finding[], failures: ActionFailure[]): DeviceReport['status'] {
-  if (planned === 'refused' || planned === 'conflict') return planned;
+  if (planned === 'refused' || planned === 'conflict' || planned === 'held') return planned;
   if (failures.length > 0) return 'degraded';
   // Part of the declaration (an address, a route) could not be taken on.
   if (findings.some((f) => f.kind === 'conflict')) return 'conflict';

@@ -12,6 +12,7 @@
  *   logLevel: info                # fatal error warn info debug trace silent
  *   metricsAddress: 127.0.0.1:9464  # HOST:PORT, :PORT (all addresses), or "off"
  *   monitorRcvbuf: 4194304        # bytes of netlink receive buffer for the Monitor
+ *   stateDir: /var/lib/tunkeeper  # with --kube: where the last complete cluster state is kept
  */
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isScalar, parseDocument, type Node } from 'yaml';
@@ -32,6 +33,8 @@ export interface Settings {
   /** null: no metrics/health endpoint. */
   metricsAddress: ListenAddress | null;
   monitorRcvbuf: number;
+  /** With the cluster source: the directory holding the last complete desired state (fail static across restarts). */
+  stateDir: string;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -40,6 +43,7 @@ export const DEFAULT_SETTINGS: Settings = {
   logLevel: 'info',
   metricsAddress: { host: '127.0.0.1', port: 9464 },
   monitorRcvbuf: 4 << 20,
+  stateDir: '/var/lib/tunkeeper',
 };
 
 /** Flags as the command line gives them (strings, or booleans for switches). */
@@ -51,6 +55,7 @@ export interface SettingsFlags {
   logLevel?: string;
   metricsAddress?: string;
   monitorRcvbuf?: string;
+  stateDir?: string;
 }
 
 export class SettingsError extends Error {
@@ -126,6 +131,14 @@ const SETTINGS: Record<string, SettingSpec> = {
       const n = integer(v, 'a number of bytes');
       if (n < 4096 || n > 0x7fffffff) throw new Error(`must be 4096..2147483647 bytes, got ${n}`);
       s.monitorRcvbuf = n;
+    },
+  },
+  stateDir: {
+    flag: '--state-dir',
+    apply(v, s) {
+      if (typeof v !== 'string' || v.trim() === '') throw new Error(`must be a directory path, got ${JSON.stringify(v)}`);
+      if (!v.startsWith('/')) throw new Error(`must be an absolute path (the agent's working directory is not a place to keep state), got ${JSON.stringify(v)}`);
+      s.stateDir = v;
     },
   },
 };
@@ -214,6 +227,7 @@ const FLAG_KEYS: Array<[keyof SettingsFlags, string]> = [
   ['logLevel', 'logLevel'],
   ['metricsAddress', 'metricsAddress'],
   ['monitorRcvbuf', 'monitorRcvbuf'],
+  ['stateDir', 'stateDir'],
 ];
 
 /** Defaults, then the file (if any), then the flags. */

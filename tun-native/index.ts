@@ -2,4 +2,5 @@
 export { NativeError, isNativeError } from './errors.js';
 export { netnsPath } from './netns.js';
 export * from './tun.js';
+export * from './offload.js';
 export * from './netlink-socket.js';

@@ -9,6 +9,7 @@
  * reuses their room for new packets, and the same PacketBatch object is handed out again (its
  * `count` is 0 in between). Keep a packet by copying it: copy(i), copyAll(), or Buffer.from().
  */
+import { readVnetHeader, type VnetHeader } from './offload.js';
 import { bufferView } from './tun-packets.js';
 
 function align4(n: number): number {
@@ -49,6 +50,15 @@ export class PacketBatch {
   packet(i: number): Buffer {
     this.#check(i);
     return bufferView(this.buffer.buffer as ArrayBuffer, this.buffer.byteOffset + (this.offsets[i] as number), this.lengths[i] as number);
+  }
+
+  /**
+   * The virtio-net header packet i starts with (a Tun opened with vnetHdr): for a GSO
+   * super-packet, its type and segment size; whether the checksum is still partial.
+   */
+  vnetHeader(i: number): VnetHeader {
+    this.#check(i);
+    return readVnetHeader(this.buffer, this.offsets[i] as number);
   }
 
   /** Packet i copied into a Buffer of its own, valid for as long as it is kept. */

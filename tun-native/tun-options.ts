@@ -37,14 +37,26 @@ export interface TunOpenOptions {
   owner?: number;
   /** TUNSETGROUP. */
   group?: number;
-  /** TUNSETOFFLOAD; needs vnetHdr. */
-  offload?: TunOffload;
+  /**
+   * TUNSETOFFLOAD; needs vnetHdr. 'auto': checksum and TCP segmentation offload (csum, tso4,
+   * tso6), plus UDP segmentation offload (uso4, uso6) where the kernel has it (Linux 6.2+; probed
+   * at open). What was set is `tun.offload`.
+   */
+  offload?: TunOffload | 'auto';
   /** Network namespace name (/run/netns/NAME) or path; the device is opened or created inside it. */
   netns?: string;
   /** Most packets per crossing into JS (default 64). */
   readBatch?: number;
   /** Most packets buffered native-side before new ones are dropped (default 4096). */
   queueLimit?: number;
+  /**
+   * What the reader does when its queue is full (JS is not keeping up). 'drop' (the default):
+   * it keeps reading and drops, so the device's kernel queue never fills. 'backpressure': it
+   * stops reading until JS gives room back, so packets wait in the kernel's queue: a local TCP
+   * sender is then slowed by its small-queue limits instead of losing segments (what a forwarder
+   * of TCP streams wants), and the device's txqueuelen decides what is dropped.
+   */
+  overflow?: 'drop' | 'backpressure';
 }
 
 // <linux/if_tun.h>
@@ -55,7 +67,7 @@ export const IFF_PERSIST = 0x0800;
 export const IFF_NO_PI = 0x1000;
 export const IFF_VNET_HDR = 0x4000;
 
-const TUN_F: Record<keyof TunOffload, number> = {
+export const TUN_F: Readonly<Record<keyof TunOffload, number>> = {
   csum: 0x01,
   tso4: 0x02,
   tso6: 0x04,
@@ -81,10 +93,14 @@ export interface NativeOpenRequest {
   owner?: number;
   group?: number;
   offload?: number;
+  /** Bits of `offload` to drop when the kernel refuses them (EINVAL): the probe of 'auto'. */
+  offloadOptional?: number;
   mtu?: number;
   netns?: string;
   readBatch: number;
   queueLimit: number;
+  /** Facade-side (the addon's openTun ignores it): applied with setBackpressure() after the open. */
+  overflow?: 'backpressure';
 }
 
 /**
@@ -125,6 +141,13 @@ function optionalInt(opts: Record<string, unknown>, key: string, min: number, ma
     throw invalidArg(`option ${key} must be an integer from ${min} to ${max}${why}, got ${v}`);
   }
   return v;
+}
+
+/** The offloads TUN_F_* bits stand for (every key present). */
+export function offloadFromBits(bits: number): Required<TunOffload> {
+  const out = {} as Required<TunOffload>;
+  for (const [key, bit] of Object.entries(TUN_F)) out[key as keyof TunOffload] = (bits & bit) !== 0;
+  return out;
 }
 
 /** Validates an id for TUNSETOWNER/TUNSETGROUP. */
@@ -187,8 +210,14 @@ export function resolveOpenOptions(opts: TunOpenOptions | undefined, netnsPath: 
     throw invalidArg(`option queueLimit (${queueLimit}) must be at least readBatch (${readBatch}): a whole batch has to fit`);
   }
   let offload: number | undefined;
-  if (o.offload !== undefined) {
+  let offloadOptional: number | undefined;
+  if (o.offload === 'auto') {
+    offload = TUN_F.csum | TUN_F.tso4 | TUN_F.tso6 | TUN_F.uso4 | TUN_F.uso6;
+    offloadOptional = TUN_F.uso4 | TUN_F.uso6;
+  } else if (o.offload !== undefined) {
     offload = offloadBits(o.offload as TunOffload);
+  }
+  if (offload !== undefined) {
     if (!vnetHdr) {
       throw nativeError(
         'EINVAL',
@@ -197,6 +226,9 @@ export function resolveOpenOptions(opts: TunOpenOptions | undefined, netnsPath: 
         'offload needs vnetHdr: true (without a virtio-net header the reader cannot tell offloaded packets from plain ones)',
       );
     }
+  }
+  if (o.overflow !== undefined && o.overflow !== 'drop' && o.overflow !== 'backpressure') {
+    throw invalidArg(`option overflow must be 'drop' or 'backpressure', got ${String(o.overflow)}`);
   }
   let netns: string | undefined;
   if (o.netns !== undefined) {
@@ -216,8 +248,10 @@ export function resolveOpenOptions(opts: TunOpenOptions | undefined, netnsPath: 
   if (owner !== undefined) request.owner = owner;
   if (group !== undefined) request.group = group;
   if (offload !== undefined) request.offload = offload;
+  if (offloadOptional !== undefined) request.offloadOptional = offloadOptional;
   if (mtu !== undefined) request.mtu = mtu;
   if (netns !== undefined) request.netns = netns;
+  if (o.overflow === 'backpressure') request.overflow = 'backpressure';
   return { request, mode };
 }
 
@@ -235,4 +269,5 @@ const KNOWN_OPTIONS = new Set([
   'netns',
   'readBatch',
   'queueLimit',
+  'overflow',
 ]);

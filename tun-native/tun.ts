@@ -9,6 +9,12 @@
  * into Buffers the caller may keep, and writeBatch() takes an array of Buffers (gathering small
  * ones into writePacked).
  *
+ * Offloaded (vnetHdr with offload: 'auto'): the kernel hands over TCP/UDP GSO super-packets of up
+ * to 64 KiB as one batch entry each (batch.vnetHeader(i) says what it is) and takes them back the
+ * same way. segment() turns a batch into wire packets, writeCoalesced() merges wire packets into
+ * super-packets again (GRO), writeList() forwards a lent batch as it is (offload.ts, the C++ in
+ * tun_offload.cc).
+ *
  * Every syscall lives in the addon (tun-native/src/tun_*.cc); this file validates, keeps the
  * consumer bookkeeping, and shapes batches into Buffers.
  */
@@ -25,6 +31,7 @@ import {
   IFF_VNET_HDR,
   type NativeOpenRequest,
   offloadBits,
+  offloadFromBits,
   resolveOpenOptions,
   type TunMode,
   type TunOffload,
@@ -33,6 +40,7 @@ import {
 } from './tun-options.js';
 import { PacketBatch } from './tun-batch.js';
 import { PacketIterator } from './tun-packets.js';
+import { coalesce, PacketArena, type PacketList, segment } from './offload.js';
 
 export { PacketBatch } from './tun-batch.js';
 
@@ -53,10 +61,11 @@ export interface TunStats {
 
 /** The addon's TunDevice handle (tun-native/src/tun_device.cc). */
 interface NativeTunHandle {
-  info(): { name: string; ifindex: number; flags: number; netns: string };
+  info(): { name: string; ifindex: number; flags: number; netns: string; offload: number };
   writeSync(packet: Uint8Array): void;
   writeBatch(packets: readonly Uint8Array[]): number;
   writePacked(bytes: Uint8Array, lengths: Uint32Array, count: number): number;
+  writeVectors(bytes: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
   setPersist(on: boolean): void;
   setOwner(uid: number): void;
   setGroup(gid: number): void;
@@ -67,6 +76,7 @@ interface NativeTunHandle {
   startReader(onBatch: (count: number, error?: NativeError) => void): void;
   stopReader(): void;
   setPaused(paused: boolean): void;
+  setBackpressure(on: boolean): void;
   setRef(on: boolean): void;
   stats(): TunStats;
   close(): Promise<void>;
@@ -107,16 +117,22 @@ export class Tun {
   // writeBatch's gather buffers, grown on demand up to GATHER_MAX_BYTES.
   #gatherBytes: Buffer = Buffer.alloc(0);
   #gatherLens: Uint32Array = new Uint32Array(0);
+  #offload: Required<TunOffload> | null;
+  // segment()'s and writeCoalesced()'s arenas, made on first use.
+  #segments: PacketArena | undefined;
+  #coalesced: PacketArena | undefined;
 
   private constructor(handle: NativeTunHandle, request: NativeOpenRequest) {
     const info = handle.info();
     this.#handle = handle;
+    if (request.overflow === 'backpressure') handle.setBackpressure(true);
     this.name = info.name;
     this.ifindex = info.ifindex;
     this.mode = info.flags & IFF_TAP ? 'tap' : 'tun';
     this.multiQueue = (info.flags & IFF_MULTI_QUEUE) !== 0;
     this.vnetHdr = (info.flags & IFF_VNET_HDR) !== 0;
     this.packetInfo = (info.flags & IFF_NO_PI) === 0;
+    this.#offload = this.vnetHdr ? offloadFromBits(Math.max(0, info.offload)) : null;
     // What openQueue() repeats: the device's actual flags, in the same namespace.
     this.#request = { ...request, name: info.name, flags: info.flags & FLAG_MASK & ~IFF_PERSIST };
     delete this.#request.persist;
@@ -266,6 +282,57 @@ export class Tun {
     return this.#handle.writePacked(bytes, lengths, count);
   }
 
+  /**
+   * Writes every packet of a list (a PacketBatch lent by another Tun's reader, a PacketArena, or
+   * any { buffer, offsets, lengths, count }) in one crossing, one write(2) each, without copying:
+   * forwarding a batch from one Tun to another. Returns how many were written; like writeBatch,
+   * throws only if the first one fails, and throws without writing any if a packet lies outside
+   * the buffer.
+   */
+  writeList(list: PacketList): number {
+    if (typeof list !== 'object' || list === null || !(list.buffer instanceof Uint8Array)) {
+      throw invalidArg('writeList expects a packet list ({ buffer, offsets, lengths, count })', 'type');
+    }
+    return this.#handle.writeVectors(list.buffer, list.offsets, list.lengths, list.count);
+  }
+
+  /**
+   * The offloads set on this fd (what the kernel may hand this reader unsegmented and without
+   * checksums); null without vnetHdr. With offload: 'auto', uso4/uso6 say whether the kernel took
+   * UDP segmentation offload.
+   */
+  get offload(): Readonly<Required<TunOffload>> | null {
+    return this.#offload;
+  }
+
+  /**
+   * The wire packets a list read from this Tun stands for (see segment() in offload.ts): GSO
+   * super-packets split into segments with every header and checksum set, partial checksums
+   * completed, virtio-net headers gone. Without vnetHdr the packets are already wire packets and
+   * the list comes back as it is. The result lives in an arena of this Tun, valid until the next
+   * segment() call.
+   */
+  segment(list: PacketList): PacketList {
+    if (!this.vnetHdr) return list;
+    this.#checkIpOffload('segment');
+    this.#segments ??= new PacketArena();
+    return segment(list, this.#segments);
+  }
+
+  /**
+   * Writes wire packets (no virtio-net headers) with as few writes as GRO allows: runs of one TCP
+   * flow (and UDP flows, when the kernel took uso4/uso6 on this fd) go as one super-packet each,
+   * the rest one by one with an empty header. Without vnetHdr, one write per packet. Returns the
+   * number of writes made; throws only if the first one fails.
+   */
+  writeCoalesced(list: PacketList): number {
+    if (!this.vnetHdr) return this.writeList(list);
+    this.#checkIpOffload('writeCoalesced');
+    this.#coalesced ??= new PacketArena();
+    const out = coalesce(list, { udp: this.#offload?.uso4 === true }, this.#coalesced);
+    return this.#handle.writeVectors(out.buffer, out.offsets, out.lengths, out.count);
+  }
+
   setPersist(on: boolean): void {
     if (typeof on !== 'boolean') throw invalidArg('setPersist expects a boolean', 'type');
     this.#handle.setPersist(on);
@@ -285,6 +352,7 @@ export class Tun {
       throw nativeError('EINVAL', 'ioctl(TUNSETOFFLOAD)', `set offloads on ${this.#label()}`, 'it was opened without vnetHdr, which offloads need');
     }
     this.#handle.setOffload(bits);
+    this.#offload = offloadFromBits(bits);
   }
 
   stats(): TunStats {
@@ -312,6 +380,13 @@ export class Tun {
     this.#closing = this.#handle.close();
     this.#end(consumer, undefined);
     return this.#closing;
+  }
+
+  // Segmenting and coalescing work on IP packets right after the virtio-net header.
+  #checkIpOffload(what: string): void {
+    if (this.mode !== 'tun' || this.packetInfo) {
+      throw invalidArg(`${what} works on IP packets after a virtio-net header: a tun device without packetInfo, not ${this.#label()}${this.packetInfo ? ' with packet info' : ''}`);
+    }
   }
 
   #label(): string {

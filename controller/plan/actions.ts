@@ -270,7 +270,8 @@ export interface Finding {
   reason: string;
 }
 
-export type DeviceStatus = 'create' | 'recreate' | 'update' | 'in-sync' | 'refused' | 'conflict';
+/** 'held': left as it is in this plan (PlanOptions.hold), whatever its state. */
+export type DeviceStatus = 'create' | 'recreate' | 'update' | 'in-sync' | 'refused' | 'conflict' | 'held';
 
 /** Per desired device: what the plan does with it (for status conditions and the rendered diff). */
 export interface DeviceOutcome {

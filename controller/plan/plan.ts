@@ -44,6 +44,13 @@
  * removes along with such a step are listed in the action's `sideEffects`: plan never targets
  * them, but says what goes with a change.
  *
+ * Held devices (`hold`: the loop holds a device that keeps being changed behind tunkeeper's back)
+ * get no action at all in this plan, and their status says 'held' (or 'in-sync' when they need
+ * nothing, found by planning without the hold): their link, addresses and
+ * routes are left as they are, like those of a device in conflict — other declarations cannot
+ * take over their route keys, and an owned link still marked with a held device's name is kept —
+ * but they stay declared, so nothing of theirs is pruned.
+ *
  * Fail static: with `prune: false` (a source has not completed its first sync, the API server is
  * unreachable, a file failed to parse: the desired state may be partial) nothing owned that lies
  * outside the desired devices is deleted or taken over: no owned device without a declaration is
@@ -88,13 +95,27 @@ export interface PlanOptions {
    * desired state may be partial (see the module comment). Default true.
    */
   prune?: boolean;
+  /** TunDevice names left as they are in this plan: no action for them (see the module comment). */
+  hold?: Iterable<string>;
 }
 
 /** The smallest MTU with which the kernel keeps IPv6 on a link (IPV6_MIN_MTU). */
 export const IPV6_MIN_MTU = 1280;
 
 export function plan(desired: DesiredDevice[], observed: ObservedState, policy: Policy, options: PlanOptions = {}): Plan {
-  return new Planner(desired, observed, policy, options.prune ?? true).run();
+  const prune = options.prune ?? true;
+  const held = new Set(options.hold ?? []);
+  const p = new Planner(desired, observed, policy, prune, held).run();
+  if (held.size === 0 || !p.devices.some((o) => o.status === 'held')) return p;
+  // Only drift is held back: a held device that needs nothing is reported in sync, as it is.
+  const free = new Planner(desired, observed, policy, prune, new Set()).run();
+  const drifted = new Set(free.actions.map((a) => a.device));
+  p.devices = p.devices.map((o) => {
+    if (o.status !== 'held' || drifted.has(o.device)) return o;
+    const f = free.devices.find((x) => x.device === o.device && x.ifname === o.ifname);
+    return f?.status === 'in-sync' ? f : o;
+  });
+  return p;
 }
 
 type Mode = 'create' | 'manage' | 'recreate';
@@ -161,6 +182,8 @@ class Planner {
   private readonly conflicts: Finding[] = [];
   private readonly emitted: { action: Action; ifname: string; sub: string }[] = [];
   private readonly excluded = new Set<DesiredDevice>();
+  /** Declared, not excluded, and held: left as they are (PlanOptions.hold). */
+  private readonly heldDevices: { d: DesiredDevice; link?: ObservedLink }[] = [];
   private readonly managed: Managed[] = [];
   private readonly managedByIndex = new Map<number, Managed>();
   /** Links deleted in phase 4 (recreated, taken over). */
@@ -196,6 +219,7 @@ class Planner {
     private readonly observed: ObservedState,
     private readonly policy: Policy,
     private readonly prune: boolean,
+    private readonly held: ReadonlySet<string>,
   ) {
     this.devices = [...desired].sort(
       (a, b) => compareStrings(a.ifname, b.ifname) || compareStrings(a.name, b.name) || compareStrings(a.origin, b.origin),
@@ -294,12 +318,23 @@ class Planner {
     return { bound, stale };
   }
 
+  /** A held name with a declaration (a name only held is no device of this plan). */
+  private isHeldDeclared(name: string): boolean {
+    return this.held.has(name) && this.devices.some((d) => d.name === name);
+  }
+
   /** Decides, per declared device, whether it is created, managed, recreated or in conflict. */
   private resolveHolders(bound: Map<number, DesiredDevice[]>, stale: Map<number, string>): Set<number> {
     const takenOver = new Set<number>();
     for (const d of this.devices) {
       if (this.excluded.has(d)) continue;
       const holder = this.linkByName.get(d.ifname);
+      if (this.held.has(d.name)) {
+        // Its own link only: a link of that name not bound to it is not the held device's.
+        const own = holder !== undefined && bound.get(holder.ifindex)?.includes(d) === true ? holder : undefined;
+        this.heldDevices.push(own !== undefined ? { d, link: own } : { d });
+        continue;
+      }
       if (holder === undefined) {
         this.managed.push({ d, mode: 'create', recreateChanges: [], addresses: [], conflictedAddresses: new Set() });
         continue;
@@ -311,7 +346,14 @@ class Planner {
       }
       const staleOwner = stale.get(holder.ifindex);
       if (staleOwner !== undefined) {
-        if (this.prune) {
+        if (this.isHeldDeclared(staleOwner)) {
+          this.excludeDevice(
+            'conflict',
+            'IfnameHeldByStaleDevice',
+            d,
+            `${d.ifname} holds the former device of TunDevice "${staleOwner}", which is held (changed behind tunkeeper's back); it is replaced once the hold ends`,
+          );
+        } else if (this.prune) {
           takenOver.add(holder.ifindex);
           this.managed.push({ d, mode: 'recreate', link: holder, recreateChanges: [], previousOwner: staleOwner, addresses: [], conflictedAddresses: new Set() });
         } else {
@@ -341,11 +383,17 @@ class Planner {
       else this.vanishing.add(m.link.ifindex);
     }
     for (const [ifindex, group] of bound) {
-      if (group.every((d) => this.excluded.has(d))) this.unmanagedLinks.add(ifindex);
+      if (group.every((d) => this.excluded.has(d) || this.held.has(d.name))) this.unmanagedLinks.add(ifindex);
     }
     for (const [ifindex, owner] of stale) {
       if (takenOver.has(ifindex)) continue;
       const link = this.linkByIndex.get(ifindex) as ObservedLink;
+      if (this.isHeldDeclared(owner)) {
+        // The held device's former link (it now declares another ifname): its move waits too.
+        this.unmanagedLinks.add(ifindex);
+        this.retained.push({ device: owner, ifname: link.ifname, ifindex, reason: `TunDevice "${owner}" is held (changed behind tunkeeper's back); its former device is left until the hold ends` });
+        continue;
+      }
       if (this.prune) {
         this.pruned.set(ifindex, owner);
       } else {
@@ -535,7 +583,7 @@ class Planner {
   /**
    * Routes this plan does not manage that match a predicate, described: foreign ones (except the
    * kernel's own routes for addresses) and tunkeeper's own that it leaves alone (their device is
-   * refused, in conflict, or kept while pruning is suspended).
+   * refused, in conflict, held, or kept while pruning is suspended).
    */
   private bystanderRoutes(candidates: ObservedRoute[] | undefined, pred: (r: ObservedRoute) => boolean): string[] {
     return (candidates ?? [])
@@ -873,6 +921,17 @@ class Planner {
     // The kernel keeps one route per key: two declarations of a key would replace each other.
     const byKey = new Map<string, Candidate[]>();
     for (const c of declared) pushTo(byKey, c.key, c);
+    // A held device's routes still claim their keys (as they would if it were not held), and an
+    // owned route under one of them is left alone wherever it goes through.
+    const heldKeys = new Map<string, string>();
+    for (const h of this.heldDevices) {
+      for (const r of h.d.routes) {
+        const key = desiredRouteKey(r);
+        if (heldKeys.has(key)) continue;
+        heldKeys.set(key, h.d.name);
+        if (byKey.has(key)) pushTo(byKey, key, { m: { d: h.d, mode: 'manage', recreateChanges: [], addresses: [], conflictedAddresses: new Set<string>() }, r, key });
+      }
+    }
     const candidates: Candidate[] = [];
     for (const c of declared) {
       const target = (): string => describeRouteSpec(this.specFor(c.m, c.r));
@@ -922,7 +981,7 @@ class Planner {
       }
       const unmanaged = unmanagedHolders.get(c.key);
       if (unmanaged !== undefined) {
-        fail('RouteKeyHeldByUnmanagedRoute', `${c.key} is held by a tunkeeper route plan leaves alone (${unmanaged.map((r) => this.describe(r)).join('; ')}): its device is refused, in conflict, or kept while pruning is suspended`);
+        fail('RouteKeyHeldByUnmanagedRoute', `${c.key} is held by a tunkeeper route plan leaves alone (${unmanaged.map((r) => this.describe(r)).join('; ')}): its device is refused, in conflict, held, or kept while pruning is suspended`);
         continue;
       }
       const kernelRoute = connected.get(c.key);
@@ -959,7 +1018,7 @@ class Planner {
     for (const list of replaceable.values()) {
       for (const o of list) {
         if (consumed.has(o)) continue;
-        if (this.isProtected(o)) continue;
+        if (this.isProtected(o) || heldKeys.has(observedRouteKey(o))) continue;
         const holder = o.oif !== undefined ? this.managedByIndex.get(o.oif) : undefined;
         this.emitRouteDelete(o, holder !== undefined ? `not declared for ${holder.d.name}` : 'owned (protocol) but declared by no device');
       }
@@ -1086,6 +1145,8 @@ class Planner {
         const f = [...this.refusals, ...this.conflicts].find((x) => x.device === d.name && x.ifname === d.ifname && x.subject === 'device');
         return { ...base, status: f?.kind === 'refused' ? 'refused' : 'conflict' };
       }
+      const held = this.heldDevices.find((h) => h.d === d);
+      if (held !== undefined) return { ...base, ...(held.link !== undefined ? { ifindex: held.link.ifindex } : {}), status: 'held' };
       const m = managedOf.get(d) as Managed;
       if (m.mode === 'create') return { ...base, status: 'create' };
       const ifindex = (m.link as ObservedLink).ifindex;

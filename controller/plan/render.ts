@@ -105,6 +105,7 @@ const STATUS_SYMBOL: Record<DeviceOutcome['status'], string> = {
   'in-sync': '=',
   refused: '!',
   conflict: '!',
+  held: '=',
 };
 
 export function renderPlanText(plan: Plan, options: RenderOptions = {}): string {
@@ -122,7 +123,8 @@ export function renderPlanText(plan: Plan, options: RenderOptions = {}): string 
 
   for (const o of plan.devices) {
     if (o.status === 'in-sync' && options.showInSync === false) continue;
-    blockFor(o.ifname, STATUS_SYMBOL[o.status], `${deviceTitle(o)}${o.status === 'in-sync' ? ': in sync' : ''}`);
+    const note = o.status === 'in-sync' ? ': in sync' : o.status === 'held' ? ": held, left as it is (it keeps being changed behind tunkeeper's back)" : '';
+    blockFor(o.ifname, STATUS_SYMBOL[o.status], `${deviceTitle(o)}${note}`);
   }
   for (const a of plan.actions) {
     const ifname = a.ifname ?? '';

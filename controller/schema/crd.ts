@@ -142,7 +142,13 @@ export function tunDeviceCrd(): JsonObject {
     plural: 'tundevices',
     shortNames: ['tund'],
     description: 'A TUN/TAP device that tunkeeper creates and keeps on the selected nodes, with its addresses and routes. Per-node status is in TunNodeState.',
-    properties: { spec: toStructural(TunDeviceSpecSchema, 'spec') },
+    properties: {
+      spec: toStructural(TunDeviceSpecSchema, 'spec'),
+      status: {
+        type: 'object',
+        description: "Empty by design: each node's outcome for this device is in that node's TunNodeState.",
+      },
+    },
     columns: [
       { name: 'Ifname', type: 'string', jsonPath: '.spec.ifname', description: 'Interface name (empty: the object name)' },
       { name: 'Mode', type: 'string', jsonPath: '.spec.mode' },
@@ -151,9 +157,12 @@ export function tunDeviceCrd(): JsonObject {
       { name: 'Addresses', type: 'string', jsonPath: '.spec.addresses', priority: 1 },
       AGE,
     ],
-    // No status: what happened on each node is in that node's TunNodeState, so that N agents
-    // writing status do not wake the N agents watching TunDevices.
-    statusSubresource: false,
+    // Nothing writes this status: what happened on each node is in that node's TunNodeState, so
+    // that N agents writing status do not wake the N agents watching TunDevices. The subresource is
+    // there for what it does to the main resource: metadata.generation then moves only with the
+    // spec (so observedGeneration in TunNodeState means "this spec"), and a status in an applied
+    // manifest is ignored rather than stored.
+    statusSubresource: true,
   });
 }
 
@@ -175,7 +184,8 @@ export function tunNodeStateCrd(): JsonObject {
   });
 }
 
-export const REGENERATE_COMMAND = 'npm run build:ts && bin/tunkeeper crds --output-dir crds';
+/** The chart carries its own copy (Helm installs a chart's crds/ only from inside the chart). */
+export const REGENERATE_COMMAND = 'npm run build:ts && bin/tunkeeper crds --output-dir crds && bin/tunkeeper crds --output-dir charts/tunkeeper/crds';
 
 /** The files of crds/, by name, with their exact contents. */
 export function crdFiles(): { name: string; text: string }[] {

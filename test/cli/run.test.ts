@@ -149,16 +149,19 @@ describeKernel('tunkeeper run', () => {
 });
 
 describe('tunkeeper run arguments', () => {
-  it('refuses --kube clearly instead of ignoring it', async () => {
-    const r = await runCli(['run', '--kube']);
+  it('--kube without a node name says where the name comes from', async () => {
+    const env = { ...process.env };
+    delete env.NODE_NAME;
+    const r = await runCli(['run', '--kube'], { env });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('--kube is not available yet');
+    expect(r.stderr).toContain('--kube needs the node name: set NODE_NAME');
   });
 
   it('needs something to watch', async () => {
     const r = await runCli(['run']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('nothing to watch: give -f PATH');
+    expect(r.stderr).toContain('--kube');
   });
 
   it('stops on an unknown setting, naming file and line', async () => {

@@ -187,6 +187,7 @@ describe('ReconcileLoop: coalescing', () => {
       'desired-changed': 1,
       periodic: 1,
       retry: 0,
+      'hold-ended': 0,
     });
     await loop.stop();
   });
@@ -230,7 +231,9 @@ describe('ReconcileLoop: retries', () => {
   it('retries a failing device with exponential backoff, capped, and resets when it succeeds', async () => {
     const { loop, rec, clock, retries, reasons } = harness({ retry: { initialMs: 1000, maxMs: 10_000, factor: 2, jitter: 0.5 } });
     let failing = true;
-    rec.auto = () => (failing ? result('failed', { actions: [action('a')], failures: [failure('a')] }) : result('converged'));
+    // The failure names the plan's own action, as a reconcile reports it (a failed action is no repair).
+    const a = action('a');
+    rec.auto = () => (failing ? result('failed', { actions: [a], failures: [failure('a', a)] }) : result('converged'));
     loop.updateSource('files', [device('a'), device('b')], true);
     loop.start();
     await loop.idle();
@@ -358,35 +361,52 @@ describe('ReconcileLoop: periodic resync', () => {
 });
 
 describe('ReconcileLoop: devices changed behind its back', () => {
-  it('repairs a fought device with growing holds on event-woken passes and reports it', async () => {
+  it('holds only the fought device, repairs it when the hold ends, with growing holds, and reports it', async () => {
     const { loop, rec, clock, fights, reasons } = harness({ fight: { initialMs: 1000, maxMs: 8000, factor: 2, jitter: 0 } });
-    // Every pass finds device a changed again (another daemon keeps resetting it).
-    rec.auto = () => result('converged', { actions: [action('a')] });
-    loop.updateSource('files', [device('a')], true);
+    // A reconciler in miniature: each pass repairs every drifted device it is not told to hold.
+    const drifted = new Set<string>();
+    rec.auto = (input) => {
+      const repaired = [...drifted].filter((d) => !(input.hold ?? []).includes(d));
+      for (const d of repaired) drifted.delete(d);
+      return result('converged', { actions: repaired.map(action) });
+    };
+    const drift = async (...devices: string[]): Promise<void> => {
+      for (const d of devices) drifted.add(d);
+      loop.trigger('netlink-event');
+      await loop.idle();
+    };
+    loop.updateSource('files', [device('a'), device('b')], true);
     loop.start();
     await loop.idle();
-    // Creating it from the declaration is not a repair; the first repair is not a fight either.
-    loop.trigger('netlink-event');
-    await loop.idle();
+    // The first repair is not a fight; the second within the window is.
+    await drift('a');
     expect(fights).toEqual([]);
-    // The other side changes it again; the Monitor wakes us.
-    loop.trigger('netlink-event');
-    await loop.idle();
+    await drift('a');
     expect(fights).toEqual([{ device: 'a', streak: 2, hold: 1000 }]);
-    // Further events wait out the hold instead of fighting pass for pass.
-    loop.trigger('netlink-event');
-    await flush();
-    expect(rec.calls).toHaveLength(3);
+    expect(loop.status().holds).toEqual({ a: clock.now() + 1000 });
+    // Held: the next event-woken pass runs at once, repairs b, and leaves a as it is.
+    await drift('a', 'b');
+    expect(rec.calls).toHaveLength(4);
+    expect(rec.calls[3]!.hold).toEqual(['a']);
+    expect(rec.calls[3]!.desired.map((d) => d.name)).toEqual(['a', 'b']);
+    expect([...drifted]).toEqual(['a']);
+    // The hold's end is a reason to look again, and a is repaired then.
     clock.advance(999);
-    await flush();
-    expect(rec.calls).toHaveLength(3);
-    clock.advance(1);
     await loop.idle();
     expect(rec.calls).toHaveLength(4);
-    for (let i = 0; i < 5; i++) {
-      loop.trigger('netlink-event');
+    clock.advance(1);
+    await loop.idle();
+    expect(rec.calls).toHaveLength(5);
+    expect(reasons.at(-1)).toEqual(['hold-ended']);
+    expect(rec.calls[4]!.hold).toEqual([]);
+    expect(drifted.size).toBe(0);
+    // Each repair after a hold continues the fight: the holds grow to the cap.
+    for (let i = 0; i < 4; i++) {
+      await drift('a');
+      expect(rec.calls.at(-1)!.hold).toEqual(['a']);
       clock.advance(fights.at(-1)!.hold);
       await loop.idle();
+      expect(drifted.size).toBe(0);
     }
     expect(fights.map((f) => [f.streak, f.hold])).toEqual([
       [2, 1000],
@@ -395,23 +415,54 @@ describe('ReconcileLoop: devices changed behind its back', () => {
       [5, 8000],
       [6, 8000],
       [7, 8000],
-      [8, 8000],
     ]);
-    expect(reasons.slice(1).every((r) => r.length === 1 && r[0] === 'netlink-event')).toBe(true);
-    // A change of desired state is not held back.
-    const reported = fights.length;
-    loop.trigger('netlink-event');
-    loop.updateSource('files', [device('a', 1400)], true);
+    // A change of a's declaration ends its hold at once, and is not a repair.
+    await drift('a');
+    expect(rec.calls.at(-1)!.hold).toEqual(['a']);
+    loop.updateSource('files', [device('a', 1400), device('b')], true);
     await loop.idle();
+    expect(rec.calls.at(-1)!.hold).toEqual([]);
     expect(rec.calls.at(-1)!.desired[0]!.mtu).toBe(1400);
-    expect(fights).toHaveLength(reported);
-    // ... and a new declaration starts a new streak: its first drift repair is not a fight.
-    clock.advance(8000);
+    expect(drifted.size).toBe(0);
+    expect(fights).toHaveLength(6);
+    expect(loop.status().holds).toEqual({});
+    // ... and the new declaration starts a new streak: its first drift repair is not a fight.
+    await drift('a');
+    expect(fights).toHaveLength(6);
+    await loop.stop();
+  });
+
+  it('keeps the pending retry of a held device as it is until a pass takes the device on again', async () => {
+    const { loop, rec, clock, fights, reasons } = harness({ fight: { initialMs: 5000, maxMs: 5000, jitter: 0 }, retry: { initialMs: 1000, maxMs: 1000, jitter: 0 } });
+    // Each pass that takes b on gets one of its changes through and one refused.
+    rec.auto = (input) => {
+      if ((input.hold ?? []).includes('b')) return result('converged');
+      const ok = action('b');
+      const bad = action('b');
+      return result('failed', { actions: [ok, bad], failures: [failure('b', bad)] });
+    };
+    loop.updateSource('files', [device('b')], true);
+    loop.start();
+    await loop.idle();
     loop.trigger('netlink-event');
     await loop.idle();
-    expect(rec.calls.at(-1)!.desired[0]!.mtu).toBe(1400);
-    expect(fights).toHaveLength(reported);
-    expect(fights.at(-1)!.streak).toBe(8);
+    loop.trigger('netlink-event');
+    await loop.idle();
+    expect(fights).toEqual([{ device: 'b', streak: 2, hold: 5000 }]);
+    expect(loop.status().retries).toEqual({ b: { attempt: 3, dueAt: clock.now() + 1000 } });
+    // Held passes (woken by events, by the retry timer) neither clear nor advance it.
+    loop.trigger('netlink-event');
+    await loop.idle();
+    clock.advance(1000);
+    await loop.idle();
+    expect(reasons.at(-1)).toEqual(['retry']);
+    expect(rec.calls.at(-1)!.hold).toEqual(['b']);
+    expect(loop.status().retries.b!.attempt).toBe(3);
+    // The hold ends: b is taken on, fails again, and its retries go on from there.
+    clock.advance(4000);
+    await loop.idle();
+    expect(reasons.at(-1)).toEqual(['hold-ended']);
+    expect(loop.status().retries.b!.attempt).toBe(4);
     await loop.stop();
   });
 
@@ -430,6 +481,90 @@ describe('ReconcileLoop: devices changed behind its back', () => {
     // Repairs minutes apart (each after the window) are single repairs.
     expect(fights).toEqual([]);
     expect(rec.calls).toHaveLength(6);
+    await loop.stop();
+  });
+});
+
+describe('ReconcileLoop: churn', () => {
+  it('starts an event-woken pass at once after calm, and spaces them out while every pass ends with new events', async () => {
+    const { loop, rec, clock, reasons } = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 } });
+    loop.updateSource('files', [device('a')], true);
+    loop.start();
+    await flush();
+    const passWithEvents = async (): Promise<void> => {
+      // Events arrive while the pass runs (a storm; or the pass's own repair notifications).
+      loop.trigger('netlink-event');
+      loop.trigger('resync-needed');
+      rec.finish();
+      await flush();
+    };
+    await passWithEvents();
+    // The first busy pass is followed at once: its events may be its own repairs.
+    expect(rec.calls).toHaveLength(2);
+    await passWithEvents();
+    expect(loop.status().churnStreak).toBe(2);
+    expect(rec.calls).toHaveLength(2);
+    clock.advance(249);
+    await flush();
+    expect(rec.calls).toHaveLength(2);
+    clock.advance(1);
+    await flush();
+    expect(rec.calls).toHaveLength(3);
+    await passWithEvents();
+    clock.advance(999);
+    await flush();
+    expect(rec.calls).toHaveLength(3);
+    clock.advance(1);
+    await flush();
+    expect(rec.calls).toHaveLength(4);
+    // The cap holds however long it goes on.
+    await passWithEvents();
+    clock.advance(1000);
+    await flush();
+    expect(rec.calls).toHaveLength(5);
+    // A change of desired state is not delayed by the gap (and takes the waiting events along).
+    await passWithEvents();
+    expect(rec.calls).toHaveLength(5);
+    loop.updateSource('files', [device('a', 1400)], true);
+    await flush();
+    expect(rec.calls).toHaveLength(6);
+    expect(reasons.at(-1)).toEqual(['netlink-event', 'resync-needed', 'desired-changed']);
+    // A pass that ends with nothing queued ends the streak: the next event is served at once.
+    rec.finish();
+    await flush();
+    expect(loop.status().churnStreak).toBe(0);
+    loop.trigger('netlink-event');
+    await flush();
+    expect(rec.calls).toHaveLength(7);
+    rec.finish();
+    await loop.idle();
+    await loop.stop();
+  });
+
+  it('marks the passes that must trust no cache: startup, lost events, changed declarations, retries, and one per resync interval', async () => {
+    const { loop, rec, clock } = harness({ resyncIntervalMs: 300_000 });
+    rec.auto = () => result('converged');
+    loop.updateSource('files', [device('a')], true);
+    loop.start();
+    await loop.idle();
+    const pass = async (reason: 'netlink-event' | 'resync-needed'): Promise<boolean | undefined> => {
+      loop.trigger(reason);
+      await loop.idle();
+      return rec.calls.at(-1)!.verify;
+    };
+    expect(rec.calls[0]!.verify).toBe(true);
+    expect(await pass('netlink-event')).toBe(false);
+    expect(await pass('resync-needed')).toBe(true);
+    // Event-woken passes every 100 s keep pushing the periodic timer back; every 300 s one verifies all the same.
+    const verified: Array<boolean | undefined> = [];
+    for (let i = 0; i < 6; i++) {
+      clock.advance(100_000);
+      verified.push(await pass('netlink-event'));
+    }
+    expect(verified).toEqual([false, false, true, false, false, true]);
+    loop.updateSource('files', [device('a', 1400)], true);
+    await loop.idle();
+    expect(rec.calls.at(-1)!.verify).toBe(true);
     await loop.stop();
   });
 });

@@ -10,7 +10,10 @@
  *   2. no action targets a foreign object, foreign links and their addresses are unchanged, and
  *      every foreign route that changes is one the plan announced as a side effect;
  *   3. planning again against the result gives no action (idempotence);
- *   4. with prune=false nothing owned outside the declared devices is deleted or changed.
+ *   4. with prune=false nothing owned outside the declared devices is deleted or changed;
+ *   5. with some declared devices held (a fight hold): no action for them, their links, addresses
+ *      and routes unchanged (but for announced side effects), nothing foreign touched, and
+ *      planning again under the same hold gives no action.
  *
  * PLAN_PROPERTY_RUNS raises the number of cases locally (CI keeps the default: a few seconds).
  */
@@ -520,6 +523,40 @@ function checkScenario(s: Scenario, prune: boolean): void {
   if (!prune) checkFailStatic(desired, p, before, after, policy);
 }
 
+/** Property 5: held devices get no action and keep what they have; the rest as usual. */
+function checkHeld(s: Scenario, heldNames: string[], prune: boolean): void {
+  const policy: Policy = { ...POLICY, allowDefaultRoute: s.allowDefaultRoute };
+  const before = buildWorld(s, policy);
+  const desired = s.keepPrevious ? s.previous : s.desired;
+  // The loop only ever holds declared devices.
+  const held = new Set(heldNames.filter((n) => desired.some((d) => d.name === n)));
+  const p = plan(desired, before, policy, { prune, hold: held });
+  for (const a of p.actions) if (a.device !== undefined && held.has(a.device)) throw new Error(`action for held device ${a.device}: ${a.type} ${a.reason}`);
+  const free = plan(desired, before, policy, { prune });
+  for (const o of p.devices) {
+    const d = desired.find((x) => x.name === o.device && x.ifname === o.ifname) as DesiredDevice;
+    if (!held.has(o.device) || deviceExcluded(p, d)) continue;
+    // 'held' when it has drift; 'in-sync' only when planning without the hold finds none.
+    expect(o.status).toBe(free.actions.some((a) => a.device === o.device) ? 'held' : free.devices.find((x) => x.device === o.device && x.ifname === o.ifname)?.status === 'in-sync' ? 'in-sync' : 'held');
+  }
+  const k = new KernelModel(before, { promoteSecondaries: s.promoteSecondaries });
+  k.applyAll(p.actions);
+  const after = k.state();
+  checkForeignPart(p, before, after, policy);
+  const announced = new Set(p.actions.flatMap((a) => ('sideEffects' in a ? a.sideEffects.map((e) => e.route) : [])));
+  const name = (i: number): string | undefined => before.links.find((l) => l.ifindex === i)?.ifname;
+  for (const l of before.links) {
+    const owner = markerOwner(l);
+    if (owner === undefined || !held.has(owner)) continue;
+    expect(after.links).toContainEqual(l);
+    expect(sorted(after.addresses.filter((x) => x.ifindex === l.ifindex))).toEqual(sorted(before.addresses.filter((x) => x.ifindex === l.ifindex)));
+    for (const r of before.routes) {
+      if (r.oif === l.ifindex && !announced.has(describeObservedRoute(r, name))) expect(after.routes).toContainEqual(r);
+    }
+  }
+  expect(plan(desired, after, policy, { prune, hold: held }).actions).toEqual([]);
+}
+
 describe('plan properties (generated desired and kernel states)', () => {
   it('with pruning: converges in one apply, touches nothing foreign, and is idempotent', () => {
     fc.assert(
@@ -531,6 +568,13 @@ describe('plan properties (generated desired and kernel states)', () => {
   it('without pruning (partial desired state): the same, and nothing owned outside the declared devices is deleted', () => {
     fc.assert(
       fc.property(scenarioArb, (s) => checkScenario(s, false)),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('with some devices held: no action for them, their state kept, the rest as usual, idempotent', () => {
+    fc.assert(
+      fc.property(scenarioArb, fc.subarray(NAMES, { minLength: 1 }), fc.boolean(), (s, held, prune) => checkHeld(s, held, prune)),
       { numRuns: RUNS },
     );
   });

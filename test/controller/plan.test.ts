@@ -12,6 +12,7 @@ import {
   type SetLinkAction,
   type SetTunOptionsAction,
 } from '../../controller/plan/index.js';
+import { renderPlanText } from '../../controller/plan/render.js';
 import { KernelModel } from '../helpers/kernel-model.js';
 import { POLICY, PROTO, addr, converge, device, hostWorld, route, types } from './plan-fixtures.js';
 
@@ -536,6 +537,77 @@ describe('plan: pruning', () => {
     expect(types(p)).toEqual(['create-device tk-new', 'set-link tk-new', 'add-address tk-new', 'delete-device tk-old', 'replace-route tk-new']);
     k.applyAll(p.actions);
     expect(plan(want, k.state(), POLICY).actions).toEqual([]);
+  });
+});
+
+describe('plan: held devices (a fight hold)', () => {
+  const a = device('a', { addresses: [addr('192.0.2.1/24')], routes: [route('198.51.100.0/24')] });
+  const b = device('b', { addresses: [addr('203.0.113.129/25')], routes: [route('198.51.101.0/24')] });
+
+  it("leaves a held device's drift as it is, says so, and repairs the others", () => {
+    const k = synced([a, b]);
+    const ta = k.linkByName('tk-a')?.ifindex as number;
+    const tb = k.linkByName('tk-b')?.ifindex as number;
+    for (const ifindex of [ta, tb]) k.setLink(ifindex, { mtu: 1400 });
+    k.deleteRoute({ family: 4, table: 254, dst: '198.51.100.0', dstLength: 24, protocol: PROTO });
+    k.deleteRoute({ family: 4, table: 254, dst: '198.51.101.0', dstLength: 24, protocol: PROTO });
+    k.addAddress(ta, 4, '192.0.2.77', 24, { proto: PROTO });
+    const before = k.state();
+    const p = plan([a, b], before, POLICY, { hold: ['a'] });
+    expect(types(p)).toEqual(['set-link tk-b', 'replace-route tk-b']);
+    expect(p.actions.every((x) => x.device === 'b')).toBe(true);
+    expect(p.devices.map((o) => [o.device, o.status, o.ifindex])).toEqual([
+      ['a', 'held', ta],
+      ['b', 'update', tb],
+    ]);
+    expect(renderPlanText(p)).toContain('TunDevice "a" (TunDevice/a): held, left as it is');
+    k.applyAll(p.actions);
+    const after = k.state();
+    // Everything of a's is as the other side left it.
+    expect(after.links.find((l) => l.ifindex === ta)).toEqual(before.links.find((l) => l.ifindex === ta));
+    expect(after.addresses.filter((x) => x.ifindex === ta)).toEqual(before.addresses.filter((x) => x.ifindex === ta));
+    expect(after.routes.filter((r) => r.oif === ta)).toEqual(before.routes.filter((r) => r.oif === ta));
+    // Once the hold ends, a is repaired like any drift.
+    expect(plan([a, b], after, POLICY, { hold: ['a'] }).actions).toEqual([]);
+    // Held with nothing to repair is simply in sync.
+    const repaired = new KernelModel(after);
+    repaired.applyAll(plan([a, b], after, POLICY).actions);
+    expect(plan([a, b], repaired.state(), POLICY, { hold: ['a'] }).devices.map((o) => o.status)).toEqual(['in-sync', 'in-sync']);
+    const released = plan([a, b], after, POLICY);
+    expect(released.actions.every((x) => x.device === 'a')).toBe(true);
+    expect(types(released)).toEqual(['delete-address tk-a', 'set-link tk-a', 'replace-route tk-a']);
+  });
+
+  it('is no pruning: a held device that is missing is not created, and its former device is kept', () => {
+    const k = synced([a]);
+    const old = k.linkByName('tk-a')?.ifindex as number;
+    const moved = { ...a, ifname: 'tk-a2' };
+    const p = plan([moved], k.state(), POLICY, { hold: ['a'] });
+    expect(p.actions).toEqual([]);
+    expect(p.devices.map((o) => [o.device, o.status])).toEqual([['a', 'held']]);
+    expect(p.retained.map((r) => [r.device, r.ifindex])).toEqual([['a', old]]);
+    const released = plan([moved], k.state(), POLICY);
+    expect(types(released)).toContain('delete-device tk-a');
+    expect(types(released)).toContain('create-device tk-a2');
+  });
+
+  it('keeps the route keys of a held device: another declaration cannot take them, nor is an owned route under them deleted', () => {
+    const k = synced([a, b]);
+    const tb = k.linkByName('tk-b')?.ifindex as number;
+    // The other side moved a's route onto b's device.
+    k.deleteRoute({ family: 4, table: 254, dst: '198.51.100.0', dstLength: 24, protocol: PROTO });
+    k.addRoute({ family: 4, table: 254, dst: '198.51.100.0', dstLength: 24, protocol: PROTO, oif: tb }, 'add');
+    expect(plan([a, b], k.state(), POLICY, { hold: ['a'] }).actions).toEqual([]);
+    const c = device('c', { addresses: [addr('198.18.0.1/24')], routes: [route('198.51.100.0/24')] });
+    const p = plan([a, b, c], k.state(), POLICY, { hold: ['a'] });
+    expect(p.conflicts.map((f) => [f.device, f.code])).toEqual([['c', 'RouteKeyDesiredTwice']]);
+    expect(p.actions.some((x) => x.type === 'replace-route' || x.type === 'delete-route')).toBe(false);
+  });
+
+  it('lets a refusal or conflict of a held device stand (those are no drift)', () => {
+    const bad = device('x', { ifname: 'eth9' });
+    const p = plan([bad], { links: [], addresses: [], routes: [] }, POLICY, { hold: ['x'] });
+    expect(p.devices.map((o) => o.status)).toEqual(['refused']);
   });
 });
 

@@ -45,6 +45,7 @@ describe('settings file', () => {
         'logLevel: debug',
         'metricsAddress: "[::1]:9100"',
         'monitorRcvbuf: 8388608',
+        'stateDir: /srv/tunkeeper',
       ].join('\n'),
       'agent.yaml',
     );
@@ -54,7 +55,9 @@ describe('settings file', () => {
       logLevel: 'debug',
       metricsAddress: { host: '::1', port: 9100 },
       monitorRcvbuf: 8 << 20,
+      stateDir: '/srv/tunkeeper',
     });
+    expect(() => parseSettingsText('stateDir: state\n', 'agent.yaml')).toThrow('agent.yaml:1:11: stateDir must be an absolute path');
   });
 
   it('accepts an empty file', () => {

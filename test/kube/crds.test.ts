@@ -90,6 +90,20 @@ describeKube('the CRDs in a real API server', () => {
     });
   });
 
+  it('moves metadata.generation only with the spec (status subresource), so observedGeneration means "this spec"', async () => {
+    const gen = async () => {
+      const r = await cluster.kubectl(['get', 'tundevice', 'tk-generation', '-o', 'jsonpath={.metadata.generation}']);
+      expect(r.stderr).toBe('');
+      return Number(r.stdout);
+    };
+    expect((await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(device('tk-generation', { mtu: 1400 })) })).code).toBe(0);
+    expect(await gen()).toBe(1);
+    expect((await cluster.kubectl(['label', 'tundevice', 'tk-generation', 'team=edge'])).code).toBe(0);
+    expect(await gen()).toBe(1);
+    expect((await cluster.kubectl(['patch', 'tundevice', 'tk-generation', '--type=merge', '-p', '{"spec":{"mtu":1380}}'])).code).toBe(0);
+    expect(await gen()).toBe(2);
+  });
+
   it('defaults what the schema defaults, so the stored object is explicit', async () => {
     const r = await cluster.kubectl(['create', '-o', 'json', '-f', '-'], { input: JSON.stringify(device('tk-defaults', {})) });
     expect(r.code).toBe(0);

@@ -9,6 +9,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   InitNetns(env, exports);
   InitTunDevice(env, exports);
   InitNetlinkSocket(env, exports);
+  InitOffload(env, exports);
   return exports;
 }
 

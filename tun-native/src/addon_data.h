@@ -21,5 +21,6 @@ void InitErrors(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitTunDevice(Napi::Env env, Napi::Object exports);
 void InitNetlinkSocket(Napi::Env env, Napi::Object exports);
+void InitOffload(Napi::Env env, Napi::Object exports);
 
 }  // namespace tunkeeper

@@ -15,6 +15,7 @@
 #include <uv.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -96,12 +97,14 @@ struct TunState {
   std::string netns;
   int ifindex = 0;
   unsigned flags = 0;
+  int64_t offload = -1;  // TUN_F_* bits set on this fd, -1 when never set
   uint32_t readBatch = 64;
   uint32_t queueLimit = 4096;
   std::unique_ptr<TunReader> reader;
   napi_threadsafe_function tsfn = nullptr;
   Notifier* notifier = nullptr;
   bool refed = true;
+  bool backpressure = false;
   bool readerHook = false;
   bool deviceHook = false;
   bool viewsGiven = false;
@@ -274,6 +277,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
                            InstanceMethod<&TunDevice::WriteSync>("writeSync"),
                            InstanceMethod<&TunDevice::WriteBatch>("writeBatch"),
                            InstanceMethod<&TunDevice::WritePacked>("writePacked"),
+                           InstanceMethod<&TunDevice::WriteVectors>("writeVectors"),
                            InstanceMethod<&TunDevice::SetPersist>("setPersist"),
                            InstanceMethod<&TunDevice::SetOwner>("setOwner"),
                            InstanceMethod<&TunDevice::SetGroup>("setGroup"),
@@ -282,6 +286,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
                            InstanceMethod<&TunDevice::StartReader>("startReader"),
                            InstanceMethod<&TunDevice::StopReaderJs>("stopReader"),
                            InstanceMethod<&TunDevice::SetPaused>("setPaused"),
+                           InstanceMethod<&TunDevice::SetBackpressure>("setBackpressure"),
                            InstanceMethod<&TunDevice::SetRef>("setRef"),
                            InstanceMethod<&TunDevice::Stats>("stats"),
                            InstanceMethod<&TunDevice::Close>("close"),
@@ -299,6 +304,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     state_->name = opened->result.name;
     state_->flags = opened->result.flags;
     state_->ifindex = opened->result.ifindex;
+    state_->offload = opened->result.offload;
     state_->netns = opened->netns;
     state_->readBatch = opened->readBatch;
     state_->queueLimit = opened->queueLimit;
@@ -323,6 +329,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     o.Set("ifindex", state_->ifindex);
     o.Set("flags", state_->flags);
     o.Set("netns", state_->netns);
+    o.Set("offload", static_cast<double>(state_->offload));
     return o;
   }
 
@@ -399,6 +406,44 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     return Napi::Number::New(env, written);
   }
 
+  // writeVectors(bytes, offsets, lengths, count): packet i is lengths[i] bytes at offsets[i] of
+  // `bytes`: a batch lent by another Tun's reader (forwarding without a copy), or an arena the
+  // offload code filled. Checks every packet lies inside `bytes` before writing any; then the
+  // same results as writeBatch.
+  Napi::Value WriteVectors(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+        !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array || !info[3].IsNumber())
+      ThrowInvalidArg(env, "writeVectors expects (Uint8Array, Uint32Array offsets, Uint32Array lengths, count)");
+    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    Napi::Uint32Array offs = info[1].As<Napi::Uint32Array>();
+    Napi::Uint32Array lens = info[2].As<Napi::Uint32Array>();
+    double countArg = info[3].As<Napi::Number>().DoubleValue();
+    double max = static_cast<double>(std::min(offs.ElementLength(), lens.ElementLength()));
+    if (!(countArg >= 0 && countArg <= max) || countArg != static_cast<double>(static_cast<uint32_t>(countArg)))
+      ThrowInvalidArg(env, "writeVectors: count must be a whole number no larger than the offsets and lengths given");
+    uint32_t count = static_cast<uint32_t>(countArg);
+    const uint32_t* offsets = offs.Data();
+    const uint32_t* lengths = lens.Data();
+    for (uint32_t i = 0; i < count; i++) {
+      if (uint64_t(offsets[i]) + lengths[i] > bytes.ByteLength())
+        ThrowInvalidArg(env, "writeVectors: packet " + std::to_string(i) + " lies outside the " + std::to_string(bytes.ByteLength()) +
+                                 " bytes given (nothing was written)");
+    }
+    const uint8_t* data = bytes.Data();
+    uint32_t written = 0;
+    for (; written < count; written++) {
+      std::size_t len = lengths[written];
+      int err = WriteOne(state_.get(), data + offsets[written], len);
+      if (err) {
+        if (written == 0) ThrowWriteError(env, state_.get(), err, len);
+        break;
+      }
+    }
+    return Napi::Number::New(env, written);
+  }
+
   void Ioctl(Napi::Env env, unsigned long request, unsigned long arg, const char* syscall, const std::string& what) {
     if (state_->fd < 0) ThrowErrno(env, EBADF, syscall, what);
     if (ioctl(state_->fd, request, arg) < 0) {
@@ -438,6 +483,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     uint32_t bits = info[0].As<Napi::Number>().Uint32Value();
     if (bits & ~kTunOffloadMask) ThrowInvalidArg(info.Env(), "setOffload: unknown offload bits");
     Ioctl(info.Env(), TUNSETOFFLOAD, bits, "ioctl(TUNSETOFFLOAD)", "set offloads on " + state_->Label());
+    state_->offload = bits;
   }
 
   // readerViews() → [ring, slots]: Buffers over the reader's ring and its batch slots (readBatch
@@ -449,7 +495,10 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     TunState* st = state_.get();
     if (st->fd < 0) ThrowErrno(env, EBADF, "read", "read from " + st->Label());
     if (st->viewsGiven) ThrowInvalidArg(env, "readerViews: already given out for " + st->Label());
-    if (!st->reader) st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+    if (!st->reader) {
+      st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+      st->reader->SetBackpressure(st->backpressure);
+    }
     if (!st->reader->Allocate()) ThrowErrno(env, ENOMEM, "malloc", "allocate the packet queue of " + st->Label());
     Napi::Array views = Napi::Array::New(env, 2);
     views.Set(0u, ExternalBuffer(env, st->reader->ring(), st->reader->ringSize()));
@@ -480,7 +529,10 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     if (!info[0].IsFunction()) ThrowInvalidArg(env, "startReader expects a function");
     if (st->fd < 0) ThrowErrno(env, EBADF, "read", "read from " + st->Label());
     if (st->tsfn) ThrowInvalidArg(env, "a reader is already running on " + st->Label());
-    if (!st->reader) st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+    if (!st->reader) {
+      st->reader = std::make_unique<TunReader>(st->readBatch, st->queueLimit);
+      st->reader->SetBackpressure(st->backpressure);
+    }
 
     auto* holder = new std::shared_ptr<TunState>(state_);
     napi_threadsafe_function tsfn;
@@ -510,6 +562,11 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
 
   void SetPaused(const Napi::CallbackInfo& info) {
     if (state_->reader) state_->reader->SetPaused(info[0].ToBoolean());
+  }
+
+  void SetBackpressure(const Napi::CallbackInfo& info) {
+    state_->backpressure = info[0].ToBoolean();
+    if (state_->reader) state_->reader->SetBackpressure(state_->backpressure);
   }
 
   void SetRef(const Napi::CallbackInfo& info) {
@@ -648,6 +705,8 @@ Napi::Value OpenTun(const Napi::CallbackInfo& info) {
   req.owner = OptionalInt(o, "owner", 0, 4294967294LL);
   req.group = OptionalInt(o, "group", 0, 4294967294LL);
   req.offload = OptionalInt(o, "offload", 0, kTunOffloadMask);
+  int64_t optional = OptionalInt(o, "offloadOptional", 0, kTunOffloadMask);
+  req.offloadOptional = optional < 0 ? 0 : optional;
   int64_t mtu = OptionalInt(o, "mtu", 1, 65535);
   req.mtu = mtu < 0 ? 0 : static_cast<int>(mtu);
   std::string netns;

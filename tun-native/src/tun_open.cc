@@ -84,8 +84,17 @@ int OpenTunHere(const TunOpenRequest& req, TunOpenResult* result) {
     return Fail(result, errno, "ioctl(TUNSETOWNER)", "set owner uid " + std::to_string(req.owner) + " on " + dev);
   if (req.group >= 0 && ioctl(fd.get(), TUNSETGROUP, static_cast<unsigned long>(req.group)) < 0)
     return Fail(result, errno, "ioctl(TUNSETGROUP)", "set group gid " + std::to_string(req.group) + " on " + dev);
-  if (req.offload >= 0 && ioctl(fd.get(), TUNSETOFFLOAD, static_cast<unsigned long>(req.offload)) < 0)
-    return Fail(result, errno, "ioctl(TUNSETOFFLOAD)", "set offloads on " + dev);
+  if (req.offload >= 0) {
+    unsigned long bits = static_cast<unsigned long>(req.offload);
+    int rc = ioctl(fd.get(), TUNSETOFFLOAD, bits);
+    // An older kernel refuses bits it does not know with EINVAL: probe, and fall back.
+    if (rc < 0 && errno == EINVAL && (bits & static_cast<unsigned long>(req.offloadOptional))) {
+      bits &= ~static_cast<unsigned long>(req.offloadOptional);
+      rc = ioctl(fd.get(), TUNSETOFFLOAD, bits);
+    }
+    if (rc < 0) return Fail(result, errno, "ioctl(TUNSETOFFLOAD)", "set offloads on " + dev);
+    result->offload = static_cast<int64_t>(bits);
+  }
 
   // Interface ioctls go through a socket, which belongs to this thread's namespace: the device's.
   // AF_UNIX as a fallback for namespaces (or kernels) without IPv4: any socket can carry them.

@@ -14,6 +14,9 @@ struct TunOpenRequest {
   int64_t owner = -1;          // -1: leave unset
   int64_t group = -1;
   int64_t offload = -1;        // TUN_F_* bits; -1: leave unset
+  // Offered offloads the kernel may not know (USO4|USO6 before Linux 6.2): when TUNSETOFFLOAD
+  // refuses `offload` with EINVAL, it is tried once more without these bits.
+  int64_t offloadOptional = 0;
   int mtu = 0;                 // 0: leave the kernel's default
 };
 
@@ -22,6 +25,7 @@ struct TunOpenResult {
   std::string name;            // the kernel's actual name (TUNGETIFF)
   unsigned flags = 0;          // the device's actual flags (TUNGETIFF), IFF_PERSIST included
   int ifindex = 0;
+  int64_t offload = -1;        // the TUN_F_* bits set, -1 when none were asked for
   // On failure: the errno is the return value; these say which call failed and what was being done.
   const char* syscall = nullptr;
   std::string what;

@@ -116,6 +116,7 @@ void TunReader::Stop() {
   ssize_t ignored = write(wakeFd_, &one, sizeof one);
   (void)ignored;
   thread_.join();
+  waitingForRoom_.store(false);
   close(wakeFd_);
   wakeFd_ = -1;
   fd_ = -1;
@@ -183,6 +184,16 @@ void TunReader::Loop() {
     bool drained = false;
     while (count < readBatch_) {
       bool room = Reserve(kept);
+      if (!room && backpressure_.load(std::memory_order_relaxed)) {
+        // Hand JS what is here, then leave the rest in the kernel until it gives room back.
+        if (kept) {
+          produced_.fetch_add(kept);
+          kept = 0;
+        }
+        Wake(true);
+        if (!WaitForRoom()) return;  // Stop()
+        continue;
+      }
       uint8_t* dst = room ? &ring_[write_] : scratch;
       ssize_t n = RawRead(fd_, dst, kMaxFrame);
       if (n < 0) {
@@ -224,8 +235,32 @@ void TunReader::Loop() {
       Wake(true);
       return;
     }
-    if (fds[1].revents) return;  // Stop()
+    if (fds[1].revents) {
+      // Stop(), or a room wake-up that arrived after the reader had found room by itself.
+      uint64_t ignored;
+      ssize_t n = read(wakeFd_, &ignored, sizeof ignored);
+      (void)n;
+      if (stopping_.load()) return;
+    }
     // POLLERR on the TUN fd (device gone) shows up as the read's errno on the next turn.
+  }
+}
+
+bool TunReader::WaitForRoom() {
+  struct pollfd wake = {wakeFd_, POLLIN, 0};
+  for (;;) {
+    // Dekker-style with Release(): announce, then look; Release() gives room, then looks.
+    waitingForRoom_.store(true);
+    if (Reserve(0)) {
+      waitingForRoom_.store(false);
+      return true;
+    }
+    if (stopping_.load()) return false;
+    if (poll(&wake, 1, -1) < 0 && errno != EINTR) return false;
+    uint64_t ignored;
+    ssize_t n = read(wakeFd_, &ignored, sizeof ignored);
+    (void)n;
+    if (stopping_.load()) return false;
   }
 }
 
@@ -260,6 +295,11 @@ void TunReader::Release() {
   readPos_.store(lentEnd_, std::memory_order_release);
   consumed_.fetch_add(lent_);
   lent_ = 0;
+  if (waitingForRoom_.load() && waitingForRoom_.exchange(false) && wakeFd_ >= 0) {
+    uint64_t one = 1;
+    ssize_t ignored = write(wakeFd_, &one, sizeof one);
+    (void)ignored;
+  }
 }
 
 void TunReader::EndDelivery() {

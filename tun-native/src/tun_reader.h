@@ -54,6 +54,11 @@ class TunReader {
   // *err is the errno it ended with.
   bool TakeEnd(int* err);
   void SetPaused(bool paused);
+  // Backpressure instead of drops: while the queue is full the thread stops reading, so packets
+  // wait in the kernel's queue of the device, where TCP's small-queue limits see them and slow a
+  // local sender down (and the device's txqueuelen decides what is dropped), rather than being
+  // read and thrown away here.
+  void SetBackpressure(bool on) { backpressure_.store(on); }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
   // The ring (ringSize() bytes) and the batch slots (readBatch offsets, then readBatch lengths),
@@ -71,6 +76,8 @@ class TunReader {
   // Room for one more packet at the write position (wrapping if needed)? Reader thread;
   // `unpublished`: packets of the current batch not yet counted in produced_.
   bool Reserve(uint32_t unpublished);
+  // Backpressure: sleeps until Release() makes room (true) or Stop() (false).
+  bool WaitForRoom();
   void Wake(bool force);
   void Notify();
 
@@ -108,6 +115,9 @@ class TunReader {
 
   std::atomic<bool> signalled_{false};
   std::atomic<bool> paused_{false};
+  std::atomic<bool> backpressure_{false};
+  // Set by a reader waiting for room; Release() clears it and wakes the reader through wakeFd_.
+  std::atomic<bool> waitingForRoom_{false};
   std::atomic<bool> ended_{false};
   bool endTaken_ = false;
   int endErr_ = 0;  // written before ended_ is set

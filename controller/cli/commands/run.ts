@@ -1,19 +1,27 @@
 /**
- * `tunkeeper run [-f PATH...] [--netns NAME] [--metrics-address ADDR] [--config FILE] ...`: the
- * agent. Watches the declarations and the kernel, reconciles, serves /metrics, /healthz and
- * /readyz, logs JSON lines on stdout, until SIGTERM or SIGINT (exit 0; the devices stay).
+ * `tunkeeper run [-f PATH...] [--kube] [--netns NAME] [--metrics-address ADDR] [--config FILE] ...`:
+ * the agent. Watches the declarations (files, TunDevice objects, or both) and the kernel,
+ * reconciles, serves /metrics, /healthz and /readyz, logs JSON lines on stdout, until SIGTERM or
+ * SIGINT (exit 0; the devices stay).
+ *
+ * With --kube: the node is NODE_NAME (the DaemonSet's downward API) or --node-name; credentials
+ * are the Pod's service account when KUBERNETES_SERVICE_HOST is set, else --kubeconfig,
+ * $KUBECONFIG or ~/.kube/config.
  */
 import { Command, Option } from 'commander';
 import type { CommandContext } from '../context.js';
-import { startAgent, type ReconcilerFactory } from '../../agent.js';
+import { startAgent, type AgentOptions, type ReconcilerFactory } from '../../agent.js';
 import { createLogger } from '../../logger.js';
 import { createAgentReconciler } from '../../loop/reconciler.js';
 import { LOG_LEVELS, loadSettings, type SettingsFlags } from '../../settings.js';
+import { loadKubeConfig } from '../../kube/kubeconfig.js';
 
 interface RunOptions extends Omit<SettingsFlags, 'allowedPrefixes'> {
   file?: string[];
   allowedPrefix?: string[];
   kube?: boolean;
+  nodeName?: string;
+  kubeconfig?: string;
   netns?: string;
   config?: string;
 }
@@ -27,7 +35,10 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
       .command('run')
       .description('the agent: keep the declared devices as declared until SIGTERM/SIGINT (exit 0; devices stay)')
       .option('-f, --file <path>', 'declaration file or directory of *.yaml/*.yml (repeatable)', collect)
-      .option('--kube', 'read TunDevice objects from Kubernetes (not available yet)')
+      .option('--kube', 'read the TunDevice objects selected for this node from the API server; report in its TunNodeState and Events')
+      .option('--node-name <name>', 'this node (default: $NODE_NAME)')
+      .option('--kubeconfig <file>', 'API server credentials outside a Pod (default: $KUBECONFIG, ~/.kube/config)')
+      .option('--state-dir <dir>', 'with --kube: where the last complete cluster state is kept (default /var/lib/tunkeeper)')
       .option('--netns <name>', 'network namespace: NAME (/run/netns/NAME) or a path')
       .option('--config <file>', 'agent settings (YAML); flags override it')
       .option('--metrics-address <addr>', 'HOST:PORT, :PORT or off for /metrics, /healthz, /readyz (default 127.0.0.1:9464)')
@@ -38,8 +49,13 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
       .addOption(new Option('--log-level <level>', 'log level (default info)').choices([...LOG_LEVELS]))
       .option('--monitor-rcvbuf <bytes>', 'netlink receive buffer of the Monitor (default 4 MiB)')
       .action(async (opts: RunOptions) => {
-        if (opts.kube) throw new Error('--kube is not available yet: declarations come from -f PATH for now');
-        if (!opts.file || opts.file.length === 0) throw new Error('nothing to watch: give -f PATH (a file or directory of declarations)');
+        const paths = opts.file ?? [];
+        if (!opts.kube && paths.length === 0) throw new Error('nothing to watch: give -f PATH (a file or directory of declarations), --kube, or both');
+        const nodeName = opts.nodeName ?? process.env.NODE_NAME;
+        if (opts.kube && (nodeName === undefined || nodeName === '')) {
+          throw new Error('--kube needs the node name: set NODE_NAME (the DaemonSet passes spec.nodeName) or give --node-name');
+        }
+        if (!opts.kube && (opts.nodeName !== undefined || opts.kubeconfig !== undefined)) throw new Error('--node-name and --kubeconfig go with --kube');
         const settings = await loadSettings({
           ...(opts.config !== undefined ? { configFile: opts.config } : {}),
           flags: {
@@ -50,11 +66,19 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
             ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
             ...(opts.metricsAddress !== undefined ? { metricsAddress: opts.metricsAddress } : {}),
             ...(opts.monitorRcvbuf !== undefined ? { monitorRcvbuf: opts.monitorRcvbuf } : {}),
+            ...(opts.stateDir !== undefined ? { stateDir: opts.stateDir } : {}),
           },
         });
         const logger = createLogger(settings.logLevel, ctx.stdout);
+        let kube: AgentOptions['kube'];
+        if (opts.kube) {
+          const { kubeConfig, from } = loadKubeConfig(opts.kubeconfig !== undefined ? { file: opts.kubeconfig } : {});
+          logger.info({ node: nodeName, credentials: from, server: kubeConfig.getCurrentCluster()?.server }, 'cluster source: watching TunDevices for this node');
+          kube = { kubeConfig, nodeName: nodeName!, stateDir: settings.stateDir };
+        }
         const agent = await startAgent({
-          paths: opts.file,
+          paths,
+          ...(kube ? { kube } : {}),
           ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
           settings,
           logger,

@@ -1,0 +1,261 @@
+/**
+ * The agent's HTTP client for the API server: the few requests it makes (list, watch, get,
+ * create, patch), each with a deadline.
+ *
+ * Why not client-node's ListWatch/Watch: a black-holed API server (the connection accepted, never
+ * answered) freezes them for good — the watch request has no deadline before its headers arrive,
+ * a frozen stream is never noticed, and a failed list just stops the informer. The agent must
+ * notice and reconnect on its own, so every request here has a deadline and every watch an idle
+ * timer. @kubernetes/client-node still does what it is good at: reading the kubeconfig or the
+ * in-cluster service account (KubeConfig.applyToHTTPSOptions gives the TLS material and token,
+ * read afresh per request, so a rotated token is picked up).
+ */
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { createInterface } from 'node:readline';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export class KubeApiError extends Error {
+  constructor(
+    message: string,
+    /** HTTP status; 0 when no response came (refused, reset, timed out). */
+    readonly statusCode: number,
+    /** The API server's Status.reason, e.g. NotFound, Conflict, Expired. */
+    readonly reason?: string,
+  ) {
+    super(message);
+    this.name = 'KubeApiError';
+  }
+}
+
+export interface RequestSpec {
+  method: 'GET' | 'POST' | 'PATCH';
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  /** Whole-request deadline, ms. */
+  timeoutMs?: number;
+  /** Ends the request early (the agent is stopping). */
+  signal?: AbortSignal;
+}
+
+/** One line of a watch stream. */
+export interface WatchEvent<T = unknown> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+export interface WatchHandle {
+  /** Resolves when the stream ends: `undefined` for a clean end (server timeout), else the error. */
+  done: Promise<KubeApiError | undefined>;
+  abort(): void;
+}
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+export class KubeApi {
+  constructor(readonly kubeConfig: KubeConfig) {}
+
+  get server(): string {
+    const c = this.kubeConfig.getCurrentCluster();
+    if (!c) throw new Error('the kubeconfig has no current cluster');
+    return c.server;
+  }
+
+  /** One request; resolves with the parsed JSON body of a 2xx answer, rejects with KubeApiError otherwise. */
+  async request<T = unknown>(spec: RequestSpec): Promise<T> {
+    const res = await this.#open(spec, spec.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    const text = await readAll(res.message, res.deadline);
+    res.deadline.clear();
+    const status = res.message.statusCode ?? 0;
+    if (status < 200 || status > 299) throw errorFromBody(status, text, `${spec.method} ${spec.path}`);
+    return (text === '' ? {} : JSON.parse(text)) as T;
+  }
+
+  /**
+   * A watch: events are handed to `onEvent` in order. The stream is aborted when nothing (not even
+   * a bookmark) arrives for `idleTimeoutMs`, which is how a frozen connection is noticed.
+   */
+  watch<T>(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    handlers: { onOpen?: () => void; onEvent: (e: WatchEvent<T>) => void },
+    idleTimeoutMs: number,
+  ): WatchHandle {
+    let abortNow: (() => void) | undefined;
+    let aborted = false;
+    const done = (async (): Promise<KubeApiError | undefined> => {
+      let res: Opened;
+      try {
+        res = await this.#open({ method: 'GET', path, query: { ...query, watch: true } }, idleTimeoutMs, (abort) => (abortNow = abort));
+      } catch (e) {
+        return aborted ? undefined : toApiError(e, `watch ${path}`);
+      }
+      const status = res.message.statusCode ?? 0;
+      if (status !== 200) {
+        const text = await readAll(res.message, res.deadline).catch(() => '');
+        res.deadline.clear();
+        return errorFromBody(status, text, `watch ${path}`);
+      }
+      handlers.onOpen?.();
+      return await new Promise<KubeApiError | undefined>((resolve) => {
+        const lines = createInterface({ input: res.message, crlfDelay: Infinity });
+        let settled = false;
+        const finish = (err: KubeApiError | undefined): void => {
+          if (settled) return;
+          settled = true;
+          res.deadline.clear();
+          lines.close();
+          res.message.destroy();
+          resolve(aborted ? undefined : err);
+        };
+        res.deadline.onExpire(() => finish(new KubeApiError(`watch ${path}: nothing received for ${Math.round(idleTimeoutMs / 1000)} s; the connection is presumed dead`, 0, 'Timeout')));
+        abortNow = () => finish(undefined);
+        lines.on('line', (line) => {
+          res.deadline.restart();
+          if (line.trim() === '') return;
+          let event: WatchEvent<T>;
+          try {
+            event = JSON.parse(line) as WatchEvent<T>;
+          } catch {
+            finish(new KubeApiError(`watch ${path}: unreadable event line`, 0, 'BadEvent'));
+            return;
+          }
+          try {
+            handlers.onEvent(event);
+          } catch (e) {
+            finish(toApiError(e, `watch ${path}`));
+          }
+        });
+        res.message.on('error', (e) => finish(toApiError(e, `watch ${path}`)));
+        // readline passes its input's errors on as its own 'error' events.
+        lines.on('error', (e) => finish(toApiError(e, `watch ${path}`)));
+        if (res.message.errored || res.message.destroyed) finish(new KubeApiError(`watch ${path}: the connection closed`, 0, 'Closed'));
+        res.message.on('end', () => finish(undefined));
+        res.message.on('close', () => finish(undefined));
+      });
+    })();
+    return {
+      done,
+      abort: () => {
+        aborted = true;
+        abortNow?.();
+      },
+    };
+  }
+
+  async #open(
+    spec: RequestSpec,
+    timeoutMs: number,
+    exposeAbort?: (abort: () => void) => void,
+  ): Promise<Opened> {
+    const url = new URL(this.server + spec.path);
+    for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const opts: RequestOptions = { method: spec.method, headers: { accept: 'application/json' } };
+    await this.kubeConfig.applyToHTTPSOptions(opts);
+    const headers = (opts.headers ?? {}) as Record<string, string>;
+    const body = spec.body === undefined ? undefined : Buffer.from(JSON.stringify(spec.body));
+    if (body) {
+      headers['content-type'] = spec.contentType ?? 'application/json';
+      headers['content-length'] = String(body.length);
+    }
+    opts.headers = headers;
+    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    if (spec.signal?.aborted) throw new KubeApiError(`${spec.method} ${spec.path}: aborted`, 0, 'Aborted');
+    return await new Promise((resolve, reject) => {
+      const req = send(url, opts);
+      const deadline = new Deadline(timeoutMs, () => req.destroy(new KubeApiError(`${spec.method} ${spec.path}: no answer within ${Math.round(timeoutMs / 1000)} s`, 0, 'Timeout')));
+      spec.signal?.addEventListener('abort', () => {
+        deadline.clear();
+        req.destroy(new KubeApiError(`${spec.method} ${spec.path}: aborted`, 0, 'Aborted'));
+      }, { once: true });
+      exposeAbort?.(() => {
+        deadline.clear();
+        req.destroy(new KubeApiError(`${spec.method} ${spec.path}: aborted`, 0, 'Aborted'));
+      });
+      req.on('response', (message) => {
+        // The connection may die before the reader (a microtask away) listens: an 'error' then
+        // must not become an uncaught exception. The readers check `errored` themselves.
+        message.on('error', () => undefined);
+        resolve({ message, deadline });
+      });
+      req.on('error', (e) => {
+        deadline.clear();
+        reject(toApiError(e, `${spec.method} ${spec.path}`));
+      });
+      req.end(body);
+    });
+  }
+}
+
+interface Opened {
+  message: IncomingMessage;
+  deadline: Deadline;
+}
+
+/** A restartable timer: the request deadline, then the watch's idle timer. */
+class Deadline {
+  #timer: NodeJS.Timeout | undefined;
+  #fn: () => void;
+  constructor(
+    readonly ms: number,
+    fn: () => void,
+  ) {
+    this.#fn = fn;
+    this.restart();
+  }
+  onExpire(fn: () => void): void {
+    this.#fn = fn;
+    this.restart();
+  }
+  restart(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#fn(), this.ms);
+    this.#timer.unref();
+  }
+  clear(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+function readAll(message: IncomingMessage, deadline: Deadline): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    deadline.onExpire(() => message.destroy(new KubeApiError('the answer stopped arriving', 0, 'Timeout')));
+    message.on('data', (c: Buffer) => chunks.push(c));
+    let ended = false;
+    if (message.errored || (message.destroyed && !message.complete)) {
+      reject(new KubeApiError('the connection closed before the whole answer arrived', 0, 'Closed'));
+      return;
+    }
+    message.on('end', () => {
+      ended = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    message.on('error', (e) => reject(toApiError(e, 'reading the answer')));
+    message.on('close', () => {
+      if (!ended) reject(new KubeApiError('the connection closed before the whole answer arrived', 0, 'Closed'));
+    });
+  });
+}
+
+function errorFromBody(status: number, text: string, what: string): KubeApiError {
+  let message = text.trim().slice(0, 500);
+  let reason: string | undefined;
+  try {
+    const s = JSON.parse(text) as { message?: string; reason?: string };
+    if (typeof s.message === 'string') message = s.message;
+    if (typeof s.reason === 'string') reason = s.reason;
+  } catch {
+    // not a Status object: keep the text
+  }
+  return new KubeApiError(`${what}: ${status}${message ? `: ${message}` : ''}`, status, reason);
+}
+
+function toApiError(e: unknown, what: string): KubeApiError {
+  if (e instanceof KubeApiError) return e;
+  const err = e as NodeJS.ErrnoException;
+  return new KubeApiError(`${what}: ${err?.message ?? String(e)}`, 0, err?.code);
+}

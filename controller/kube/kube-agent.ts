@@ -1,0 +1,115 @@
+/**
+ * The agent's Kubernetes side, put together: the cluster source feeding the loop, and the
+ * reporter turning passes into TunNodeState status and Events. agent.ts starts it when `kube`
+ * options are given.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import equal from 'fast-deep-equal';
+import type { Subscription } from 'rxjs';
+import type { DesiredDevice } from '../desired.js';
+import type { Logger } from '../logger.js';
+import type { ReconcileLoop } from '../loop/loop.js';
+import type { AgentMetrics } from '../metrics.js';
+import { KubeApi } from './api-client.js';
+import { ClusterSource, type ClusterSnapshot } from './cluster-source.js';
+import { EventRecorder } from './events.js';
+import { NodeReporter } from './node-reporter.js';
+import { StateStore } from './state-store.js';
+import { StatusWriter } from './status-writer.js';
+
+export interface KubeAgentOptions {
+  kubeConfig: KubeConfig;
+  /** This node's name (NODE_NAME from the downward API). */
+  nodeName: string;
+  /** Where the last complete desired state is kept; absent: not kept. */
+  stateDir?: string;
+  /** Server-side watch timeout, s (default 300, jittered). */
+  watchTimeoutSeconds?: number;
+  /** A watch silent for this long is presumed dead (default 150 s; bookmarks come about every minute). */
+  idleTimeoutMs?: number;
+  listTimeoutMs?: number;
+  statusMinIntervalMs?: number;
+  events?: { burst?: number; refillMs?: number; seriesWindowMs?: number };
+}
+
+export const KUBE_SOURCE = 'kube';
+
+export interface KubeSide {
+  source: ClusterSource;
+  reporter: NodeReporter;
+  writer: StatusWriter;
+  events: EventRecorder;
+  current(): ClusterSnapshot | undefined;
+  close(): Promise<void>;
+}
+
+export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop, logger: Logger, metrics: AgentMetrics): Promise<KubeSide> {
+  const log = logger.child({ source: KUBE_SOURCE, node: opts.nodeName });
+  const api = new KubeApi(opts.kubeConfig);
+  const source = new ClusterSource({
+    api,
+    nodeName: opts.nodeName,
+    logger: log,
+    ...(opts.stateDir !== undefined ? { store: new StateStore(opts.stateDir) } : {}),
+    ...(opts.watchTimeoutSeconds !== undefined ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
+    ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
+    ...(opts.listTimeoutMs !== undefined ? { listTimeoutMs: opts.listTimeoutMs } : {}),
+    onRestart: (resource, reason) => metrics.kubeWatchRestarts.inc({ resource, reason }),
+  });
+  const writer = new StatusWriter({
+    api,
+    nodeName: opts.nodeName,
+    logger: log,
+    ...(opts.statusMinIntervalMs !== undefined ? { minIntervalMs: opts.statusMinIntervalMs } : {}),
+    onWrite: (result) => metrics.kubeStatusWrites.inc({ result }),
+  });
+  const events = new EventRecorder({
+    api,
+    nodeName: opts.nodeName,
+    nodeUid: () => source.current()?.node?.uid,
+    logger: log,
+    ...opts.events,
+    onResult: (result, reason) => metrics.kubeEvents.inc({ result, reason }),
+  });
+  const reporter = new NodeReporter({ writer, events, logger: log, conflicts: () => loop.conflicts(), source: KUBE_SOURCE });
+  for (const result of ['written', 'unchanged', 'error']) metrics.kubeStatusWrites.inc({ result }, 0);
+  metrics.kubeConnected.set(0);
+
+  let handed: { devices: DesiredDevice[]; complete: boolean } | undefined;
+  let lastProblems = '';
+  let wasConnected = false;
+  const subscription: Subscription = source.snapshots$.subscribe((snap) => {
+    const connected = snap.synced && snap.connected;
+    metrics.kubeConnected.set(connected ? 1 : 0);
+    if (connected && !wasConnected) writer.retryNow();
+    wasConnected = connected;
+    metrics.sourceComplete.set({ source: KUBE_SOURCE }, snap.complete ? 1 : 0);
+    const problems = snap.problems.join('\n');
+    if (problems !== lastProblems) {
+      lastProblems = problems;
+      if (snap.problems.length > 0) log.warn({ complete: snap.complete, problems: snap.problems }, 'cluster source incomplete: nothing is pruned until it is complete again');
+    }
+    // The reporter first, so that a pass started by updateSource sees this snapshot's generations.
+    reporter.sourceChanged(snap);
+    const next = { devices: snap.devices, complete: snap.complete };
+    if (handed && equal(handed, next)) return;
+    handed = next;
+    log.info({ devices: snap.devices.length, complete: snap.complete, fromDisk: snap.fromDisk, synced: snap.synced, selected: snap.objects.length }, 'desired state read');
+    loop.updateSource(KUBE_SOURCE, snap.devices, snap.complete);
+  });
+  void reporter.seed();
+  await source.start();
+
+  return {
+    source,
+    reporter,
+    writer,
+    events,
+    current: () => source.current(),
+    close: async () => {
+      subscription.unsubscribe();
+      await source.close();
+      await Promise.all([writer.close(), events.close()]);
+    },
+  };
+}
