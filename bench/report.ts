@@ -32,6 +32,8 @@ export interface PeerRow {
   name: string;
   value: number | null;
   ratio: number | null;
+  /** The tunkeeper figure the ratio holds the peer against, when not `project` (e.g. tunkeeper's own offload path). */
+  versus?: { name: string; value: number };
   median: number | null;
   p99: number | null;
   samples: number | null;
@@ -80,6 +82,8 @@ export interface Sweep {
 export interface PeerFigures {
   name: string;
   value: number | null;
+  /** Compare with this tunkeeper figure instead of `project` (like against like). */
+  versus?: { name: string; value: number };
   samples?: readonly number[];
   error?: string;
 }
@@ -130,9 +134,10 @@ export function shapePeer(meta: RowMeta, project: number, peer: PeerFigures): Pe
   const row: PeerRow = {
     name: peer.name,
     value: peer.value === null ? null : roundFigure(peer.value),
-    ratio: roundedRatio(project, peer.value, meta.better),
+    ratio: roundedRatio(peer.versus?.value ?? project, peer.value, meta.better),
     ...spreadOf(peer.samples),
   };
+  if (peer.versus !== undefined) row.versus = { name: peer.versus.name, value: roundFigure(peer.versus.value) };
   if (peer.error !== undefined) row.error = peer.error;
   return row;
 }
@@ -155,7 +160,7 @@ export function shapeRow(meta: RowMeta, figures: Figures): ReportRow {
 }
 
 export function toReport(rows: readonly ReportRow[]): Report {
-  return { benchmarks: rows.map((r) => ({ ...r, peers: r.peers.map((p) => ({ ...p })) })) };
+  return { benchmarks: rows.map((r) => ({ ...r, peers: r.peers.map((p) => ({ ...p, ...(p.versus === undefined ? {} : { versus: { ...p.versus } }) })) })) };
 }
 
 export function reportJson(rows: readonly ReportRow[]): string {
@@ -175,7 +180,7 @@ function formatRatio(r: number | null): string {
 function peerCell(p: PeerRow | undefined): string {
   if (p === undefined) return '';
   if (p.value === null) return p.error === undefined ? '-' : 'failed';
-  return `${formatNumber(p.value)} (${formatRatio(p.ratio)})`;
+  return `${formatNumber(p.value)} (${formatRatio(p.ratio)}${p.versus === undefined ? '' : ` vs ${p.versus.name}`})`;
 }
 
 /**

@@ -34,10 +34,17 @@ export const TUN_WORKLOAD = {
 const PACKET_LENGTH = 20 + 8 + TUN_WORKLOAD.payload;
 
 export type Direction = 'read' | 'write';
-/** tunkeeper, the C reference, and the peers: tun-rs on its plain path and on its offload path. */
-type Side = 'tunkeeper' | 'reference' | 'tun-rs' | 'tun-rs offload';
+/**
+ * tunkeeper, the C reference, and the peers: tun-rs on its plain path and on its offload path;
+ * and tunkeeper's own offload path (vnetHdr, segment() / writeCoalesced()), which tun-rs's
+ * offload path is compared against (not the headline, which DESIGN defines as the plain path).
+ */
+type Side = 'tunkeeper' | 'reference' | 'tun-rs' | 'tun-rs offload' | 'tunkeeper offload';
 const PEER_SIDES = ['tun-rs', 'tun-rs offload'] as const;
 type PeerSide = (typeof PEER_SIDES)[number];
+/** The sides besides the headline pair, sampled after it in each round; a failure loses only that side. */
+const EXTRA_SIDES = ['tunkeeper offload', ...PEER_SIDES] as const;
+type ExtraSide = (typeof EXTRA_SIDES)[number];
 
 /** Batch sizes of the throughput-against-batch-size chart (tunkeeper's readBatch / writePacked count). */
 export const BATCH_SWEEP = [1, 4, 16, 64, 256] as const;
@@ -92,6 +99,7 @@ function subjectCommand(ctx: BenchContext, side: Side, direction: Direction, war
   const args = [direction, dev, String(warmup), String(seconds), src, dst, String(payload)];
   if (side === 'reference') return [ctx.refs.path('tun_loop'), args];
   if (side === 'tunkeeper') return [process.execPath, [join(distBenchDir, 'subjects', 'tun-subject.js'), ...args, ...(batch === undefined ? [] : [String(batch)])]];
+  if (side === 'tunkeeper offload') return [process.execPath, [join(distBenchDir, 'subjects', 'tun-subject.js'), ...args, String(batch ?? 64), 'offload']];
   const peer = peers[side];
   if (peer === undefined) throw new Error(`${side}: not built`);
   return [peer.cmd, [...peer.prefix, ...args, side === 'tun-rs offload' ? 'offload' : 'plain']];
@@ -222,9 +230,9 @@ function describe(samples: Sample[]): string {
 }
 
 /** Builds the tun-rs driver; a failure leaves both tun-rs sides out, with the reason. */
-async function buildPeers(ctx: BenchContext): Promise<{ commands: PeerCommands; errors: Map<PeerSide, string> }> {
+async function buildPeers(ctx: BenchContext): Promise<{ commands: PeerCommands; errors: Map<ExtraSide, string> }> {
   const build = await peerProgram('tun-rs', ctx.log);
-  const errors = new Map<PeerSide, string>();
+  const errors = new Map<ExtraSide, string>();
   const commands: PeerCommands = {};
   for (const side of PEER_SIDES) {
     if (build.ok) commands[side] = build.command;
@@ -235,7 +243,7 @@ async function buildPeers(ctx: BenchContext): Promise<{ commands: PeerCommands; 
 }
 
 /** A peer side that fails to run loses its column, not the benchmark. */
-async function peerSample(ctx: BenchContext, side: PeerSide, direction: Direction, peers: PeerCommands, errors: Map<PeerSide, string>): Promise<Sample | null> {
+async function peerSample(ctx: BenchContext, side: ExtraSide, direction: Direction, peers: PeerCommands, errors: Map<ExtraSide, string>): Promise<Sample | null> {
   if (errors.has(side)) return null;
   try {
     if (direction === 'write' && !verified.has(side)) {
@@ -275,12 +283,12 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
   if (direction === 'write') {
     for (const side of ['reference', 'tunkeeper'] as const) await verifyWrites(ctx, side, peers);
   }
-  const results: Record<Side, Sample[]> = { reference: [], tunkeeper: [], 'tun-rs': [], 'tun-rs offload': [] };
+  const results: Record<Side, Sample[]> = { reference: [], tunkeeper: [], 'tun-rs': [], 'tun-rs offload': [], 'tunkeeper offload': [] };
   for (let i = 0; i < ctx.samples; i++) {
     // Alternate who goes first so slow drift (thermal, other tenants) hits both sides alike.
     const order: Side[] = i % 2 === 0 ? ['reference', 'tunkeeper'] : ['tunkeeper', 'reference'];
     for (const side of order) results[side].push(await sample(ctx, side, direction, peers));
-    for (const side of i % 2 === 0 ? PEER_SIDES : [...PEER_SIDES].reverse()) {
+    for (const side of i % 2 === 0 ? EXTRA_SIDES : [...EXTRA_SIDES].reverse()) {
       const s = await peerSample(ctx, side, direction, peers, errors);
       if (s !== null) results[side].push(s);
     }
@@ -288,7 +296,7 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
     const t = results.tunkeeper.at(-1)!;
     const offered = direction === 'read' ? `, offered ${fmt(Math.min(r.offeredPps ?? 0, t.offeredPps ?? 0))}+ pps` : '';
     const busy = (x: Sample): string => (isContended(x.contention) ? `, others took ${pct(x.contention!)}` : '');
-    const peerText = PEER_SIDES.filter((p) => results[p].length > i)
+    const peerText = EXTRA_SIDES.filter((p) => results[p].length > i)
       .map((p) => `, ${p} ${fmt(results[p].at(-1)!.pps)} pps (CPU ${results[p].at(-1)!.cpu.toFixed(2)}${busy(results[p].at(-1)!)})`)
       .join('');
     ctx.log(
@@ -314,7 +322,7 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
   }
   ctx.log(`  ${name} C:         ${describe(used.reference)}`);
   ctx.log(`  ${name} tunkeeper: ${describe(used.tunkeeper)}`);
-  for (const p of PEER_SIDES) if (results[p].length > 0) ctx.log(`  ${name} ${p}: ${describe(pick(results[p]))}`);
+  for (const p of EXTRA_SIDES) if (results[p].length > 0) ctx.log(`  ${name} ${p}: ${describe(pick(results[p]))}`);
   // Each pair ran back to back: their ratio is immune to drift between pairs (a neighbour on a
   // sibling CPU can move both sides' figures by a third), so it cross-checks the ratio of medians.
   const pairs = results.tunkeeper.map((t, i) => t.pps / results.reference[i]!.pps);
@@ -328,17 +336,22 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
     }
   }
   const sweep = await batchSweep(ctx, direction, peers);
-  const levels = (['reference', ...PEER_SIDES] as const).filter((s) => results[s].length > 0);
+  const levels = (['reference', ...EXTRA_SIDES] as const).filter((s) => results[s].length > 0);
   for (const s of levels) {
     const y = median(pick(results[s]).map((x) => x.pps));
     for (const batch of BATCH_SWEEP) sweep.push({ series: s === 'reference' ? 'C loop (one packet per syscall)' : s, x: batch, y });
   }
+  // tun-rs's offload path is held against tunkeeper's offload path, like against like.
+  const ownOffload = pick(results['tunkeeper offload']).map((x) => x.pps);
+  const versus = (p: PeerSide): Pick<PeerFigures, 'versus'> =>
+    p === 'tun-rs offload' && ownOffload.length > 0 ? { versus: { name: 'tunkeeper offload', value: median(ownOffload) } } : {};
   const peerFigures: PeerFigures[] = PEER_SIDES.map((p) => {
     const xs = pick(results[p]).map((x) => x.pps);
     const error = errors.get(p);
     if (xs.length === 0) return { name: p, value: null, error: error ?? 'no samples' };
-    return { name: p, value: median(xs), samples: xs, ...(error === undefined ? {} : { error }) };
+    return { name: p, value: median(xs), samples: xs, ...versus(p), ...(error === undefined ? {} : { error }) };
   });
+  if (errors.has('tunkeeper offload')) ctx.log(`  ${name}: tunkeeper offload did not run: ${errors.get('tunkeeper offload')}`);
   return {
     project: median(used.tunkeeper.map((s) => s.pps)),
     reference: median(used.reference.map((s) => s.pps)),

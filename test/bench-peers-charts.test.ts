@@ -38,6 +38,14 @@ describe('peers', () => {
     expect(p.samples).toBe(2);
   });
 
+  it('holds a peer against another tunkeeper figure when told to (like against like) and says so', () => {
+    const p = shapePeer(readMeta, 700_000, { name: 'tun-rs offload', value: 8_000_000, samples: [8_000_000], versus: { name: 'tunkeeper offload', value: 7_200_000 } });
+    expect(p.ratio).toBe(0.9);
+    expect(p.versus).toEqual({ name: 'tunkeeper offload', value: 7_200_000 });
+    const line = formatTable([shapeRow(readMeta, { project: 700_000, reference: 800_000, referenceName: 'C', peers: [{ name: 'tun-rs offload', value: 8_000_000, versus: { name: 'tunkeeper offload', value: 7_200_000 } }] })]).split('\n')[2]!;
+    expect(line).toContain('8,000,000 (0.900x vs tunkeeper offload)');
+  });
+
   it('keeps a peer that could not run, with null figures and the reason', () => {
     const p = shapePeer(dumpMeta, 40, { name: 'vishvananda/netlink', value: null, error: 'go not found (install Go)' });
     expect(p).toEqual({ name: 'vishvananda/netlink', value: null, ratio: null, median: null, p99: null, samples: null, error: 'go not found (install Go)' });
