@@ -3,6 +3,8 @@
 export interface BenchArgs {
   /** Write the JSON report here. */
   json: string | null;
+  /** Write the charts (SVG) into this directory (default bench/out/charts). */
+  charts: string | null;
   /** Run only these benchmarks (null: all). */
   only: string[] | null;
   /** Bigger runs: more samples, longer windows. */
@@ -20,10 +22,11 @@ export interface BenchArgs {
 
 export class UsageError extends Error {}
 
-export const usage = `usage: npm run bench -- [--json FILE] [--only NAME[,NAME...]] [--long]
+export const usage = `usage: npm run bench -- [--json FILE] [--charts DIR] [--only NAME[,NAME...]] [--long]
                           [--samples N] [--seconds S] [--no-pin] [--no-priority] [--list]
 
   --json FILE     also write the report as JSON ({"benchmarks":[...]}) to FILE
+  --charts DIR    write the charts (SVG) into DIR (default bench/out/charts)
   --only NAMES    run only the named benchmarks (comma separated; --list shows them)
   --long          more samples and longer measurement windows
   --samples N     samples per side (default 5, 11 with --long)
@@ -36,6 +39,7 @@ export const usage = `usage: npm run bench -- [--json FILE] [--only NAME[,NAME..
 export function parseArgs(argv: readonly string[]): BenchArgs {
   const args: BenchArgs = {
     json: null,
+    charts: null,
     only: null,
     long: false,
     samples: null,
@@ -56,6 +60,9 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     switch (flag) {
       case '--json':
         args.json = value();
+        break;
+      case '--charts':
+        args.charts = value();
         break;
       case '--only': {
         const names = value()

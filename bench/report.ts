@@ -3,6 +3,8 @@
  * orientation, the JSON document and the printed table. Pure: no I/O, no clock.
  */
 
+import { median, percentile } from './stats.js';
+
 export type Better = 'higher' | 'lower';
 
 export interface ReportRow {
@@ -14,6 +16,28 @@ export interface ReportRow {
   /** > 1 means tunkeeper is better, whichever way `better` points; null without a reference. */
   ratio: number | null;
   better: Better;
+  /** The project's samples: their median and nearest-rank p99, and how many (null: one figure only). */
+  median: number | null;
+  p99: number | null;
+  samples: number | null;
+  /** The reference's median and p99 over its samples in the same run (null without them). */
+  referenceMedian: number | null;
+  referenceP99: number | null;
+  /** Libraries people would otherwise pick, measured on the same work in the same run. */
+  peers: PeerRow[];
+}
+
+/** One peer's figure; `ratio` oriented like the row's (> 1: tunkeeper better); `error` when it could not run. */
+export interface PeerRow {
+  name: string;
+  value: number | null;
+  ratio: number | null;
+  /** The tunkeeper figure the ratio holds the peer against, when not `project` (e.g. tunkeeper's own offload path). */
+  versus?: { name: string; value: number };
+  median: number | null;
+  p99: number | null;
+  samples: number | null;
+  error?: string;
 }
 
 export interface Report {
@@ -29,9 +53,39 @@ export interface RowMeta {
 
 /** What one run of a benchmark measured. */
 export interface Figures {
+  /** The headline figure, as DESIGN.md defines it for the benchmark. */
   project: number;
   reference: number | null;
   referenceName: string | null;
+  /** Every per-sample figure behind `project` / `reference` (for median, p99 and the charts). */
+  projectSamples?: readonly number[];
+  referenceSamples?: readonly number[];
+  peers?: readonly PeerFigures[];
+  /** Extra points for the charts (not part of the JSON contract's rows). */
+  sweep?: Sweep;
+}
+
+/** A point of a chart's line: `series` (who) at `x` (batch size, route count) measured `y`. */
+export interface SweepPoint {
+  series: string;
+  x: number;
+  y: number;
+}
+
+export interface Sweep {
+  /** batch: throughput against batch size; routes: dump time against route count. */
+  chart: 'batch' | 'routes';
+  points: SweepPoint[];
+}
+
+/** A peer's figure (same kind as `project`) and its samples, or why it could not be measured. */
+export interface PeerFigures {
+  name: string;
+  value: number | null;
+  /** Compare with this tunkeeper figure instead of `project` (like against like). */
+  versus?: { name: string; value: number };
+  samples?: readonly number[];
+  error?: string;
 }
 
 /**
@@ -56,21 +110,57 @@ export function roundRatio(r: number): number {
   return Math.round(r * 1000) / 1000;
 }
 
+interface Spread {
+  median: number | null;
+  p99: number | null;
+  samples: number | null;
+}
+
+function spreadOf(xs: readonly number[] | undefined): Spread {
+  if (xs === undefined || xs.length === 0) return { median: null, p99: null, samples: null };
+  return { median: roundFigure(median(xs)), p99: roundFigure(percentile(xs, 99)), samples: xs.length };
+}
+
+function roundedRatio(project: number, other: number | null, better: Better): number | null {
+  const r = ratioOf(project, other, better);
+  return r === null ? null : roundRatio(r);
+}
+
+/**
+ * A peer's ratio is tunkeeper against the peer, oriented like the row's (> 1: tunkeeper better),
+ * so `peerValue / project` when lower is better, `project / peerValue` when higher is.
+ */
+export function shapePeer(meta: RowMeta, project: number, peer: PeerFigures): PeerRow {
+  const row: PeerRow = {
+    name: peer.name,
+    value: peer.value === null ? null : roundFigure(peer.value),
+    ratio: roundedRatio(peer.versus?.value ?? project, peer.value, meta.better),
+    ...spreadOf(peer.samples),
+  };
+  if (peer.versus !== undefined) row.versus = { name: peer.versus.name, value: roundFigure(peer.versus.value) };
+  if (peer.error !== undefined) row.error = peer.error;
+  return row;
+}
+
 export function shapeRow(meta: RowMeta, figures: Figures): ReportRow {
-  const ratio = ratioOf(figures.project, figures.reference, meta.better);
+  const ref = spreadOf(figures.referenceSamples);
   return {
     name: meta.name,
     unit: meta.unit,
     project: roundFigure(figures.project),
     reference: figures.reference === null ? null : roundFigure(figures.reference),
     referenceName: figures.reference === null ? null : figures.referenceName,
-    ratio: ratio === null ? null : roundRatio(ratio),
+    ratio: roundedRatio(figures.project, figures.reference, meta.better),
     better: meta.better,
+    ...spreadOf(figures.projectSamples),
+    referenceMedian: figures.reference === null ? null : ref.median,
+    referenceP99: figures.reference === null ? null : ref.p99,
+    peers: (figures.peers ?? []).map((p) => shapePeer(meta, figures.project, p)),
   };
 }
 
 export function toReport(rows: readonly ReportRow[]): Report {
-  return { benchmarks: rows.map((r) => ({ ...r })) };
+  return { benchmarks: rows.map((r) => ({ ...r, peers: r.peers.map((p) => ({ ...p, ...(p.versus === undefined ? {} : { versus: { ...p.versus } }) })) })) };
 }
 
 export function reportJson(rows: readonly ReportRow[]): string {
@@ -82,17 +172,34 @@ function formatNumber(x: number | null): string {
   return x.toLocaleString('en-US', { maximumFractionDigits: 3 });
 }
 
-/** The report as an aligned text table (numbers right-aligned), one row per benchmark. */
+function formatRatio(r: number | null): string {
+  return r === null ? '-' : `${r.toFixed(3)}x`;
+}
+
+/** A peer's cell: its figure and tunkeeper's ratio against it, or why it is missing. */
+function peerCell(p: PeerRow | undefined): string {
+  if (p === undefined) return '';
+  if (p.value === null) return p.error === undefined ? '-' : 'failed';
+  return `${formatNumber(p.value)} (${formatRatio(p.ratio)}${p.versus === undefined ? '' : ` vs ${p.versus.name}`})`;
+}
+
+/**
+ * The report as an aligned text table (numbers right-aligned), one row per benchmark; one column
+ * per peer that any row measured, each cell "figure (tunkeeper's ratio against it)".
+ */
 export function formatTable(rows: readonly ReportRow[]): string {
-  const header = ['benchmark', 'unit', 'better', 'tunkeeper', 'reference', 'ratio', 'reference tool'];
-  const numeric = [false, false, false, true, true, true, false];
+  const peerNames = [...new Set(rows.flatMap((r) => r.peers.map((p) => p.name)))];
+  const header = ['benchmark', 'unit', 'better', 'tunkeeper', 'p99', 'reference', 'ratio', ...peerNames, 'reference tool'];
+  const numeric = [false, false, false, true, true, true, true, ...peerNames.map(() => true), false];
   const cells = rows.map((r) => [
     r.name,
     r.unit,
     r.better,
     formatNumber(r.project),
+    formatNumber(r.p99),
     formatNumber(r.reference),
-    r.ratio === null ? '-' : `${r.ratio.toFixed(3)}x`,
+    formatRatio(r.ratio),
+    ...peerNames.map((n) => peerCell(r.peers.find((p) => p.name === n))),
     r.referenceName ?? '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));

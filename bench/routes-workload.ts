@@ -27,7 +27,8 @@ import type { BenchContext } from './benchmark.js';
 import { CONTENDED_SHARE, foreignShare, isContended, snapshot, type LoadSnapshot } from './cpu-load.js';
 import { distBenchDir } from './paths.js';
 import type { Proc } from './processes.js';
-import type { Figures } from './report.js';
+import { peerProgram, type PeerCommand, type PeerName } from './peer-build.js';
+import type { Figures, PeerFigures, SweepPoint } from './report.js';
 import { median } from './stats.js';
 
 export const ROUTES_WORKLOAD = {
@@ -51,6 +52,19 @@ export function routePrefixes(): string[] {
   return Array.from({ length: count }, (_, i) => routePrefix(i));
 }
 
+/**
+ * The i-th route of the relist chart's tables, for i < 131,072: 198.18.0.0 + i in 198.18.0.0/15,
+ * the same as routePrefix below 65,280. Past that it runs into 198.19.0.0/20, where the links'
+ * addresses are, but only table 100 is dumped and it holds nothing else.
+ */
+export function sweepPrefix(i: number): string {
+  if (!(Number.isInteger(i) && i >= 0 && i < 131_072)) throw new RangeError(`no sweep route ${i}`);
+  return `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
+}
+
+/** Route counts of the relist chart (dump time against route count); 65,280 comes from the main samples. */
+export const RELIST_SWEEP = [1_000, 8_000, 100_000] as const;
+
 /** The one route of table 101, outside the measured ones and every address prefix. */
 const ONE_ROUTE = '198.18.255.0/32';
 
@@ -64,12 +78,20 @@ function linkAddresses(i: number): [string, string] {
 export type Operation = 'dump' | 'program';
 
 interface Side {
-  /** Short name in the log. */
+  /** Short name in the log (and a peer's name in the report). */
   label: string;
-  /** Counts towards the figure (tunkeeper, or the reference); the others are only logged. */
-  role: 'project' | 'reference' | 'info';
-  command(ctx: BenchContext, files: WorkFiles): [string, string[]];
+  /** Counts towards the figure (tunkeeper, the reference, a peer); the others are only logged. */
+  role: 'project' | 'reference' | 'info' | 'peer';
+  command(ctx: BenchContext, files: WorkFiles, count: number): [string, string[]];
+  /** A peer so slow (pyroute2) that one iteration per sample and, without --long, one sample is all the run affords. */
+  slow?: boolean;
 }
+
+/** The peers of both route benchmarks; their drivers take the tunkeeper subject's arguments. */
+const PEERS: { name: PeerName; label: string; slow: boolean }[] = [
+  { name: 'pyroute2', label: 'pyroute2', slow: true },
+  { name: 'go-netlink', label: 'vishvananda/netlink', slow: false },
+];
 
 interface WorkFiles {
   dir: string;
@@ -96,9 +118,16 @@ function ipSide(label: string, role: Side['role'], args: (files: WorkFiles) => s
   return { label, role, command: (_ctx, files) => ['bash', ['-c', TIMER_SCRIPT, 'bash', 'ip', ...args(files)]] };
 }
 
+function subjectArgs(op: Operation, n: number): string[] {
+  return op === 'dump' ? ['dump', String(table), String(n)] : ['program', String(table), String(n), dev, String(protocol)];
+}
+
 function subjectSide(op: Operation): Side {
-  const args = op === 'dump' ? ['dump', String(table), String(count)] : ['program', String(table), String(count), dev, String(protocol)];
-  return { label: 'tunkeeper', role: 'project', command: () => [process.execPath, [join(distBenchDir, 'subjects', 'routes-subject.js'), ...args]] };
+  return { label: 'tunkeeper', role: 'project', command: (_ctx, _files, n) => [process.execPath, [join(distBenchDir, 'subjects', 'routes-subject.js'), ...subjectArgs(op, n)]] };
+}
+
+function peerSide(op: Operation, label: string, program: PeerCommand, slow: boolean): Side {
+  return { label, role: 'peer', slow, command: (_ctx, _files, n) => [program.cmd, [...program.prefix, ...subjectArgs(op, n)]] };
 }
 
 const SIDES: Record<Operation, Side[]> = {
@@ -202,16 +231,18 @@ interface SubjectAnswer {
 }
 
 /** One timed iteration of a running side; the table is made ready for it first (not timed). */
-async function iterate(ctx: BenchContext, op: Operation, side: Side, proc: Proc): Promise<Iteration> {
+async function iterate(ctx: BenchContext, op: Operation, side: Side, proc: Proc, count: number): Promise<Iteration> {
   if (op === 'program') await flushTable(ctx);
   const before = loadSnapshot(proc.pid);
   proc.send('go');
-  const answer = await proc.nextJson<SubjectAnswer>(120_000);
+  // pyroute2 compiles 65,280 requests in Python: minutes on a loaded machine.
+  const answer = await proc.nextJson<SubjectAnswer>(side.slow === true ? 900_000 : 120_000);
   const after = loadSnapshot(proc.pid);
   const ms = answer.ms ?? (answer.us === undefined ? NaN : answer.us / 1000);
   if (!(ms > 0)) throw new Error(`${side.label}: bad answer ${JSON.stringify(answer)}`);
   if (answer.failed !== undefined && answer.failed > 0) throw new Error(`${side.label}: ${answer.failed} of ${count} requests failed`);
   if (op === 'dump' && answer.count !== undefined && answer.count !== count) throw new Error(`${side.label}: dumped ${answer.count} routes, expected ${count}`);
+  if (side.role === 'peer' && op === 'dump' && answer.count === undefined) throw new Error(`${side.label}: no route count in ${JSON.stringify(answer)}`);
   if (op === 'program') {
     // Every side must really have installed every route (ip -batch stops at the first error).
     const n = await countRoutes(ctx);
@@ -230,19 +261,29 @@ interface Sample {
   retries: number;
 }
 
-async function sample(ctx: BenchContext, op: Operation, side: Side, files: WorkFiles): Promise<Sample> {
-  const [cmd, args] = side.command(ctx, files);
+/** Iterations of one sample: a cold one, untimed warm-ups, timed warm ones (a slow peer: one, cold and warm alike). */
+function iterationPlan(op: Operation, side: Side, warm: number): { warmups: number; warm: number } {
+  return side.slow === true ? { warmups: 0, warm: 0 } : { warmups: WARMUPS[op], warm };
+}
+
+async function sample(ctx: BenchContext, op: Operation, side: Side, files: WorkFiles, n: number = count, warmIterations: number = WARM[op]): Promise<Sample> {
+  const [cmd, args] = side.command(ctx, files, n);
   const proc = ctx.spawn(side.label, ctx.cpus.subject, cmd, args);
+  const plan = iterationPlan(op, side, warmIterations);
   try {
-    if (side.role === 'project') await proc.expectLine('ready', 30_000);
-    const cold = await iterate(ctx, op, side, proc);
-    for (let i = 0; i < WARMUPS[op]; i++) await iterate(ctx, op, side, proc);
+    if (side.role === 'project' || side.role === 'peer') await proc.expectLine('ready', 120_000);
+    const cold = await iterate(ctx, op, side, proc, n);
+    if (plan.warm === 0) {
+      proc.send('end');
+      return { cold: cold.ms, warm: cold.ms, contended: isContended(cold.contention), retries: 0 };
+    }
+    for (let i = 0; i < plan.warmups; i++) await iterate(ctx, op, side, proc, n);
     const warm: Iteration[] = [];
     let retries = 0;
-    for (let i = 0; i < WARM[op]; i++) {
+    for (let i = 0; i < plan.warm; i++) {
       let best: Iteration | null = null;
       for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
-        const it = await iterate(ctx, op, side, proc);
+        const it = await iterate(ctx, op, side, proc, n);
         if (best === null || (it.contention ?? 0) < (best.contention ?? 0)) best = it;
         if (!isContended(it.contention)) break;
         if (attempt < MAX_TRIES) {
@@ -269,29 +310,104 @@ function spread(xs: number[]): string {
   return `median ${ms(median(xs))} ms (min ${ms(Math.min(...xs))}, max ${ms(Math.max(...xs))})`;
 }
 
+/** The peers' sides, built now; a peer whose build failed is reported with the reason. */
+async function peerSides(ctx: BenchContext, op: Operation): Promise<{ sides: Side[]; errors: Map<string, string> }> {
+  const sides: Side[] = [];
+  const errors = new Map<string, string>();
+  for (const peer of PEERS) {
+    const build = await peerProgram(peer.name, ctx.log);
+    if (build.ok) sides.push(peerSide(op, peer.label, build.command, peer.slow));
+    else {
+      errors.set(peer.label, build.error);
+      ctx.log(`  peer ${peer.label} FAILED: ${build.error}`);
+    }
+  }
+  return { sides, errors };
+}
+
+/** Fills table 100 with the first n sweep routes (not timed). */
+async function fillSweep(ctx: BenchContext, dir: string, n: number): Promise<void> {
+  await flushTable(ctx);
+  const file = join(dir, `sweep-${n}.batch`);
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) lines.push(`route add ${sweepPrefix(i)} dev ${dev} table ${table} proto ${protocol}\n`);
+  await writeFile(file, lines.join(''));
+  await ctx.ns.ip('-batch', file);
+}
+
+/** Timed warm iterations per side at each sweep count (their median is the point): cheap, and one alone is noisy. */
+const SWEEP_WARM = 3;
+
+/**
+ * Dump time against route count, for the relist chart: at each count of RELIST_SWEEP one sample
+ * per side (SWEEP_WARM warm iterations), tunkeeper, ip and the peers that ran; 65,280 is the main run's.
+ */
+async function relistSweep(ctx: BenchContext, dir: string, files: WorkFiles, sides: Side[], main: Map<Side, Sample[]>): Promise<SweepPoint[]> {
+  const points: SweepPoint[] = [];
+  const series = (s: Side): string => (s.role === 'reference' ? 'iproute2 (ip route show)' : s.label);
+  for (const s of sides) if (main.get(s)!.length > 0) points.push({ series: series(s), x: count, y: median(main.get(s)!.map((x) => x.warm)) });
+  try {
+    for (const n of RELIST_SWEEP) {
+      await fillSweep(ctx, dir, n);
+      const parts: string[] = [];
+      for (const side of sides) {
+        try {
+          const x = await sample(ctx, 'dump', side, files, n, SWEEP_WARM);
+          points.push({ series: series(side), x: n, y: x.warm });
+          parts.push(`${side.label} ${ms(x.warm)} ms`);
+        } catch (e) {
+          if (side.role !== 'peer') throw e;
+          parts.push(`${side.label} failed (${e instanceof Error ? e.message : String(e)})`);
+        }
+      }
+      ctx.log(`  relist sweep ${n.toLocaleString('en-US')} routes: ${parts.join(', ')}`);
+    }
+  } finally {
+    await flushTable(ctx);
+  }
+  return points.sort((a, b) => a.x - b.x);
+}
+
 export async function measureRoutes(ctx: BenchContext, op: Operation): Promise<Figures> {
   const name = op === 'dump' ? 'dump-routes-65k' : 'program-routes-65k';
   const dir = await mkdtemp(join(tmpdir(), 'tkb-routes-'));
   try {
     const files = await prepareNamespace(ctx, dir);
+    const peers = await peerSides(ctx, op);
     if (op === 'dump') {
       await fillTable(ctx, files);
       const n = await countRoutes(ctx);
       if (n !== count) throw new Error(`table ${table} holds ${n} routes, expected ${count}`);
     }
-    const sides = SIDES[op];
+    const sides = [...SIDES[op], ...peers.sides];
     const results = new Map<Side, Sample[]>(sides.map((s) => [s, []]));
     for (let i = 0; i < ctx.samples; i++) {
       // Alternate who goes first so slow drift (other tenants, memory state) hits every side alike.
       const order = i % 2 === 0 ? sides : [...sides].reverse();
-      for (const side of order) results.get(side)!.push(await sample(ctx, op, side, files));
+      for (const side of order) {
+        if (side.role === 'peer' && peers.errors.has(side.label)) continue;
+        // Without --long the peers take fewer samples (a slow one, minutes per sample, just one),
+        // so the default run stays within a few minutes; --long gives them as many as the others.
+        if (side.role === 'peer' && !ctx.long && results.get(side)!.length >= (side.slow === true ? 1 : Math.ceil(ctx.samples / 2))) continue;
+        try {
+          results.get(side)!.push(await sample(ctx, op, side, files));
+        } catch (e) {
+          if (side.role !== 'peer') throw e;
+          const msg = e instanceof Error ? e.message : String(e);
+          peers.errors.set(side.label, msg);
+          ctx.log(`  peer ${side.label} FAILED: ${msg}`);
+        }
+      }
       ctx.log(
         `  ${name} ${i + 1}/${ctx.samples}: ` +
-          sides.map((s) => {
-            const x = results.get(s)!.at(-1)!;
-            const notes = [`cold ${ms(x.cold)}`, ...(x.retries > 0 ? [`${x.retries} retried`] : []), ...(x.contended ? ['contended'] : [])];
-            return `${s.label} ${ms(x.warm)} ms (${notes.join(', ')})`;
-          }).join(', '),
+          sides
+            .filter((s) => results.get(s)!.length === i + 1 || (s.role !== 'peer' && results.get(s)!.length > 0))
+            .map((s) => {
+              const x = results.get(s)!.at(-1)!;
+              const notes = [`cold ${ms(x.cold)}`, ...(x.retries > 0 ? [`${x.retries} retried`] : []), ...(x.contended ? ['contended'] : [])];
+              return `${s.label} ${ms(x.warm)} ms (${notes.join(', ')})`;
+            })
+            .join(', '),
       );
     }
     const all = [...results.values()].flat();
@@ -306,17 +422,33 @@ export async function measureRoutes(ctx: BenchContext, op: Operation): Promise<F
     }
     for (const s of sides) {
       const xs = results.get(s)!;
-      ctx.log(`  ${name} ${s.label.padEnd(28)} warm ${spread(xs.map((x) => x.warm))}; cold ${spread(xs.map((x) => x.cold))}`);
+      if (xs.length > 0) ctx.log(`  ${name} ${s.label.padEnd(28)} warm ${spread(xs.map((x) => x.warm))}; cold ${spread(xs.map((x) => x.cold))}`);
     }
     const project = sides.find((s) => s.role === 'project')!;
     const reference = sides.find((s) => s.role === 'reference')!;
     const pairs = results.get(project)!.map((p, i) => results.get(reference)!.at(i)!.warm / p.warm);
     ctx.log(`  ${name} ${reference.label}/tunkeeper per sample pair: median ${median(pairs).toFixed(3)} (${pairs.map((r) => r.toFixed(2)).join(' ')})`);
-    return {
-      project: median(results.get(project)!.map((x) => x.warm)),
-      reference: median(results.get(reference)!.map((x) => x.warm)),
+    const warmOf = (s: Side): number[] => results.get(s)!.map((x) => x.warm);
+    const peerFigures: PeerFigures[] = PEERS.map(({ label }) => {
+      const side = peers.sides.find((s) => s.label === label);
+      const xs = side === undefined ? [] : warmOf(side);
+      const error = peers.errors.get(label);
+      if (xs.length === 0) return { name: label, value: null, error: error ?? 'no samples' };
+      return { name: label, value: median(xs), samples: xs, ...(error === undefined ? {} : { error }) };
+    });
+    const figures: Figures = {
+      project: median(warmOf(project)),
+      reference: median(warmOf(reference)),
       referenceName: REFERENCE_NAME[op],
+      projectSamples: warmOf(project),
+      referenceSamples: warmOf(reference),
+      peers: peerFigures,
     };
+    if (op === 'dump') {
+      const swept = [project, reference, ...peers.sides.filter((s) => !peers.errors.has(s.label))];
+      figures.sweep = { chart: 'routes', points: await relistSweep(ctx, dir, files, swept, results) };
+    }
+    return figures;
   } finally {
     await flushTable(ctx).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });

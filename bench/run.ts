@@ -5,6 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs, selectBenchmarks, usage, UsageError, type BenchArgs } from './args.js';
 import type { BenchContext, CpuPlan } from './benchmark.js';
 import { installAbortHandlers } from './cleanup.js';
@@ -13,6 +14,8 @@ import { nicePrefix, raiseAutogroup } from './priority.js';
 import { Proc } from './processes.js';
 import { buildReferencePrograms } from './ref-build.js';
 import { benchmarks } from './registry.js';
+import { chartSpecs, renderCharts, type Measured } from './charts.js';
+import { refOutDir } from './paths.js';
 import { formatTable, reportJson, shapeRow, type ReportRow } from './report.js';
 
 const log = (msg: string): void => {
@@ -69,6 +72,7 @@ async function main(): Promise<number> {
   );
 
   const rows: ReportRow[] = [];
+  const measured: Measured[] = [];
   const failed: string[] = [];
   for (const bench of selected) {
     log(`bench: ${bench.name}`);
@@ -92,7 +96,9 @@ async function main(): Promise<number> {
       },
     };
     try {
-      rows.push(shapeRow(bench, await bench.run(ctx)));
+      const figures = await bench.run(ctx);
+      rows.push(shapeRow(bench, figures));
+      measured.push({ name: bench.name, unit: bench.unit, figures });
       log(`bench: ${bench.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     } catch (e) {
       failed.push(bench.name);
@@ -106,6 +112,13 @@ async function main(): Promise<number> {
   if (args.json !== null) {
     await writeFile(args.json, reportJson(rows));
     log(`bench: wrote ${args.json}`);
+  }
+  try {
+    const charts = await renderCharts(args.charts ?? join(refOutDir, 'charts'), chartSpecs(measured));
+    for (const c of charts) log(`bench: wrote chart ${c}`);
+  } catch (e) {
+    // The figures are out already; a chart that cannot be drawn must not hide them.
+    log(`bench: charts FAILED: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (failed.length > 0) {
     log(`bench: ${failed.length} benchmark(s) failed: ${failed.join(', ')}`);

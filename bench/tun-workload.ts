@@ -15,7 +15,8 @@ import type { BenchContext } from './benchmark.js';
 import { CONTENDED_SHARE, contention as contentionOf, isContended, snapshot } from './cpu-load.js';
 import { distBenchDir } from './paths.js';
 import type { Proc } from './processes.js';
-import type { Figures } from './report.js';
+import { peerProgram, type PeerCommand } from './peer-build.js';
+import type { Figures, PeerFigures, SweepPoint } from './report.js';
 import { median } from './stats.js';
 
 export const TUN_WORKLOAD = {
@@ -33,7 +34,20 @@ export const TUN_WORKLOAD = {
 const PACKET_LENGTH = 20 + 8 + TUN_WORKLOAD.payload;
 
 export type Direction = 'read' | 'write';
-type Side = 'tunkeeper' | 'reference';
+/**
+ * tunkeeper, the C reference, and the peers: tun-rs on its plain path and on its offload path;
+ * and tunkeeper's own offload path (vnetHdr, segment() / writeCoalesced()), which tun-rs's
+ * offload path is compared against (not the headline, which DESIGN defines as the plain path).
+ */
+type Side = 'tunkeeper' | 'reference' | 'tun-rs' | 'tun-rs offload' | 'tunkeeper offload';
+const PEER_SIDES = ['tun-rs', 'tun-rs offload'] as const;
+type PeerSide = (typeof PEER_SIDES)[number];
+/** The sides besides the headline pair, sampled after it in each round; a failure loses only that side. */
+const EXTRA_SIDES = ['tunkeeper offload', ...PEER_SIDES] as const;
+type ExtraSide = (typeof EXTRA_SIDES)[number];
+
+/** Batch sizes of the throughput-against-batch-size chart (tunkeeper's readBatch / writePacked count). */
+export const BATCH_SWEEP = [1, 4, 16, 64, 256] as const;
 
 export const REFERENCE_NAME: Record<Direction, string> = {
   read: 'C read() loop (bench/ref/tun_loop.c)',
@@ -77,11 +91,18 @@ async function deleteDevice(ctx: BenchContext): Promise<void> {
   await ctx.ns.ip('link', 'del', dev).catch(() => undefined);
 }
 
-function subjectCommand(ctx: BenchContext, side: Side, direction: Direction, warmup: number, seconds: number): [string, string[]] {
+/** The peers' drivers, once built (a side whose build failed is not run). */
+type PeerCommands = Partial<Record<PeerSide, PeerCommand>>;
+
+function subjectCommand(ctx: BenchContext, side: Side, direction: Direction, warmup: number, seconds: number, peers: PeerCommands, batch?: number): [string, string[]] {
   const [src, dst] = direction === 'read' ? [address, remote] : [remote, address];
   const args = [direction, dev, String(warmup), String(seconds), src, dst, String(payload)];
   if (side === 'reference') return [ctx.refs.path('tun_loop'), args];
-  return [process.execPath, [join(distBenchDir, 'subjects', 'tun-subject.js'), ...args]];
+  if (side === 'tunkeeper') return [process.execPath, [join(distBenchDir, 'subjects', 'tun-subject.js'), ...args, ...(batch === undefined ? [] : [String(batch)])]];
+  if (side === 'tunkeeper offload') return [process.execPath, [join(distBenchDir, 'subjects', 'tun-subject.js'), ...args, String(batch ?? 64), 'offload']];
+  const peer = peers[side];
+  if (peer === undefined) throw new Error(`${side}: not built`);
+  return [peer.cmd, [...peer.prefix, ...args, side === 'tun-rs offload' ? 'offload' : 'plain']];
 }
 
 /** Traffic for one run: the flood (read) or the sink or checking receiver (write). */
@@ -101,7 +122,14 @@ interface Run {
 /** Tries per sample while neighbours take a measured CPU (the least contended one is kept). */
 const MAX_TRIES = 4;
 
-async function runOnce(ctx: BenchContext, side: Side, direction: Direction, warmup: number, seconds: number, receiver: 'sink' | 'count' = 'sink'): Promise<Run> {
+interface RunOptions {
+  receiver?: 'sink' | 'count';
+  peers: PeerCommands;
+  batch?: number;
+}
+
+async function runOnce(ctx: BenchContext, side: Side, direction: Direction, warmup: number, seconds: number, opts: RunOptions): Promise<Run> {
+  const receiver = opts.receiver ?? 'sink';
   await createDevice(ctx);
   let subject: Proc | null = null;
   let traffic: Proc | null = null;
@@ -112,7 +140,7 @@ async function runOnce(ctx: BenchContext, side: Side, direction: Direction, warm
       traffic = startTraffic(ctx, direction, receiver);
       await traffic.expectLine('running', 10_000);
     }
-    const [cmd, args] = subjectCommand(ctx, side, direction, warmup, seconds);
+    const [cmd, args] = subjectCommand(ctx, side, direction, warmup, seconds, opts.peers, opts.batch);
     subject = ctx.spawn(`${side} ${direction}`, ctx.cpus.subject, cmd, args);
     await subject.expectLine('ready', 30_000);
     if (direction === 'read') {
@@ -141,10 +169,10 @@ async function runOnce(ctx: BenchContext, side: Side, direction: Direction, warm
   }
 }
 
-async function sample(ctx: BenchContext, side: Side, direction: Direction): Promise<Sample> {
+async function sample(ctx: BenchContext, side: Side, direction: Direction, peers: PeerCommands, batch?: number): Promise<Sample> {
   let best: Sample | null = null;
   for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
-    const { subject, traffic, contention } = await runOnce(ctx, side, direction, ctx.warmupSeconds, ctx.seconds);
+    const { subject, traffic, contention } = await runOnce(ctx, side, direction, ctx.warmupSeconds, ctx.seconds, { peers, ...(batch === undefined ? {} : { batch }) });
     if (direction === 'read' && subject.firstLen !== PACKET_LENGTH) {
       throw new Error(`${side} read: the first packet was ${subject.firstLen} bytes, expected a ${PACKET_LENGTH}-byte IPv4/UDP packet`);
     }
@@ -179,9 +207,9 @@ async function udpCounters(ctx: BenchContext): Promise<Record<string, number>> {
  * datagram. The kernel verifies the UDP checksum only when a datagram is read, so this is what
  * proves both sides' packets are well formed and really delivered, not dropped early.
  */
-async function verifyWrites(ctx: BenchContext, side: Side): Promise<void> {
+async function verifyWrites(ctx: BenchContext, side: Side, peers: PeerCommands): Promise<void> {
   const before = await udpCounters(ctx);
-  const { subject, traffic } = await runOnce(ctx, side, 'write', 0.05, 0.2, 'count');
+  const { subject, traffic } = await runOnce(ctx, side, 'write', 0.05, 0.2, { receiver: 'count', peers });
   const after = await udpCounters(ctx);
   const csumErrors = (after.InCsumErrors ?? 0) - (before.InCsumErrors ?? 0);
   if (subject.packets === 0 || !(traffic.received! > 0) || traffic.bad !== 0 || csumErrors !== 0) {
@@ -201,24 +229,79 @@ function describe(samples: Sample[]): string {
   return `median ${fmt(median(pps))} pps (min ${fmt(Math.min(...pps))}, max ${fmt(Math.max(...pps))}), CPU ${median(samples.map((s) => s.cpu)).toFixed(2)}`;
 }
 
+/** Builds the tun-rs driver; a failure leaves both tun-rs sides out, with the reason. */
+async function buildPeers(ctx: BenchContext): Promise<{ commands: PeerCommands; errors: Map<ExtraSide, string> }> {
+  const build = await peerProgram('tun-rs', ctx.log);
+  const errors = new Map<ExtraSide, string>();
+  const commands: PeerCommands = {};
+  for (const side of PEER_SIDES) {
+    if (build.ok) commands[side] = build.command;
+    else errors.set(side, build.error);
+  }
+  if (!build.ok) ctx.log(`  peer tun-rs FAILED: ${build.error}`);
+  return { commands, errors };
+}
+
+/** A peer side that fails to run loses its column, not the benchmark. */
+async function peerSample(ctx: BenchContext, side: ExtraSide, direction: Direction, peers: PeerCommands, errors: Map<ExtraSide, string>): Promise<Sample | null> {
+  if (errors.has(side)) return null;
+  try {
+    if (direction === 'write' && !verified.has(side)) {
+      await verifyWrites(ctx, side, peers);
+      verified.add(side);
+    }
+    return await sample(ctx, side, direction, peers);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    errors.set(side, msg);
+    ctx.log(`  peer ${side} FAILED: ${msg}`);
+    return null;
+  }
+}
+const verified = new Set<Side>();
+
+/**
+ * tunkeeper at several batch sizes, one sample each (three with --long), for the chart of
+ * throughput against batch size; the headline figures stay those of the main samples.
+ */
+async function batchSweep(ctx: BenchContext, direction: Direction, peers: PeerCommands): Promise<SweepPoint[]> {
+  const points: SweepPoint[] = [];
+  for (const batch of BATCH_SWEEP) {
+    const xs: number[] = [];
+    for (let i = 0; i < (ctx.long ? 3 : 1); i++) xs.push((await sample(ctx, 'tunkeeper', direction, peers, batch)).pps);
+    points.push({ series: 'tunkeeper', x: batch, y: median(xs) });
+    ctx.log(`  tun-${direction}-pps sweep: tunkeeper batch ${batch}: ${fmt(median(xs))} pps`);
+  }
+  return points;
+}
+
 export async function measureTun(ctx: BenchContext, direction: Direction): Promise<Figures> {
   await prepareNamespace(ctx);
+  verified.clear();
   const name = `tun-${direction}-pps`;
+  const { commands: peers, errors } = await buildPeers(ctx);
   if (direction === 'write') {
-    for (const side of ['reference', 'tunkeeper'] as const) await verifyWrites(ctx, side);
+    for (const side of ['reference', 'tunkeeper'] as const) await verifyWrites(ctx, side, peers);
   }
-  const results: Record<Side, Sample[]> = { reference: [], tunkeeper: [] };
+  const results: Record<Side, Sample[]> = { reference: [], tunkeeper: [], 'tun-rs': [], 'tun-rs offload': [], 'tunkeeper offload': [] };
   for (let i = 0; i < ctx.samples; i++) {
     // Alternate who goes first so slow drift (thermal, other tenants) hits both sides alike.
     const order: Side[] = i % 2 === 0 ? ['reference', 'tunkeeper'] : ['tunkeeper', 'reference'];
-    for (const side of order) results[side].push(await sample(ctx, side, direction));
+    for (const side of order) results[side].push(await sample(ctx, side, direction, peers));
+    for (const side of i % 2 === 0 ? EXTRA_SIDES : [...EXTRA_SIDES].reverse()) {
+      const s = await peerSample(ctx, side, direction, peers, errors);
+      if (s !== null) results[side].push(s);
+    }
     const r = results.reference.at(-1)!;
     const t = results.tunkeeper.at(-1)!;
     const offered = direction === 'read' ? `, offered ${fmt(Math.min(r.offeredPps ?? 0, t.offeredPps ?? 0))}+ pps` : '';
     const busy = (x: Sample): string => (isContended(x.contention) ? `, others took ${pct(x.contention!)}` : '');
+    const peerText = EXTRA_SIDES.filter((p) => results[p].length > i)
+      .map((p) => `, ${p} ${fmt(results[p].at(-1)!.pps)} pps (CPU ${results[p].at(-1)!.cpu.toFixed(2)}${busy(results[p].at(-1)!)})`)
+      .join('');
     ctx.log(
       `  ${name} ${i + 1}/${ctx.samples}: C ${fmt(r.pps)} pps (CPU ${r.cpu.toFixed(2)}${busy(r)}), ` +
-        `tunkeeper ${fmt(t.pps)} pps (CPU ${t.cpu.toFixed(2)}${busy(t)})${offered}`,
+        `tunkeeper ${fmt(t.pps)} pps (CPU ${t.cpu.toFixed(2)}${busy(t)})${peerText}${offered}`,
     );
   }
   // Medians over the samples that had their CPUs to themselves, when each side has enough of them:
@@ -226,9 +309,8 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
   const clean = (xs: Sample[]): Sample[] => xs.filter((x) => !isContended(x.contention));
   const enough = Math.ceil(ctx.samples / 2);
   const useClean = clean(results.reference).length >= enough && clean(results.tunkeeper).length >= enough;
-  const used: Record<Side, Sample[]> = useClean
-    ? { reference: clean(results.reference), tunkeeper: clean(results.tunkeeper) }
-    : results;
+  const pick = (xs: Sample[]): Sample[] => (useClean && clean(xs).length > 0 ? clean(xs) : xs);
+  const used = { reference: pick(results.reference), tunkeeper: pick(results.tunkeeper) };
   const contended = 2 * ctx.samples - clean(results.reference).length - clean(results.tunkeeper).length;
   if (contended > 0 && useClean) {
     ctx.log(`  ${name}: ${contended} of ${2 * ctx.samples} samples shared their CPUs with other processes; medians are over the other ${2 * ctx.samples - contended}`);
@@ -240,6 +322,7 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
   }
   ctx.log(`  ${name} C:         ${describe(used.reference)}`);
   ctx.log(`  ${name} tunkeeper: ${describe(used.tunkeeper)}`);
+  for (const p of EXTRA_SIDES) if (results[p].length > 0) ctx.log(`  ${name} ${p}: ${describe(pick(results[p]))}`);
   // Each pair ran back to back: their ratio is immune to drift between pairs (a neighbour on a
   // sibling CPU can move both sides' figures by a third), so it cross-checks the ratio of medians.
   const pairs = results.tunkeeper.map((t, i) => t.pps / results.reference[i]!.pps);
@@ -252,9 +335,30 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
       ctx.log(`  ${name}: WARNING the generator offered only ${fmt(offered)} pps; the readers may be waiting for traffic`);
     }
   }
+  const sweep = await batchSweep(ctx, direction, peers);
+  const levels = (['reference', ...EXTRA_SIDES] as const).filter((s) => results[s].length > 0);
+  for (const s of levels) {
+    const y = median(pick(results[s]).map((x) => x.pps));
+    for (const batch of BATCH_SWEEP) sweep.push({ series: s === 'reference' ? 'C loop (one packet per syscall)' : s, x: batch, y });
+  }
+  // tun-rs's offload path is held against tunkeeper's offload path, like against like.
+  const ownOffload = pick(results['tunkeeper offload']).map((x) => x.pps);
+  const versus = (p: PeerSide): Pick<PeerFigures, 'versus'> =>
+    p === 'tun-rs offload' && ownOffload.length > 0 ? { versus: { name: 'tunkeeper offload', value: median(ownOffload) } } : {};
+  const peerFigures: PeerFigures[] = PEER_SIDES.map((p) => {
+    const xs = pick(results[p]).map((x) => x.pps);
+    const error = errors.get(p);
+    if (xs.length === 0) return { name: p, value: null, error: error ?? 'no samples' };
+    return { name: p, value: median(xs), samples: xs, ...versus(p), ...(error === undefined ? {} : { error }) };
+  });
+  if (errors.has('tunkeeper offload')) ctx.log(`  ${name}: tunkeeper offload did not run: ${errors.get('tunkeeper offload')}`);
   return {
     project: median(used.tunkeeper.map((s) => s.pps)),
     reference: median(used.reference.map((s) => s.pps)),
     referenceName: REFERENCE_NAME[direction],
+    projectSamples: used.tunkeeper.map((s) => s.pps),
+    referenceSamples: used.reference.map((s) => s.pps),
+    peers: peerFigures,
+    sweep: { chart: 'batch', points: sweep },
   };
 }

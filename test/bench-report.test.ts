@@ -38,8 +38,17 @@ describe('shapeRow', () => {
       referenceName: 'C read() loop',
       ratio: 0.912,
       better: 'higher',
+      median: null,
+      p99: null,
+      samples: null,
+      referenceMedian: null,
+      referenceP99: null,
+      peers: [],
     });
-    expect(Object.keys(row).sort()).toEqual(['better', 'name', 'project', 'ratio', 'reference', 'referenceName', 'unit']);
+    // DESIGN's fields are all still there under their names; the rest are additions.
+    expect(Object.keys(row).sort()).toEqual(
+      ['better', 'median', 'name', 'p99', 'peers', 'project', 'ratio', 'reference', 'referenceMedian', 'referenceName', 'referenceP99', 'samples', 'unit'],
+    );
   });
 
   it('keeps small figures to four significant digits', () => {
@@ -77,12 +86,12 @@ describe('reportJson and formatTable', () => {
   it('prints one aligned line per benchmark with the ratio and dashes for missing values', () => {
     const lines = formatTable(rows).trimEnd().split('\n');
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(/^benchmark\s+unit\s+better\s+tunkeeper\s+reference\s+ratio\s+reference tool$/);
+    expect(lines[0]).toMatch(/^benchmark\s+unit\s+better\s+tunkeeper\s+p99\s+reference\s+ratio\s+reference tool$/);
     expect(lines[2]).toContain('900,000');
     expect(lines[2]).toContain('1,000,000');
     expect(lines[2]).toContain('0.900x');
     expect(lines[2]).toContain('C read() loop');
-    expect(lines[3]).toMatch(/rss-100k-routes-mb\s+MB\s+lower\s+81\.25\s+-\s+-\s+-$/);
+    expect(lines[3]).toMatch(/rss-100k-routes-mb\s+MB\s+lower\s+81\.25\s+-\s+-\s+-\s+-$/);
     // Right-aligned numbers: the tunkeeper column ends at the same offset on every row.
     const end = lines[0]!.indexOf('tunkeeper') + 'tunkeeper'.length;
     expect(lines[2]!.slice(0, end).endsWith('900,000')).toBe(true);
@@ -120,7 +129,7 @@ describe('median and percentile', () => {
 
 describe('bench command line', () => {
   it('has quiet defaults', () => {
-    expect(parseArgs([])).toEqual({ json: null, only: null, long: false, samples: null, seconds: null, pin: true, priority: true, list: false, help: false });
+    expect(parseArgs([])).toEqual({ json: null, charts: null, only: null, long: false, samples: null, seconds: null, pin: true, priority: true, list: false, help: false });
   });
 
   it('takes --json FILE, --only lists (repeatable, also with =) and --long', () => {
