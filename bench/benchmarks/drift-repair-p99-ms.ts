@@ -71,7 +71,7 @@ export const driftRepairP99Ms: Benchmark = {
           `  drift-repair-p99-ms: ${repairs} repairs, median ${median(times).toFixed(1)} ms, p90 ${percentile(times, 90).toFixed(1)} ms, ` +
             `p99 ${p99.toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms; ${passes} reconcile passes; agent RSS ${(await agent.rssMb()).toFixed(0)} MiB`,
         );
-        return { project: p99, reference: null, referenceName: null };
+        return { project: p99, reference: null, referenceName: null, projectSamples: times };
       } finally {
         await agent.stop();
       }
