@@ -1,0 +1,143 @@
+/**
+ * A cluster admin's path, end to end against a real API server: `helm install` the chart (which
+ * installs the CRDs), an agent runs with exactly what the chart gave it — its ServiceAccount's
+ * token and RBAC, its settings ConfigMap — as the DaemonSet's pod would (no kubelet runs here, so
+ * `bin/tunkeeper run --kube` is started by the test, reconciling inside a network namespace of the
+ * test's own in place of the node), then `kubectl apply` an example, `kubectl get tundevices`, and
+ * the node's TunNodeState says Ready while the kernel has the device.
+ */
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CliProcess } from '../helpers/cli.js';
+import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { withNetns, type Netns } from '../helpers/netns.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const NAMESPACE = 'tunkeeper-system';
+const NODE = 'node-admin';
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+interface NodeState {
+  metadata: { ownerReferences?: Array<{ kind: string; name: string }> };
+  status?: { devices?: Array<{ name: string; ifname: string; ifindex?: number; observedGeneration?: number; conditions?: Condition[] }>; readyCount?: number };
+}
+
+describeKube("a cluster admin's path: helm install, apply a TunDevice, read tundevices and the TunNodeState", () => {
+  let cluster: KubeCluster;
+  let work: string;
+  beforeAll(async () => {
+    // No CRDs loaded by the harness: the chart installs them, as on an admin's cluster.
+    cluster = await startKubeCluster({ crds: false });
+    work = mkdtempSync(join(tmpdir(), 'tk-admin-path-'));
+  }, 180_000);
+  afterAll(async () => {
+    await cluster?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const kubectl = async (...args: string[]): Promise<string> => {
+    const r = await cluster.kubectl(args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+
+  it('the agent, with only what the chart gave it, makes the device and reports it Ready', async () => {
+    const install = await cluster.helm(['install', 'tunkeeper', join(ROOT, 'charts', 'tunkeeper'), '--namespace', NAMESPACE, '--create-namespace', '--set', 'image.repository=registry.invalid/tunkeeper', '--wait=false']);
+    expect({ code: install.code, stderr: install.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
+    expect(install.stdout).toContain('STATUS: deployed');
+
+    // What the DaemonSet's pod would get: its ServiceAccount and the settings file.
+    const ds = JSON.parse(await kubectl('get', 'daemonset', 'tunkeeper', '-n', NAMESPACE, '-o', 'json')) as {
+      spec: { template: { spec: { serviceAccountName: string; volumes: Array<{ name: string; configMap?: { name: string } }> } } };
+    };
+    const pod = ds.spec.template.spec;
+    const configMaps = pod.volumes.flatMap((v) => (v.configMap ? [v.configMap.name] : []));
+    const settings = await eventually('the settings ConfigMap', async () => {
+      for (const name of configMaps) {
+        const cm = JSON.parse(await kubectl('get', 'configmap', name, '-n', NAMESPACE, '-o', 'json')) as { data?: Record<string, string> };
+        if (cm.data?.['agent.yaml'] !== undefined) return cm.data['agent.yaml'];
+      }
+      return undefined;
+    });
+    const settingsFile = join(work, 'agent.yaml');
+    writeFileSync(settingsFile, settings);
+    const token = (await kubectl('create', 'token', pod.serviceAccountName, '-n', NAMESPACE, '--duration=1h')).trim();
+    const kubeconfig = join(work, 'agent.kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority': join(cluster.dir, 'ca.crt') } }],
+        users: [{ name: 'agent', user: { token } }],
+        contexts: [{ name: 'agent', context: { cluster: 'c', user: 'agent' } }],
+        'current-context': 'agent',
+      }),
+    );
+    await cluster.createNode(NODE, { 'kubernetes.io/os': 'linux' });
+
+    await withNetns(async (ns: Netns) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, NODE_NAME: NODE };
+      delete env.KUBERNETES_SERVICE_HOST;
+      delete env.KUBECONFIG;
+      const agent = new CliProcess(
+        ['run', '--kube', '--config', settingsFile, '--kubeconfig', kubeconfig, '--netns', ns.name, '--state-dir', join(work, 'state'), '--metrics-address', '127.0.0.1:0'],
+        { env },
+      );
+      try {
+        expect(await kubectl('apply', '-f', join(ROOT, 'examples', 'point-to-point.yaml'))).toMatch(/tundevice\.tunkeeper\.io\/tk-p2p created/);
+
+        const table = (await kubectl('get', 'tundevices')).trim().split('\n');
+        expect(table[0]!.split(/\s+/)).toEqual(['NAME', 'IFNAME', 'MODE', 'MTU', 'AGE']);
+        expect(table[1]!.split(/\s+/).slice(0, 4)).toEqual(['tk-p2p', 'tk-p2p0', 'tun', '1420']);
+
+        const link = await eventually('tk-p2p0 in the namespace', async () => {
+          const links = (await ns.ipJson('link', 'show')) as Array<{ ifname: string; ifindex: number; mtu: number; ifalias?: string }>;
+          return links.find((l) => l.ifname === 'tk-p2p0');
+        });
+        expect(link).toMatchObject({ mtu: 1420, ifalias: 'tunkeeper:tk-p2p' });
+
+        const state = await eventually('tk-p2p Ready in the TunNodeState', async () => {
+          const s = JSON.parse(await kubectl('get', 'tunnodestate', NODE, '-o', 'json')) as NodeState;
+          const d = s.status?.devices?.find((x) => x.name === 'tk-p2p');
+          return d?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? s : undefined;
+        });
+        const device = state.status!.devices!.find((x) => x.name === 'tk-p2p')!;
+        expect(device).toMatchObject({ ifname: 'tk-p2p0', ifindex: link.ifindex, observedGeneration: 1 });
+        expect(state.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Node', name: NODE })]);
+        const row = (await kubectl('get', 'tunnodestate', NODE)).trim().split('\n');
+        expect(row[0]!.split(/\s+/).slice(0, 4)).toEqual(['NAME', 'DEVICES', 'READY', 'LAST']);
+        expect(row[1]!.split(/\s+/).slice(0, 3)).toEqual([NODE, '1', '1']);
+      } finally {
+        agent.kill('SIGTERM');
+        const r = await agent.exited;
+        expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+      }
+      // The device outlives the agent (persistent, by design).
+      expect(await ns.ip('link', 'show', 'tk-p2p0')).toContain('tk-p2p0');
+    }, 'kube-admin');
+  });
+});
