@@ -261,10 +261,17 @@ class OutageProxy {
         pair.client.destroy();
         pair.upstream?.destroy();
       } else if (mode === 'blackhole') {
-        // Freeze both directions: bytes stay in the kernel's buffers, as on a lossy path.
+        // Freeze both directions: bytes stay in the kernel's buffers, as on a lossy path. Unpipe
+        // first: a pipe resumes its source on every 'drain', so pause() alone does not hold.
+        pair.client.unpipe();
+        pair.upstream?.unpipe();
         pair.client.pause();
         pair.upstream?.pause();
       } else if (pair.upstream) {
+        if (pair.client.readableFlowing === false) {
+          pair.client.pipe(pair.upstream);
+          pair.upstream.pipe(pair.client);
+        }
         pair.client.resume();
         pair.upstream.resume();
       } else {
