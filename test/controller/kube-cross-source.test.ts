@@ -1,21 +1,10 @@
 /** A device declared by two sources (a TunDevice object and a file): applied from neither, reported on both sides, no pruning meanwhile. */
 import { describe, expect, it } from '@jest/globals';
+import { device as planDevice } from './plan-fixtures.js';
 import type { DesiredDevice } from '../../controller/desired.js';
 import { DesiredSources } from '../../controller/loop/desired-sources.js';
 
-const device = (name: string, ifname: string, origin: string): DesiredDevice => ({
-  name,
-  ifname,
-  mode: 'tun',
-  mtu: 1500,
-  up: true,
-  multiQueue: false,
-  vnetHdr: false,
-  packetInfo: false,
-  addresses: [],
-  routes: [],
-  origin,
-});
+const device = (name: string, ifname: string, origin: string): DesiredDevice => planDevice(name, { ifname, origin });
 
 describe('conflicts across sources', () => {
   it('one source alone never conflicts with itself here', () => {

@@ -3,8 +3,6 @@
  * in the TypeScript validation: the API server and the agent must refuse the same things.
  */
 import { describe, expect, it } from '@jest/globals';
-import { Environment } from '@marcbachmann/cel-js';
-import { isIP as nodeIsIP } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -14,6 +12,7 @@ import { tunDeviceCrd } from '../../controller/schema/crd.js';
 import { TunDeviceSchema } from '../../controller/schema/tundevice.js';
 import { validateTunDevice } from '../../controller/schema/validate.js';
 import { formatPath } from '../../controller/schema/problem.js';
+import { evaluateRule } from '../helpers/cel.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -36,15 +35,6 @@ function collectRules(schema: Schema, at: string[] = []): Rule[] {
 const crdSchema = (tunDeviceCrd().spec as { versions: { schema: { openAPIV3Schema: Schema } }[] }).versions[0].schema.openAPIV3Schema;
 const RULES = collectRules(crdSchema);
 
-/** CEL integers are 64-bit: the evaluator wants BigInt for them. */
-function toCel(v: unknown): unknown {
-  if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
-  // Array.from: structuredClone makes arrays of the outer realm, which the evaluator does not take.
-  if (Array.isArray(v)) return Array.from(v, toCel);
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toCel(x)]));
-  return v;
-}
-
 /** Every value a rule at `at` applies to, with its path (as the validator writes it). */
 function valuesAt(obj: unknown, at: string[], path: (string | number)[] = []): { value: unknown; path: (string | number)[] }[] {
   if (at.length === 0) return [{ value: obj, path }];
@@ -57,29 +47,8 @@ function valuesAt(obj: unknown, at: string[], path: (string | number)[] = []): {
 /** What the API server sees: the object after structural defaulting. */
 const defaulted = (o: object) => Value.Default(TunDeviceSchema, structuredClone(o)) as object;
 
-/**
- * Kubernetes' CEL IP library (isIP, isCIDR), written again from its documentation with Node's own
- * address parser: no zones, no IPv4-mapped IPv6, no leading zeros, prefix within the family's bits.
- */
-function k8sIsIP(s: string): boolean {
-  const family = nodeIsIP(s);
-  if (family === 0 || s.includes('%')) return false;
-  return !(family === 6 && /^::ffff:/i.test(s) && s.includes('.'));
-}
-function k8sIsCIDR(s: string): boolean {
-  const slash = s.indexOf('/');
-  if (slash < 0) return false;
-  const [ip, bits] = [s.slice(0, slash), s.slice(slash + 1)];
-  if (!/^(0|[1-9][0-9]{0,2})$/.test(bits) || !k8sIsIP(ip)) return false;
-  return Number(bits) <= (nodeIsIP(ip) === 4 ? 32 : 128);
-}
-const env = new Environment()
-  .registerVariable('self', 'dyn')
-  .registerFunction('isIP(string): bool', k8sIsIP)
-  .registerFunction('isCIDR(string): bool', k8sIsCIDR);
-
 const celHolds = (rule: Rule, obj: object): boolean[] =>
-  valuesAt(defaulted(obj), rule.at).map(({ value }) => env.evaluate(rule.rule, { self: toCel(value) }) as boolean);
+  valuesAt(defaulted(obj), rule.at).map(({ value }) => evaluateRule(rule.rule, value) as boolean);
 
 const device = (spec: object) => ({ apiVersion: 'tunkeeper.io/v1alpha1', kind: 'TunDevice', metadata: { name: 'tk-cel' }, spec });
 

@@ -8,10 +8,8 @@
  * The running agent's side of the same files is hostile-agent.test.ts.
  */
 import { describe, expect, it } from '@jest/globals';
-import { Environment } from '@marcbachmann/cel-js';
 import { Value } from '@sinclair/typebox/value';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { isIP as nodeIsIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_POLICY } from '../../controller/desired.js';
@@ -21,6 +19,7 @@ import { formatPath } from '../../controller/schema/problem.js';
 import { TunDeviceSchema } from '../../controller/schema/tundevice.js';
 import { validateTunDevice } from '../../controller/schema/validate.js';
 import { loadDeclarations } from '../../controller/sources/files-load.js';
+import { evaluateRule } from '../helpers/cel.js';
 import { runCli } from '../helpers/cli.js';
 import { DUPLICATE_DIR, GENERATED, HOSTILE_DIR, HOSTILE_FILES } from './helpers/hostile-catalog.js';
 
@@ -98,35 +97,13 @@ describe('hostile declaration files: tunkeeper validate', () => {
 type Schema = { properties?: Record<string, Schema>; items?: Schema; 'x-kubernetes-validations'?: { rule: string }[] };
 const crdSchema = (tunDeviceCrd().spec as { versions: { schema: { openAPIV3Schema: Schema } }[] }).versions[0]!.schema.openAPIV3Schema;
 
-function toCel(v: unknown): unknown {
-  if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
-  if (Array.isArray(v)) return Array.from(v, toCel);
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toCel(x)]));
-  return v;
-}
-
-/** Kubernetes' CEL IP library (isIP, isCIDR) as test/controller/schema-cel.test.ts writes it again. */
-function k8sIsIP(s: string): boolean {
-  const family = nodeIsIP(s);
-  if (family === 0 || s.includes('%')) return false;
-  return !(family === 6 && /^::ffff:/i.test(s) && s.includes('.'));
-}
-function k8sIsCIDR(s: string): boolean {
-  const slash = s.indexOf('/');
-  if (slash < 0) return false;
-  const [ip, bits] = [s.slice(0, slash), s.slice(slash + 1)];
-  if (!/^(0|[1-9][0-9]{0,2})$/.test(bits) || !k8sIsIP(ip)) return false;
-  return Number(bits) <= (nodeIsIP(ip) === 4 ? 32 : 128);
-}
-const cel = new Environment().registerVariable('self', 'dyn').registerFunction('isIP(string): bool', k8sIsIP).registerFunction('isCIDR(string): bool', k8sIsCIDR);
-
 /** Whether the API server would refuse the object: the structural schema, then every CEL rule that applies. */
 function crdRefuses(obj: unknown): boolean {
   const value = Value.Default(TunDeviceSchema, structuredClone(obj));
   if (!Value.Check(TunDeviceSchema, value)) return true;
   const refused = (schema: Schema, v: unknown): boolean => {
     if (v === undefined) return false;
-    for (const r of schema['x-kubernetes-validations'] ?? []) if (cel.evaluate(r.rule, { self: toCel(v) }) !== true) return true;
+    for (const r of schema['x-kubernetes-validations'] ?? []) if (evaluateRule(r.rule, v) !== true) return true;
     if (schema.items && Array.isArray(v)) return v.some((x) => refused(schema.items!, x));
     if (schema.properties && v !== null && typeof v === 'object') {
       return Object.entries(schema.properties).some(([k, s]) => refused(s, (v as Record<string, unknown>)[k]));
