@@ -67,7 +67,7 @@ export class AgentMetrics {
   });
   readonly managedDevices = new Gauge({
     name: METRIC_NAMES.managedDevices,
-    help: 'Declared devices the last pass reported on, by status (ready, degraded, refused, conflict)',
+    help: 'Declared devices the last pass reported on, by status (ready, degraded, refused, conflict, held)',
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
