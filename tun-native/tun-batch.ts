@@ -5,6 +5,9 @@
  * (`buffer`) and a batch as `count` offsets and lengths into it. Nothing is allocated or copied
  * per batch or per packet, which is what lets a JS consumer keep up with a C read() loop.
  *
+ * From a reader started with `segment` (a vnetHdr Tun), every packet is a wire packet the reader
+ * thread cut out of what the kernel handed over, without a virtio-net header (`segmented`).
+ *
  * Lifetime: a batch's packets are valid only until its callback returns. The reader thread then
  * reuses their room for new packets, and the same PacketBatch object is handed out again (its
  * `count` is 0 in between). Keep a packet by copying it: copy(i), copyAll(), or Buffer.from().
@@ -28,6 +31,7 @@ export class PacketBatch {
   /** Each packet's length in bytes; entries from `count` on are stale. */
   readonly lengths: Uint32Array;
   #count = 0;
+  #segmented = false;
 
   /** @internal The facade makes batches over the addon's views; users receive them. */
   constructor(ring: Buffer, slots: Buffer, capacity: number) {
@@ -39,6 +43,20 @@ export class PacketBatch {
   /** Packets in the current batch (0 outside a callback). */
   get count(): number {
     return this.#count;
+  }
+
+  /**
+   * True when the reader segments (ReadOptions.segment on a vnetHdr Tun): the packets are wire
+   * packets with no virtio-net header. False: each packet is what the kernel handed over (after
+   * a virtio-net header on a vnetHdr Tun).
+   */
+  get segmented(): boolean {
+    return this.#segmented;
+  }
+
+  /** @internal Set when a reader starts. */
+  setSegmented(on: boolean): void {
+    this.#segmented = on;
   }
 
   /** @internal Opens (count > 0) or closes (0) the batch around a callback. */
@@ -58,6 +76,7 @@ export class PacketBatch {
    */
   vnetHeader(i: number): VnetHeader {
     this.#check(i);
+    if (this.#segmented) throw new RangeError('PacketBatch: a segmented batch holds wire packets, without virtio-net headers');
     return readVnetHeader(this.buffer, this.offsets[i] as number);
   }
 

@@ -109,7 +109,7 @@ struct TunState {
   bool deviceHook = false;
   bool viewsGiven = false;
   // Counted on the JS thread only. droppedBefore: the drops of a reader freed at close.
-  double packetsRead = 0, bytesRead = 0, batches = 0, packetsWritten = 0, bytesWritten = 0, droppedBefore = 0;
+  double packetsRead = 0, bytesRead = 0, batches = 0, packetsWritten = 0, bytesWritten = 0, droppedBefore = 0, malformedBefore = 0, splitBefore = 0;
 
   std::string Label() const { return std::string(IsTap(flags) ? "tap" : "tun") + " device '" + name + "'"; }
 };
@@ -153,6 +153,8 @@ void FreeReader(TunState* st) {
   StopReader(st);
   if (st->reader) {
     st->droppedBefore += static_cast<double>(st->reader->dropped());
+    st->malformedBefore += static_cast<double>(st->reader->malformed());
+    st->splitBefore += static_cast<double>(st->reader->split());
     st->reader.reset();
   }
 }
@@ -520,13 +522,17 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     return Napi::Value(env, result);
   }
 
-  // startReader(onBatch): onBatch(count) per batch, its packets lent in the views of
+  // startReader(onBatch, segment?): onBatch(count) per batch, its packets lent in the views of
   // readerViews() until onBatch returns; onBatch(-1, error?) once when the reader ends by itself
-  // (error undefined: never, today; the device going away is ENODEV).
+  // (error undefined: never, today; the device going away is ENODEV). segment: the reader thread
+  // segments what it reads into wire packets (tun_reader.h); a vnetHdr TUN without packet info.
   void StartReader(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     TunState* st = state_.get();
     if (!info[0].IsFunction()) ThrowInvalidArg(env, "startReader expects a function");
+    bool segment = info.Length() > 1 && info[1].ToBoolean();
+    if (segment && (IsTap(st->flags) || !(st->flags & IFF_VNET_HDR) || !(st->flags & IFF_NO_PI)))
+      ThrowInvalidArg(env, "startReader: segmenting reads need a tun device with vnetHdr and without packet info, not " + st->Label());
     if (st->fd < 0) ThrowErrno(env, EBADF, "read", "read from " + st->Label());
     if (st->tsfn) ThrowInvalidArg(env, "a reader is already running on " + st->Label());
     if (!st->reader) {
@@ -551,7 +557,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       StopReader(st);
       ThrowErrno(env, err, "eventfd", "start the reader of " + st->Label());
     }
-    int err = st->reader->Start(st->fd, st->notifier->fd);
+    int err = st->reader->Start(st->fd, st->notifier->fd, segment);
     if (err) {
       StopReader(st);
       ThrowErrno(env, err, "pthread_create", "start the reader of " + st->Label());
@@ -584,6 +590,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     o.Set("bytesRead", state_->bytesRead);
     o.Set("batches", state_->batches);
     o.Set("dropped", state_->droppedBefore + static_cast<double>(state_->reader ? state_->reader->dropped() : 0));
+    o.Set("malformed", state_->malformedBefore + static_cast<double>(state_->reader ? state_->reader->malformed() : 0));
+    o.Set("superPackets", state_->splitBefore + static_cast<double>(state_->reader ? state_->reader->split() : 0));
     o.Set("packetsWritten", state_->packetsWritten);
     o.Set("bytesWritten", state_->bytesWritten);
     return o;

@@ -154,131 +154,17 @@ void SetIpv4HeaderChecksum(uint8_t* ip, std::size_t ihl) {
 
 // --- segmentation ---
 
-enum class Plan { Invalid, Copy, Csum, Gso };
-
-struct SegmentPlan {
-  Plan plan = Plan::Invalid;
-  VnetHdr h;
-  bool v6 = false;
-  uint8_t proto = 0;
-  std::size_t l4Off = 0;
-  std::size_t hdrLen = 0;  // IP + L4 headers of every segment
-  std::size_t payload = 0;
-  uint32_t segments = 0;
-  std::size_t outBytes = 0;  // aligned
-};
-
-SegmentPlan PlanSegments(const uint8_t* pkt, std::size_t len, std::size_t vlen) {
-  SegmentPlan s;
-  if (len < vlen + 1) return s;
-  s.h = ReadVnetHdr(pkt);
-  const uint8_t* ip = pkt + vlen;
-  std::size_t ipLen = len - vlen;
-  uint8_t type = s.h.gsoType & ~kVnetGsoEcn;
-  if (type == kVnetGsoNone) {
-    if (!(s.h.flags & kVnetFlagNeedsCsum)) {
-      s.plan = Plan::Copy;
-    } else {
-      if (s.h.csumStart >= ipLen || std::size_t(s.h.csumStart) + s.h.csumOffset + 2 > ipLen || (s.h.csumStart & 1)) return s;
-      s.plan = Plan::Csum;
-    }
-    s.segments = 1;
-    s.outBytes = Align4(ipLen);
-    return s;
-  }
-  if (!(s.h.flags & kVnetFlagNeedsCsum) || s.h.gsoSize == 0) return s;
-  int version = ip[0] >> 4;
-  if (type == kVnetGsoTcpV4 && version != 4) return s;
-  if (type == kVnetGsoTcpV6 && version != 6) return s;
-  if (type != kVnetGsoTcpV4 && type != kVnetGsoTcpV6 && type != kVnetGsoUdpL4) return s;  // UFO and the unknown
-  if (version != 4 && version != 6) return s;
-  s.v6 = version == 6;
-  s.proto = type == kVnetGsoUdpL4 ? kProtoUdp : kProtoTcp;
-  std::size_t ipHdr = 40;
-  if (!s.v6) {
-    ipHdr = std::size_t(ip[0] & 0x0f) * 4;
-    if (ipHdr < 20 || ipLen < ipHdr || ip[9] != s.proto) return s;
-  } else if (ipLen < 40) {
-    return s;
-  }
-  s.l4Off = s.h.csumStart;
-  if (s.l4Off < ipHdr || s.l4Off & 1) return s;
-  if (s.v6 && s.l4Off == 40 && ip[6] != s.proto) return s;
-  if (s.proto == kProtoTcp) {
-    if (s.h.csumOffset != 16 || s.l4Off + 20 > ipLen) return s;
-    std::size_t thl = std::size_t(ip[s.l4Off + 12] >> 4) * 4;
-    if (thl < 20 || s.l4Off + thl > ipLen) return s;
-    // The kernel's hdr_len is only a hint (skb_headlen); the headers are what csum_start and the
-    // TCP data offset say.
-    s.hdrLen = s.l4Off + thl;
-  } else {
-    if (s.h.csumOffset != 6 || s.l4Off + 8 > ipLen) return s;
-    s.hdrLen = s.l4Off + 8;
-  }
-  s.payload = ipLen - s.hdrLen;
-  if (s.payload == 0) return s;
-  if (s.hdrLen + s.h.gsoSize > kMaxIpPacket) return s;
-  s.segments = static_cast<uint32_t>((s.payload + s.h.gsoSize - 1) / s.h.gsoSize);
-  std::size_t full = s.segments - 1;
-  std::size_t last = s.payload - full * s.h.gsoSize;
-  s.outBytes = full * Align4(s.hdrLen + s.h.gsoSize) + Align4(s.hdrLen + last);
-  s.plan = Plan::Gso;
-  return s;
-}
+using Plan = SegmentPlan::Kind;
 
 // Writes the segments of one planned packet at out.bytes + *pos; returns how many.
 uint32_t EmitSegments(const SegmentPlan& s, const uint8_t* ip, std::size_t ipLen, const PacketOut& out, std::size_t* pos, uint32_t index) {
-  if (s.plan == Plan::Copy || s.plan == Plan::Csum) {
-    uint8_t* o = out.bytes + *pos;
-    std::memcpy(o, ip, ipLen);
-    if (s.plan == Plan::Csum) {
-      // The field holds the pseudo-header sum (CHECKSUM_PARTIAL): summing from csum_start over
-      // it and inverting completes the checksum.
-      uint8_t* field = o + s.h.csumStart + s.h.csumOffset;
-      uint16_t c = static_cast<uint16_t>(~ChecksumFold(o + s.h.csumStart, ipLen - s.h.csumStart, 0));
-      bool udp = s.h.csumOffset == 6 && (((o[0] >> 4) == 4 && o[9] == kProtoUdp) || ((o[0] >> 4) == 6 && o[6] == kProtoUdp));
-      if (udp && c == 0) c = 0xffff;
-      Put16(field, c);
-    }
-    out.offsets[index] = static_cast<uint32_t>(*pos);
-    out.lengths[index] = static_cast<uint32_t>(ipLen);
-    *pos += Align4(ipLen);
-    return 1;
-  }
-  const std::size_t gso = s.h.gsoSize;
-  const std::size_t ihl = s.v6 ? 0 : std::size_t(ip[0] & 0x0f) * 4;
-  const uint16_t id0 = s.v6 ? 0 : Get16(ip + 4);
-  const uint32_t seq0 = s.proto == kProtoTcp ? Get32(ip + s.l4Off + 4) : 0;
+  uint8_t* o = out.bytes + *pos;
+  WriteSegments(s, ip, ipLen, o);
   for (uint32_t i = 0; i < s.segments; i++) {
-    std::size_t segPayload = i + 1 < s.segments ? gso : s.payload - std::size_t(i) * gso;
-    std::size_t total = s.hdrLen + segPayload;
-    uint8_t* o = out.bytes + *pos;
-    std::memcpy(o, ip, s.hdrLen);
-    std::memcpy(o + s.hdrLen, ip + s.hdrLen + std::size_t(i) * gso, segPayload);
-    if (!s.v6) {
-      Put16(o + 2, static_cast<uint32_t>(total));
-      Put16(o + 4, static_cast<uint16_t>(id0 + i));
-      SetIpv4HeaderChecksum(o, ihl);
-    } else {
-      Put16(o + 4, static_cast<uint32_t>(total - 40));
-    }
-    uint8_t* l4 = o + s.l4Off;
-    if (s.proto == kProtoTcp) {
-      Put32(l4 + 4, seq0 + static_cast<uint32_t>(i * gso));
-      uint8_t flags = l4[13];
-      if (i + 1 < s.segments) flags &= static_cast<uint8_t>(~(kTcpFin | kTcpPsh));
-      if (i > 0) flags &= static_cast<uint8_t>(~kTcpCwr);
-      l4[13] = flags;
-      l4[16] = l4[17] = 0;
-      Put16(l4 + 16, L4Checksum(o, s.v6, kProtoTcp, s.l4Off, total));
-    } else {
-      Put16(l4 + 4, static_cast<uint32_t>(total - s.l4Off));
-      l4[6] = l4[7] = 0;
-      Put16(l4 + 6, L4Checksum(o, s.v6, kProtoUdp, s.l4Off, total));
-    }
+    std::size_t len = s.SegmentLength(i);
     out.offsets[index + i] = static_cast<uint32_t>(*pos);
-    out.lengths[index + i] = static_cast<uint32_t>(total);
-    *pos += Align4(total);
+    out.lengths[index + i] = static_cast<uint32_t>(len);
+    *pos += Align4(len);
   }
   return s.segments;
 }
@@ -286,7 +172,6 @@ uint32_t EmitSegments(const SegmentPlan& s, const uint8_t* ip, std::size_t ipLen
 bool InBounds(const PacketList& in, uint32_t i) {
   return std::size_t(in.offsets[i]) + in.lengths[i] <= in.size;
 }
-
 // --- coalescing ---
 
 enum class Kind : uint8_t { Plain, Tcp4, Tcp6, Udp4, Udp6 };
@@ -412,6 +297,122 @@ uint32_t PseudoHeaderSum(const uint8_t* ip, bool v6, uint8_t proto, uint32_t l4L
   std::size_t n = v6 ? 32 : 8;
   for (std::size_t i = 0; i < n; i += 2) s += Get16(a + i);
   return s;
+}
+
+std::size_t SegmentPlan::SegmentLength(uint32_t i) const {
+  if (plan != Kind::Gso) return ipLen;
+  return hdrLen + (i + 1 < segments ? std::size_t(h.gsoSize) : payload - std::size_t(i) * h.gsoSize);
+}
+
+SegmentPlan PlanSegments(const uint8_t* pkt, std::size_t len, std::size_t vlen) {
+  SegmentPlan s;
+  if (len < vlen + 1) return s;
+  s.h = ReadVnetHdr(pkt);
+  const uint8_t* ip = pkt + vlen;
+  std::size_t ipLen = len - vlen;
+  s.ipLen = ipLen;
+  uint8_t type = s.h.gsoType & ~kVnetGsoEcn;
+  if (type == kVnetGsoNone) {
+    if (!(s.h.flags & kVnetFlagNeedsCsum)) {
+      s.plan = Plan::Copy;
+    } else {
+      if (s.h.csumStart >= ipLen || std::size_t(s.h.csumStart) + s.h.csumOffset + 2 > ipLen || (s.h.csumStart & 1)) return s;
+      s.plan = Plan::Csum;
+    }
+    s.segments = 1;
+    s.outBytes = Align4(ipLen);
+    return s;
+  }
+  if (!(s.h.flags & kVnetFlagNeedsCsum) || s.h.gsoSize == 0) return s;
+  int version = ip[0] >> 4;
+  if (type == kVnetGsoTcpV4 && version != 4) return s;
+  if (type == kVnetGsoTcpV6 && version != 6) return s;
+  if (type != kVnetGsoTcpV4 && type != kVnetGsoTcpV6 && type != kVnetGsoUdpL4) return s;  // UFO and the unknown
+  if (version != 4 && version != 6) return s;
+  s.v6 = version == 6;
+  s.proto = type == kVnetGsoUdpL4 ? kProtoUdp : kProtoTcp;
+  std::size_t ipHdr = 40;
+  if (!s.v6) {
+    ipHdr = std::size_t(ip[0] & 0x0f) * 4;
+    if (ipHdr < 20 || ipLen < ipHdr || ip[9] != s.proto) return s;
+  } else if (ipLen < 40) {
+    return s;
+  }
+  s.l4Off = s.h.csumStart;
+  if (s.l4Off < ipHdr || s.l4Off & 1) return s;
+  if (s.v6 && s.l4Off == 40 && ip[6] != s.proto) return s;
+  if (s.proto == kProtoTcp) {
+    if (s.h.csumOffset != 16 || s.l4Off + 20 > ipLen) return s;
+    std::size_t thl = std::size_t(ip[s.l4Off + 12] >> 4) * 4;
+    if (thl < 20 || s.l4Off + thl > ipLen) return s;
+    // The kernel's hdr_len is only a hint (skb_headlen); the headers are what csum_start and the
+    // TCP data offset say.
+    s.hdrLen = s.l4Off + thl;
+  } else {
+    if (s.h.csumOffset != 6 || s.l4Off + 8 > ipLen) return s;
+    s.hdrLen = s.l4Off + 8;
+  }
+  s.payload = ipLen - s.hdrLen;
+  if (s.payload == 0) return s;
+  if (s.hdrLen + s.h.gsoSize > kMaxIpPacket) return s;
+  s.segments = static_cast<uint32_t>((s.payload + s.h.gsoSize - 1) / s.h.gsoSize);
+  std::size_t full = s.segments - 1;
+  std::size_t last = s.payload - full * s.h.gsoSize;
+  s.outBytes = full * Align4(s.hdrLen + s.h.gsoSize) + Align4(s.hdrLen + last);
+  s.plan = Plan::Gso;
+  return s;
+}
+
+
+void WriteSegments(const SegmentPlan& s, const uint8_t* ip, std::size_t ipLen, uint8_t* out) {
+  if (s.plan == Plan::Copy || s.plan == Plan::Csum) {
+    uint8_t* o = out;
+    std::memcpy(o, ip, ipLen);
+    if (s.plan == Plan::Csum) {
+      // The field holds the pseudo-header sum (CHECKSUM_PARTIAL): summing from csum_start over
+      // it and inverting completes the checksum.
+      uint8_t* field = o + s.h.csumStart + s.h.csumOffset;
+      uint16_t c = static_cast<uint16_t>(~ChecksumFold(o + s.h.csumStart, ipLen - s.h.csumStart, 0));
+      bool udp = s.h.csumOffset == 6 && (((o[0] >> 4) == 4 && o[9] == kProtoUdp) || ((o[0] >> 4) == 6 && o[6] == kProtoUdp));
+      if (udp && c == 0) c = 0xffff;
+      Put16(field, c);
+    }
+    return;
+  }
+  const std::size_t gso = s.h.gsoSize;
+  const std::size_t ihl = s.v6 ? 0 : std::size_t(ip[0] & 0x0f) * 4;
+  const uint16_t id0 = s.v6 ? 0 : Get16(ip + 4);
+  const uint32_t seq0 = s.proto == kProtoTcp ? Get32(ip + s.l4Off + 4) : 0;
+  std::size_t pos = 0;
+  for (uint32_t i = 0; i < s.segments; i++) {
+    std::size_t total = s.SegmentLength(i);
+    std::size_t segPayload = total - s.hdrLen;
+    uint8_t* o = out + pos;
+    std::memcpy(o, ip, s.hdrLen);
+    std::memcpy(o + s.hdrLen, ip + s.hdrLen + std::size_t(i) * gso, segPayload);
+    if (!s.v6) {
+      Put16(o + 2, static_cast<uint32_t>(total));
+      Put16(o + 4, static_cast<uint16_t>(id0 + i));
+      SetIpv4HeaderChecksum(o, ihl);
+    } else {
+      Put16(o + 4, static_cast<uint32_t>(total - 40));
+    }
+    uint8_t* l4 = o + s.l4Off;
+    if (s.proto == kProtoTcp) {
+      Put32(l4 + 4, seq0 + static_cast<uint32_t>(i * gso));
+      uint8_t flags = l4[13];
+      if (i + 1 < s.segments) flags &= static_cast<uint8_t>(~(kTcpFin | kTcpPsh));
+      if (i > 0) flags &= static_cast<uint8_t>(~kTcpCwr);
+      l4[13] = flags;
+      l4[16] = l4[17] = 0;
+      Put16(l4 + 16, L4Checksum(o, s.v6, kProtoTcp, s.l4Off, total));
+    } else {
+      Put16(l4 + 4, static_cast<uint32_t>(total - s.l4Off));
+      l4[6] = l4[7] = 0;
+      Put16(l4 + 6, L4Checksum(o, s.v6, kProtoUdp, s.l4Off, total));
+    }
+    pos += Align4(total);
+  }
 }
 
 SegmentResult SegmentPackets(const PacketList& in, std::size_t vlen, const PacketOut& out) {

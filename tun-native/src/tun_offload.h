@@ -64,6 +64,36 @@ struct PacketOut {
   uint32_t maxCount;
 };
 
+// One packet read from a vnetHdr fd (a virtio_net_hdr, then an IP packet), planned for
+// segmentation: what it becomes and how much room that takes. Planning reads the headers only,
+// so a caller can find room before writing anything (the reader thread segments straight into
+// its ring).
+struct SegmentPlan {
+  // Invalid: a GSO type or header the kernel would not produce (skip it). Copy: a wire packet
+  // as it is. Csum: a wire packet whose partial checksum is to be completed. Gso: a super-packet.
+  enum class Kind { Invalid, Copy, Csum, Gso };
+  Kind plan = Kind::Invalid;
+  VnetHdr h;
+  bool v6 = false;
+  uint8_t proto = 0;
+  std::size_t ipLen = 0;     // the IP packet after the vnet header
+  std::size_t l4Off = 0;
+  std::size_t hdrLen = 0;    // IP + L4 headers of every segment
+  std::size_t payload = 0;
+  uint32_t segments = 0;     // wire packets it becomes
+  std::size_t outBytes = 0;  // their room, each started 4-byte aligned
+
+  bool valid() const { return plan != Kind::Invalid; }
+  // The length of wire packet i (i < segments).
+  std::size_t SegmentLength(uint32_t i) const;
+};
+
+SegmentPlan PlanSegments(const uint8_t* pkt, std::size_t len, std::size_t vnetHdrLen);
+// Writes the wire packets of a valid plan back to back at `out` (plan.outBytes of room; packet i
+// starts at the sum of Align4(SegmentLength(j)) for j < i). `ip` is the packet after its vnet
+// header, `ipLen` its length (plan.ipLen). `out` must not overlap `ip`.
+void WriteSegments(const SegmentPlan& plan, const uint8_t* ip, std::size_t ipLen, uint8_t* out);
+
 struct SegmentResult {
   uint32_t count = 0;       // packets written
   std::size_t bytes = 0;    // bytes written, or needed when it did not fit

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "tun_flags.h"
+#include "tun_offload.h"
 
 namespace tunkeeper {
 
@@ -82,13 +83,14 @@ bool TunReader::Allocate() {
   return true;
 }
 
-int TunReader::Start(int fd, int notifyFd) {
+int TunReader::Start(int fd, int notifyFd, bool segment) {
   if (thread_.joinable()) return EALREADY;
   if (!Allocate()) return ENOMEM;
   wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wakeFd_ < 0) return errno;
   fd_ = fd;
   notifyFd_ = notifyFd;
+  segment_ = segment;
   stopping_.store(false);
   // A wake-up outstanding from a previous run died with its threadsafe function.
   signalled_.store(false);
@@ -140,28 +142,41 @@ void TunReader::Notify() {
   (void)ignored;
 }
 
-bool TunReader::Reserve(uint32_t unpublished) {
+bool TunReader::Reserve(uint32_t unpublished, uint32_t packets, std::size_t bytes) {
   uint64_t queued = produced_.load(std::memory_order_relaxed) + unpublished - consumed_.load(std::memory_order_acquire);
-  if (queued >= queueLimit_) return false;
+  if (queued + packets > queueLimit_) return false;
   std::size_t r = readPos_.load(std::memory_order_acquire);
   // Positions alone cannot tell full from empty, so the writer never lets write_ reach r from
   // behind: a packet always ends strictly before the reader's cursor. The space left at the end
   // when wrapping is simply skipped (the slots say where each packet starts).
   if (write_ >= r) {
-    bool fits = ringSize_ - write_ >= kMaxFrame;
+    bool fits = ringSize_ - write_ >= bytes;
     if (fits && write_ < kHotBytes) return true;
-    if (r <= kMaxFrame) return fits;  // wrapping would run into the reader: go on if we can
+    if (r <= bytes) {
+      // Wrapping would run into the reader: go on if we can. With nothing queued or lent (JS
+      // gives room back, and so moves readPos_, only while it holds a batch) the whole ring is
+      // free: start again at its beginning, so that a big run of segments cannot wait forever.
+      if (fits || queued != 0 || bytes > ringSize_) return fits;
+      readPos_.store(0, std::memory_order_release);
+    }
     write_ = 0;
     return true;
   }
-  return r - write_ > kMaxFrame;
+  return r - write_ > bytes;
+}
+
+void TunReader::Publish(uint32_t* kept) {
+  // The packets and their slots are written before the count.
+  if (*kept) produced_.fetch_add(*kept);
+  *kept = 0;
 }
 
 void TunReader::Run() {
   // Named, so `top -H` and profilers tell it from Node's own threads.
   pthread_setname_np(pthread_self(), "tun-reader");
   bool privateFds = PrivateFdTable({fd_, wakeFd_, notifyFd_});
-  Loop();
+  if (segment_) SegmentLoop();
+  else Loop();
   if (privateFds) {
     // Our copies must be gone before Stop()'s join returns: the thread's table itself is only
     // released later in its exit, and a copy of the TUN fd would keep the device alive past the
@@ -183,15 +198,12 @@ void TunReader::Loop() {
     int err = 0;
     bool drained = false;
     while (count < readBatch_) {
-      bool room = Reserve(kept);
+      bool room = Reserve(kept, 1, kMaxFrame);
       if (!room && backpressure_.load(std::memory_order_relaxed)) {
         // Hand JS what is here, then leave the rest in the kernel until it gives room back.
-        if (kept) {
-          produced_.fetch_add(kept);
-          kept = 0;
-        }
+        Publish(&kept);
         Wake(true);
-        if (!WaitForRoom()) return;  // Stop()
+        if (!WaitForRoom(1, kMaxFrame)) return;  // Stop()
         continue;
       }
       uint8_t* dst = room ? &ring_[write_] : scratch;
@@ -212,10 +224,8 @@ void TunReader::Loop() {
         dropped_.fetch_add(1, std::memory_order_relaxed);
       }
     }
-    if (kept) {
-      // Publish once per batch: the packets and their slots are written before the count.
-      produced_.fetch_add(kept);
-    }
+    // Published once per batch.
+    if (kept) Publish(&kept);
     // Going idle (or ending) with packets queued always wakes JS; a busy reader wakes it only
     // once enough has piled up, so under a flood both threads pay for far fewer wake-ups.
     if (err) {
@@ -246,12 +256,87 @@ void TunReader::Loop() {
   }
 }
 
-bool TunReader::WaitForRoom() {
+void TunReader::SegmentLoop() {
+  struct pollfd fds[2] = {{fd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+  // Each packet is read here whole (it can be 64 KiB), then its wire packets go to the ring.
+  uint8_t* scratch = scratch_.get();
+  std::size_t slot = produced_.load() % queueLimit_;
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    uint32_t reads = 0;
+    uint32_t kept = 0;
+    int err = 0;
+    bool drained = false;
+    // A batch ends after readBatch reads or readBatch wire packets, whichever comes first.
+    while (reads < readBatch_ && kept < readBatch_) {
+      ssize_t n = RawRead(fd_, scratch, kMaxFrame);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) drained = true;
+        else err = errno;
+        break;
+      }
+      reads++;
+      SegmentPlan plan = PlanSegments(scratch, static_cast<std::size_t>(n), kVnetHdrLen);
+      if (!plan.valid()) {
+        malformed_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (plan.segments > queueLimit_ || plan.outBytes > ringSize_) {
+        dropped_.fetch_add(plan.segments, std::memory_order_relaxed);  // could never fit
+        continue;
+      }
+      if (!Reserve(kept, plan.segments, plan.outBytes)) {
+        if (!backpressure_.load(std::memory_order_relaxed)) {
+          dropped_.fetch_add(plan.segments, std::memory_order_relaxed);
+          continue;
+        }
+        // The packet is read already: hold it here, hand JS what is queued, wait for room. No
+        // more is read meanwhile, so the rest waits in the kernel as with plain reads.
+        Publish(&kept);
+        Wake(true);
+        if (!WaitForRoom(plan.segments, plan.outBytes)) return;  // Stop()
+      }
+      WriteSegments(plan, scratch + kVnetHdrLen, plan.ipLen, &ring_[write_]);
+      for (uint32_t i = 0; i < plan.segments; i++) {
+        std::size_t len = plan.SegmentLength(i);
+        slots_[slot] = Slot{static_cast<uint32_t>(write_), static_cast<uint32_t>(len)};
+        if (++slot == queueLimit_) slot = 0;
+        write_ += Align4(len);
+      }
+      kept += plan.segments;
+      if (plan.plan == SegmentPlan::Kind::Gso) split_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (kept) Publish(&kept);
+    if (err) {
+      endErr_ = err;
+      ended_.store(true);
+      Wake(true);
+      return;
+    }
+    Wake(drained);
+    if (!drained) continue;
+    int ready = poll(fds, 2, -1);
+    if (ready < 0 && errno != EINTR) {
+      endErr_ = errno;
+      ended_.store(true);
+      Wake(true);
+      return;
+    }
+    if (fds[1].revents) {
+      uint64_t ignored;
+      ssize_t n = read(wakeFd_, &ignored, sizeof ignored);
+      (void)n;
+      if (stopping_.load()) return;
+    }
+  }
+}
+
+bool TunReader::WaitForRoom(uint32_t packets, std::size_t bytes) {
   struct pollfd wake = {wakeFd_, POLLIN, 0};
   for (;;) {
     // Dekker-style with Release(): announce, then look; Release() gives room, then looks.
     waitingForRoom_.store(true);
-    if (Reserve(0)) {
+    if (Reserve(0, packets, bytes)) {
       waitingForRoom_.store(false);
       return true;
     }

@@ -16,6 +16,17 @@
 // is at most one pending crossing into JS however fast packets arrive, and under a flood one
 // wake-up per several batches. `paused` lets a consumer stop deliveries without stopping the
 // reader: packets then wait in the ring, up to the limit.
+//
+// Segmenting (a vnetHdr fd, Start(..., segment = true)): the thread reads each packet into a
+// scratch buffer and writes the wire packets it stands for into the ring (tun_offload.h: GSO
+// super-packets split, partial checksums completed, vnet headers gone), one slot per wire
+// packet, so JS receives wire packets in the same lent batches. Done here, not on the JS thread,
+// because the two threads often share a CPU (a pinned process): work moved to the JS thread
+// would queue behind the reader's, and the segments are written while the packet is in cache.
+// The limits then count wire packets: a super-packet is taken whole or not at all (dropped and
+// counted, or with backpressure held until room comes), and one that could never fit (more wire
+// packets than queueLimit, more bytes than the ring) is dropped. Its wire packets may be spread
+// over several batches.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -34,7 +45,8 @@ class TunReader {
 
   // Starts the thread on `fd`, signalling `notifyFd` (an eventfd the caller owns and watches)
   // when JS has work; returns 0 or an errno (allocation, eventfd, thread creation).
-  int Start(int fd, int notifyFd);
+  // `segment`: deliver wire packets (see above); the fd must be a TUN fd with IFF_VNET_HDR.
+  int Start(int fd, int notifyFd, bool segment = false);
   // Wakes the thread through the eventfd and joins it; idempotent. Queued packets stay.
   void Stop();
   bool running() const { return thread_.joinable(); }
@@ -60,6 +72,10 @@ class TunReader {
   // read and thrown away here.
   void SetBackpressure(bool on) { backpressure_.store(on); }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // Segmenting: packets read that were not valid GSO or vnet-header packets, skipped.
+  uint64_t malformed() const { return malformed_.load(std::memory_order_relaxed); }
+  // Segmenting: GSO super-packets split into wire packets.
+  uint64_t split() const { return split_.load(std::memory_order_relaxed); }
 
   // The ring (ringSize() bytes) and the batch slots (readBatch offsets, then readBatch lengths),
   // shared so that the JS Buffers over them keep them alive even after the reader is freed.
@@ -73,11 +89,15 @@ class TunReader {
  private:
   void Run();
   void Loop();
-  // Room for one more packet at the write position (wrapping if needed)? Reader thread;
-  // `unpublished`: packets of the current batch not yet counted in produced_.
-  bool Reserve(uint32_t unpublished);
-  // Backpressure: sleeps until Release() makes room (true) or Stop() (false).
-  bool WaitForRoom();
+  void SegmentLoop();
+  // Room for `packets` more packets in `bytes` contiguous bytes at the write position (wrapping
+  // if needed)? Reader thread; `unpublished`: packets of the current batch not yet counted in
+  // produced_. A plain read needs one packet of up to kMaxFrame.
+  bool Reserve(uint32_t unpublished, uint32_t packets, std::size_t bytes);
+  // Backpressure: sleeps until Release() makes that room (true) or Stop() (false).
+  bool WaitForRoom(uint32_t packets, std::size_t bytes);
+  // Publishes the packets of the current batch (the slots and bytes are written before).
+  void Publish(uint32_t* kept);
   void Wake(bool force);
   void Notify();
 
@@ -101,6 +121,7 @@ class TunReader {
   int notifyFd_ = -1;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  bool segment_ = false;
 
   // write_ is the reader thread's cursor; produced_ counts the packets before it that JS may
   // take (published once per batch). readPos_ (the end of the last packet given back) and
@@ -112,6 +133,8 @@ class TunReader {
   std::atomic<uint64_t> produced_{0};
   std::atomic<uint64_t> consumed_{0};
   std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> malformed_{0};
+  std::atomic<uint64_t> split_{0};
 
   std::atomic<bool> signalled_{false};
   std::atomic<bool> paused_{false};

@@ -1,0 +1,221 @@
+/**
+ * The segmenting reader (ReadOptions.segment) against the real kernel: UDP GSO sends a socket
+ * makes (UDP_SEGMENT) reach a vnetHdr TUN as super-packets, and the reader thread hands JS the
+ * datagrams they stand for, one batch entry each, checksums verified by the independent TS
+ * implementation in test/helpers/packets.ts. Packets are queued in the device before the reader
+ * starts, so what lands in which batch is decided by the reader's limits alone.
+ * UDP super-packets need USO (TUNSETOFFLOAD uso4: Linux 6.2+); TCP is covered by
+ * offload-stream.test.ts (mode 'reader segments').
+ */
+import { expect, it } from '@jest/globals';
+import { type PacketBatch, Tun, type TunOpenOptions } from '../../tun-native/index.js';
+import { type Netns, withNetns } from '../helpers/netns.js';
+import { parseUdp } from '../helpers/packets.js';
+import { describeKernel } from '../helpers/tiers.js';
+import { addressUp, until } from '../helpers/tun-netns.js';
+
+/** A send: a plain datagram, or a GSO send cut into `size`-byte datagrams by the kernel (UDP_SEGMENT). */
+type Send = { plain: number } | { gso: number; size: number };
+
+// Sends each payload in order from one socket; payload i's byte k is (k + 7 * i) & 0xff.
+const SENDER = `
+import socket, sys, json
+sends = json.loads(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('192.0.2.1', 4010))
+for i, spec in enumerate(sends):
+    n = spec.get('plain', spec.get('gso'))
+    s.setsockopt(socket.SOL_UDP, 103, spec.get('size', 0))  # UDP_SEGMENT (0: off)
+    s.sendto(bytes((k + 7 * i) & 0xff for k in range(n)), ('192.0.2.2', 5010))
+`;
+
+function payloadOf(i: number, n: number): Buffer {
+  return Buffer.from(Array.from({ length: n }, (_, k) => (k + 7 * i) & 0xff));
+}
+
+/** The datagrams the receiving side of a send would see, in order. */
+function expectedDatagrams(sends: Send[]): Buffer[] {
+  return sends.flatMap((s, i) => {
+    if ('plain' in s) return [payloadOf(i, s.plain)];
+    const p = payloadOf(i, s.gso);
+    return Array.from({ length: Math.ceil(s.gso / s.size) }, (_, k) => p.subarray(k * s.size, (k + 1) * s.size));
+  });
+}
+
+/** Packets the device's qdisc handed to the driver (tun counts its own tx only once a reader takes them). */
+async function txPackets(ns: Netns, dev: string): Promise<number> {
+  const qdiscs = JSON.parse(await ns.exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev])) as Array<{ packets?: number }>;
+  return qdiscs.reduce((n, q) => n + (q.packets ?? 0), 0);
+}
+
+/** Opens a vnetHdr TUN (IPv6 off in the namespace: only our packets in its queue) with 192.0.2.1/24 up. */
+async function openQuiet(ns: Netns, name: string, opts: TunOpenOptions = {}): Promise<Tun> {
+  await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  const tun = await Tun.open({ name, netns: ns.name, vnetHdr: true, offload: 'auto', ...opts });
+  await addressUp(ns, name, '192.0.2.1/24');
+  return tun;
+}
+
+/** Sends, then waits until the device took every send into its queue (one tx packet each). */
+async function queueSends(ns: Netns, dev: string, sends: Send[]): Promise<void> {
+  const before = await txPackets(ns, dev);
+  await ns.exec('python3', ['-c', SENDER, JSON.stringify(sends)]);
+  await until(async () => (await txPackets(ns, dev)) >= before + sends.length, `${sends.length} packets queued in ${dev}`);
+}
+
+interface Read {
+  /** Per batch, the datagrams of ours in it (UDP to port 5010), parsed. */
+  batches: Array<Array<ReturnType<typeof parseUdp>>>;
+  counts: number[];
+  segmentedFlags: boolean[];
+  vnetHeaderThrows: boolean;
+  segmentIsIdentity: boolean;
+}
+
+/** Reads with { segment: true } until `want` datagrams of ours arrived. */
+async function readSegmented(tun: Tun, want: number): Promise<Read> {
+  const r: Read = { batches: [], counts: [], segmentedFlags: [], vnetHeaderThrows: true, segmentIsIdentity: true };
+  let got = 0;
+  const stop = tun.onBatches(
+    (batch: PacketBatch) => {
+      r.counts.push(batch.count);
+      r.segmentedFlags.push(batch.segmented);
+      r.segmentIsIdentity &&= tun.segment(batch) === batch;
+      try {
+        batch.vnetHeader(0);
+        r.vnetHeaderThrows = false;
+      } catch {
+        // expected: wire packets carry no virtio-net header
+      }
+      const ours = [];
+      for (let i = 0; i < batch.count; i++) {
+        const udp = parseUdp(batch.copy(i));
+        if (udp?.dstPort === 5010) ours.push(udp);
+      }
+      got += ours.length;
+      r.batches.push(ours);
+    },
+    { segment: true },
+  );
+  try {
+    await until(() => got >= want, `${want} datagrams through the segmenting reader`);
+  } finally {
+    stop();
+  }
+  return r;
+}
+
+describeKernel('segmenting reader: wire packets from a vnetHdr TUN, split on the reader thread', () => {
+  it('splits UDP GSO super-packets in a batch that mixes them with plain packets: counts, lengths, checksums, order', () =>
+    withNetns(async (ns) => {
+      const tun = await openQuiet(ns, 'tksr0');
+      try {
+        expect(tun.offload?.uso4).toBe(true);
+        const sends: Send[] = [{ plain: 300 }, { gso: 2820, size: 1000 }, { plain: 200 }, { gso: 1250, size: 500 }, { plain: 100 }];
+        const expected = expectedDatagrams(sends);
+        await queueSends(ns, 'tksr0', sends);
+        const r = await readSegmented(tun, expected.length);
+        // All five reads fit one batch (readBatch 64): one entry per wire packet, in order.
+        const first = r.batches.find((b) => b.length > 0)!;
+        expect(first).toHaveLength(9);
+        expect(first.map((d) => d!.payload)).toEqual(expected);
+        expect(first.map((d) => d!.payload.length)).toEqual([300, 1000, 1000, 820, 200, 500, 500, 250, 100]);
+        for (const d of first) expect(d).toMatchObject({ checksumsOk: true, srcPort: 4010, dstPort: 5010, src: '192.0.2.1', dst: '192.0.2.2' });
+        // The segments of one super-packet carry consecutive IPv4 ids, as the kernel's own GSO would.
+        expect(first[2]!.id - first[1]!.id).toBe(1);
+        expect(r.segmentedFlags.every(Boolean)).toBe(true);
+        expect(r.vnetHeaderThrows).toBe(true);
+        expect(r.segmentIsIdentity).toBe(true);
+        const stats = tun.stats();
+        expect(stats).toMatchObject({ superPackets: 2, dropped: 0, malformed: 0 });
+        expect(stats.packetsRead).toBeGreaterThanOrEqual(9);
+      } finally {
+        await tun.close();
+      }
+    }));
+
+  it('drops a super-packet whole when the queue has no room left for all its segments (overflow drop), and reads on', () =>
+    withNetns(async (ns) => {
+      // Room for 4 wire packets: two plain ones take 2, the super-packet needs 3.
+      const tun = await openQuiet(ns, 'tksr1', { readBatch: 4, queueLimit: 4 });
+      try {
+        const sends: Send[] = [{ plain: 64 }, { plain: 65 }, { gso: 3000, size: 1000 }, { plain: 66 }];
+        await queueSends(ns, 'tksr1', sends);
+        const r = await readSegmented(tun, 3);
+        const ours = r.batches.flat();
+        expect(ours.map((d) => d!.payload)).toEqual([payloadOf(0, 64), payloadOf(1, 65), payloadOf(3, 66)]);
+        expect(ours.every((d) => d!.checksumsOk)).toBe(true);
+        expect(tun.stats()).toMatchObject({ dropped: 3, superPackets: 0, malformed: 0 });
+      } finally {
+        await tun.close();
+      }
+    }));
+
+  it("with overflow 'backpressure' holds a super-packet until room comes: nothing lost, its segments spread over batches", () =>
+    withNetns(async (ns) => {
+      const tun = await openQuiet(ns, 'tksr2', { readBatch: 2, queueLimit: 4, overflow: 'backpressure' });
+      try {
+        const sends: Send[] = [{ plain: 64 }, { plain: 65 }, { gso: 3000, size: 1000 }, { plain: 66 }];
+        const expected = expectedDatagrams(sends);
+        await queueSends(ns, 'tksr2', sends);
+        const r = await readSegmented(tun, expected.length);
+        const ours = r.batches.flat();
+        expect(ours.map((d) => d!.payload)).toEqual(expected);
+        expect(ours.every((d) => d!.checksumsOk)).toBe(true);
+        expect(r.counts.every((n) => n >= 1 && n <= 2)).toBe(true);
+        // The three segments (entries 2..4 of ours) cannot share one batch of two.
+        const batchOf = r.batches.flatMap((b, i) => b.map(() => i));
+        expect(new Set(batchOf.slice(2, 5)).size).toBeGreaterThan(1);
+        expect(tun.stats()).toMatchObject({ dropped: 0, superPackets: 1, malformed: 0 });
+      } finally {
+        await tun.close();
+      }
+    }));
+
+  it('drops a super-packet with more segments than the whole queue holds, even with backpressure, and reads on', () =>
+    withNetns(async (ns) => {
+      const tun = await openQuiet(ns, 'tksr3', { readBatch: 2, queueLimit: 2, overflow: 'backpressure' });
+      try {
+        const sends: Send[] = [{ plain: 64 }, { gso: 3000, size: 1000 }, { plain: 66 }];
+        await queueSends(ns, 'tksr3', sends);
+        const r = await readSegmented(tun, 2);
+        expect(r.batches.flat().map((d) => d!.payload)).toEqual([payloadOf(0, 64), payloadOf(2, 66)]);
+        expect(tun.stats()).toMatchObject({ dropped: 3, superPackets: 0 });
+      } finally {
+        await tun.close();
+      }
+    }));
+
+  it('packets() and onPackets() take the option too; without vnetHdr it changes nothing; bad options are refused', () =>
+    withNetns(async (ns) => {
+      const tun = await openQuiet(ns, 'tksr4');
+      const plain = await Tun.open({ name: 'tksr5', netns: ns.name });
+      try {
+        const sends: Send[] = [{ gso: 2000, size: 1000 }];
+        await queueSends(ns, 'tksr4', sends);
+        const it = tun.packets({ segment: true });
+        const got: Buffer[] = [];
+        for await (const p of it) {
+          if (parseUdp(p)?.dstPort === 5010) got.push(p);
+          if (got.length === 2) break;
+        }
+        expect(got.map((p) => parseUdp(p)!.payload)).toEqual(expectedDatagrams(sends));
+        // A plain Tun reads wire packets anyway: the option is accepted and the batch is not marked.
+        let marked: boolean | undefined;
+        const stop = plain.onBatches((b) => (marked = b.segmented), { segment: true });
+        stop();
+        expect(marked).toBeUndefined();
+        expect(() => tun.onBatches(() => undefined, { segment: 'yes' as unknown as boolean })).toThrow(/segment must be a boolean/);
+        expect(() => tun.onPackets(() => undefined, 42 as unknown as () => void)).toThrow(/onEnd or options/);
+        const tap = await Tun.open({ name: 'tksr6', mode: 'tap', netns: ns.name, vnetHdr: true });
+        try {
+          expect(() => tap.onBatches(() => undefined, { segment: true })).toThrow(/IP packets/);
+        } finally {
+          await tap.close();
+        }
+      } finally {
+        await tun.close();
+        await plain.close();
+      }
+    }));
+});
