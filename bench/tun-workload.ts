@@ -48,6 +48,13 @@ type ExtraSide = (typeof EXTRA_SIDES)[number];
 
 /** Batch sizes of the throughput-against-batch-size chart (tunkeeper's readBatch / writePacked count). */
 export const BATCH_SWEEP = [1, 4, 16, 64, 256] as const;
+/**
+ * The default run's sweep: fewer points, half windows (64 is the main samples' batch size, so its
+ * point is their median). Time budget of the default run: read about 30 s, write about 25 s.
+ */
+const QUICK_SWEEP = [1, 16, 256] as const;
+/** Samples per extra side (tun-rs, tunkeeper offload) in the default run: enough for a median. */
+const QUICK_EXTRA_SAMPLES = 3;
 
 export const REFERENCE_NAME: Record<Direction, string> = {
   read: 'C read() loop (bench/ref/tun_loop.c)',
@@ -169,10 +176,10 @@ async function runOnce(ctx: BenchContext, side: Side, direction: Direction, warm
   }
 }
 
-async function sample(ctx: BenchContext, side: Side, direction: Direction, peers: PeerCommands, batch?: number): Promise<Sample> {
+async function sample(ctx: BenchContext, side: Side, direction: Direction, peers: PeerCommands, batch?: number, seconds = ctx.seconds): Promise<Sample> {
   let best: Sample | null = null;
   for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
-    const { subject, traffic, contention } = await runOnce(ctx, side, direction, ctx.warmupSeconds, ctx.seconds, { peers, ...(batch === undefined ? {} : { batch }) });
+    const { subject, traffic, contention } = await runOnce(ctx, side, direction, ctx.warmupSeconds, seconds, { peers, ...(batch === undefined ? {} : { batch }) });
     if (direction === 'read' && subject.firstLen !== PACKET_LENGTH) {
       throw new Error(`${side} read: the first packet was ${subject.firstLen} bytes, expected a ${PACKET_LENGTH}-byte IPv4/UDP packet`);
     }
@@ -261,14 +268,20 @@ async function peerSample(ctx: BenchContext, side: ExtraSide, direction: Directi
 const verified = new Set<Side>();
 
 /**
- * tunkeeper at several batch sizes, one sample each (three with --long), for the chart of
- * throughput against batch size; the headline figures stay those of the main samples.
+ * tunkeeper at several batch sizes for the chart of throughput against batch size: with --long
+ * every size of BATCH_SWEEP, three samples each; by default QUICK_SWEEP, one half-window sample
+ * each, and 64 from the main samples (`main64`). The headline figures stay those of the main samples.
  */
-async function batchSweep(ctx: BenchContext, direction: Direction, peers: PeerCommands): Promise<SweepPoint[]> {
+async function batchSweep(ctx: BenchContext, direction: Direction, peers: PeerCommands, main64: number): Promise<SweepPoint[]> {
   const points: SweepPoint[] = [];
-  for (const batch of BATCH_SWEEP) {
+  for (const batch of ctx.long ? BATCH_SWEEP : [...QUICK_SWEEP, 64]) {
+    if (!ctx.long && batch === 64) {
+      points.push({ series: 'tunkeeper', x: 64, y: main64 });
+      continue;
+    }
     const xs: number[] = [];
-    for (let i = 0; i < (ctx.long ? 3 : 1); i++) xs.push((await sample(ctx, 'tunkeeper', direction, peers, batch)).pps);
+    const seconds = ctx.long ? ctx.seconds : ctx.seconds / 2;
+    for (let i = 0; i < (ctx.long ? 3 : 1); i++) xs.push((await sample(ctx, 'tunkeeper', direction, peers, batch, seconds)).pps);
     points.push({ series: 'tunkeeper', x: batch, y: median(xs) });
     ctx.log(`  tun-${direction}-pps sweep: tunkeeper batch ${batch}: ${fmt(median(xs))} pps`);
   }
@@ -284,11 +297,13 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
     for (const side of ['reference', 'tunkeeper'] as const) await verifyWrites(ctx, side, peers);
   }
   const results: Record<Side, Sample[]> = { reference: [], tunkeeper: [], 'tun-rs': [], 'tun-rs offload': [], 'tunkeeper offload': [] };
+  // The extra sides get fewer samples in the default run (its time budget), all of them with --long.
+  const extraSamples = ctx.long ? ctx.samples : Math.min(ctx.samples, QUICK_EXTRA_SAMPLES);
   for (let i = 0; i < ctx.samples; i++) {
     // Alternate who goes first so slow drift (thermal, other tenants) hits both sides alike.
     const order: Side[] = i % 2 === 0 ? ['reference', 'tunkeeper'] : ['tunkeeper', 'reference'];
     for (const side of order) results[side].push(await sample(ctx, side, direction, peers));
-    for (const side of i % 2 === 0 ? EXTRA_SIDES : [...EXTRA_SIDES].reverse()) {
+    for (const side of i >= extraSamples ? [] : i % 2 === 0 ? EXTRA_SIDES : [...EXTRA_SIDES].reverse()) {
       const s = await peerSample(ctx, side, direction, peers, errors);
       if (s !== null) results[side].push(s);
     }
@@ -335,7 +350,7 @@ export async function measureTun(ctx: BenchContext, direction: Direction): Promi
       ctx.log(`  ${name}: WARNING the generator offered only ${fmt(offered)} pps; the readers may be waiting for traffic`);
     }
   }
-  const sweep = await batchSweep(ctx, direction, peers);
+  const sweep = await batchSweep(ctx, direction, peers, median(used.tunkeeper.map((s) => s.pps)));
   const levels = (['reference', ...EXTRA_SIDES] as const).filter((s) => results[s].length > 0);
   for (const s of levels) {
     const y = median(pick(results[s]).map((x) => x.pps));

@@ -5,9 +5,10 @@
  *
  * Creates TUN device DEV_A in NETNS_A and DEV_B in NETNS_B with tunkeeper's Tun, prints "ready",
  * and forwards each batch the reader lends from one device to the other until killed. Modes:
- *   offload       vnetHdr + offload 'auto': each batch of super-packets segmented into wire packets
- *                 (as a VPN that must see every packet would), then written with writeCoalesced
- *                 (GRO) — the same work tun-rs's recv_multiple/send_multiple do;
+ *   offload       vnetHdr + offload 'auto', read with { segment: true }: the reader thread splits
+ *                 super-packets into wire packets (as a VPN that must see every packet needs),
+ *                 each batch written with writeCoalesced (GRO) — the same work tun-rs's
+ *                 recv_multiple/send_multiple do;
  *   pass-through  vnetHdr + offload 'auto': super-packets written on untouched (writeList);
  *   plain         no vnetHdr: MTU-sized packets, writeList — the same JS code, which is what the
  *                 3× target is measured against.
@@ -24,7 +25,7 @@ function fail(msg: string): never {
 let dropped = 0;
 
 function forward(from: Tun, to: Tun, mode: Mode): void {
-  const write = mode === 'offload' ? (batch: PacketBatch) => to.writeCoalesced(from.segment(batch)) : (batch: PacketBatch) => to.writeList(batch);
+  const write = mode === 'offload' ? (batch: PacketBatch) => to.writeCoalesced(batch) : (batch: PacketBatch) => to.writeList(batch);
   from.onBatches(
     (batch) => {
       try {
@@ -34,8 +35,11 @@ function forward(from: Tun, to: Tun, mode: Mode): void {
         dropped++;
       }
     },
-    (error) => {
-      if (error) fail(`reader of ${from.name} ended: ${error.message}`);
+    {
+      segment: mode === 'offload',
+      onEnd: (error) => {
+        if (error) fail(`reader of ${from.name} ended: ${error.message}`);
+      },
     },
   );
 }

@@ -225,7 +225,8 @@ void TunReader::Loop() {
       }
     }
     // Published once per batch.
-    if (kept) Publish(&kept);
+    bool any = kept != 0;
+    Publish(&kept);
     // Going idle (or ending) with packets queued always wakes JS; a busy reader wakes it only
     // once enough has piled up, so under a flood both threads pay for far fewer wake-ups.
     if (err) {
@@ -236,7 +237,7 @@ void TunReader::Loop() {
       Wake(true);
       return;
     }
-    if (kept || drained) Wake(drained);
+    if (any || drained) Wake(drained);
     if (!drained) continue;  // a full batch: more is probably waiting, skip the poll
     int ready = poll(fds, 2, -1);
     if (ready < 0 && errno != EINTR) {
