@@ -5,6 +5,7 @@
  *
  *   tunkeeper      JS, vnetHdr + offload 'auto': read segmented (reader thread), written back with GRO
  *   tun-rs         Rust, offload on: recv_multiple splits, send_multiple coalesces   <- reference
+ *   tunkeeper-jsseg  the same, segment() on the JS thread instead of the reader's
  *   tunkeeper-plain  the same JS forwarder without vnetHdr (the base of the 3× target)
  *   tunkeeper-pass   JS, vnetHdr: super-packets passed through untouched
  *   C              bench/ref/forwarder.c, vnetHdr, super-packets passed through (read/write)
@@ -34,14 +35,15 @@ const A = { dev: 'tka', address: '198.18.0.1', net: '198.18.0.0/24' } as const;
 const B = { dev: 'tkb', address: '198.18.1.1', net: '198.18.1.0/24' } as const;
 const PORT = '5201';
 
-type Forwarder = 'tunkeeper' | 'tun-rs' | 'tunkeeper-plain' | 'tunkeeper-pass' | 'C';
-const FORWARDERS: readonly Forwarder[] = ['tunkeeper', 'tun-rs', 'tunkeeper-plain', 'tunkeeper-pass', 'C'];
+type Forwarder = 'tunkeeper' | 'tun-rs' | 'tunkeeper-jsseg' | 'tunkeeper-plain' | 'tunkeeper-pass' | 'C';
+const FORWARDERS: readonly Forwarder[] = ['tunkeeper', 'tun-rs', 'tunkeeper-jsseg', 'tunkeeper-plain', 'tunkeeper-pass', 'C'];
 /** The row's pair: every sample. The others are logged only: one sample each in the default run (its time budget: about a minute). */
 const HEADLINE: readonly Forwarder[] = ['tunkeeper', 'tun-rs'];
 const QUICK_SAMPLES = 3;
 const LABEL: Record<Forwarder, string> = {
   tunkeeper: 'tunkeeper offload (segmenting reader + writeCoalesced)',
   'tun-rs': 'tun-rs offload (recv_multiple + send_multiple)',
+  'tunkeeper-jsseg': 'tunkeeper offload, segment() on the JS thread + writeCoalesced',
   'tunkeeper-plain': 'tunkeeper without vnetHdr (writeList)',
   'tunkeeper-pass': 'tunkeeper vnetHdr pass-through (writeList)',
   C: 'C vnetHdr pass-through (read/write)',
@@ -78,9 +80,10 @@ function forwarderCommand(ctx: BenchContext, f: Forwarder, tunRs: string, nsB: B
   const devs = [ctx.ns.path, A.dev, nsB.path, B.dev];
   switch (f) {
     case 'tunkeeper':
+    case 'tunkeeper-jsseg':
     case 'tunkeeper-plain':
     case 'tunkeeper-pass': {
-      const mode = f === 'tunkeeper' ? 'offload' : f === 'tunkeeper-plain' ? 'plain' : 'pass-through';
+      const mode = f === 'tunkeeper' ? 'offload' : f === 'tunkeeper-jsseg' ? 'offload-js' : f === 'tunkeeper-plain' ? 'plain' : 'pass-through';
       return [process.execPath, [join(distBenchDir, 'benchmarks', 'tun-offload-forwarder.js'), mode, ...devs]];
     }
     case 'tun-rs':
@@ -221,7 +224,7 @@ async function run(ctx: BenchContext) {
     ctx.log(
       `  tun-offload-gbps ratios: tunkeeper/tun-rs ${(med('tunkeeper') / med('tun-rs')).toFixed(2)} (target >= 0.9), ` +
         `tunkeeper/tunkeeper-plain ${(med('tunkeeper') / med('tunkeeper-plain')).toFixed(2)} (target >= 3), ` +
-        `tunkeeper-pass/C ${(med('tunkeeper-pass') / med('C')).toFixed(2)}`,
+        `tunkeeper-pass/C ${(med('tunkeeper-pass') / med('C')).toFixed(2)}, tunkeeper/tunkeeper-jsseg ${(med('tunkeeper') / med('tunkeeper-jsseg')).toFixed(2)}`,
     );
     return { project: med('tunkeeper'), reference: med('tun-rs'), referenceName: 'tun-rs offload forwarder (bench/peers/tun-rs-forwarder)' };
   } finally {
