@@ -109,7 +109,9 @@ export interface ReadOptions {
    * count wire packets (queueLimit, stats().dropped); one super-packet's wire packets may be spread
    * over consecutive batches; a super-packet that does not fit in the queue's room is dropped whole
    * (or, with overflow 'backpressure', waits for room). Packets whose headers are not valid are
-   * skipped and counted in stats().malformed. Without vnetHdr the packets already are wire
+   * skipped and counted in stats().malformed. A consumer that coalesces what it reads
+   * (writeCoalesced) wants a readBatch well above a super-packet's ~45 wire packets (say 1024): a
+   * super-packet cut by a batch boundary is coalesced into two writes. Without vnetHdr the packets already are wire
    * packets and this changes nothing. Default false: super-packets as the kernel hands them over,
    * each after its virtio-net header.
    */
