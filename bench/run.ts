@@ -16,6 +16,7 @@ import { buildReferencePrograms } from './ref-build.js';
 import { benchmarks } from './registry.js';
 import { chartSpecs, renderCharts, type Measured } from './charts.js';
 import { refOutDir } from './paths.js';
+import { peersNote } from './peer-build.js';
 import { formatTable, reportJson, shapeRow, type ReportRow } from './report.js';
 
 const log = (msg: string): void => {
@@ -42,7 +43,10 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args.list) {
-    for (const b of benchmarks) console.log(`${b.name.padEnd(28)} ${b.description}`);
+    for (const b of benchmarks) {
+      const peers = peersNote(b.name);
+      console.log(`${b.name.padEnd(28)} ${b.description}${peers === '' ? '' : `\n${' '.repeat(29)}${peers}`}`);
+    }
     return 0;
   }
   let selected;
@@ -58,6 +62,7 @@ async function main(): Promise<number> {
     return 1;
   }
 
+  const runStarted = Date.now();
   installAbortHandlers(log);
   for (const name of removeStaleBenchNamespaces()) log(`bench: removed namespace ${name} left by an earlier, killed run`);
   const refs = await buildReferencePrograms(log);
@@ -97,9 +102,10 @@ async function main(): Promise<number> {
     };
     try {
       const figures = await bench.run(ctx);
-      rows.push(shapeRow(bench, figures));
+      const took = Math.round((Date.now() - started) / 100) / 10;
+      rows.push({ ...shapeRow(bench, figures), seconds: took });
       measured.push({ name: bench.name, unit: bench.unit, figures });
-      log(`bench: ${bench.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      log(`bench: ${bench.name} done in ${took.toFixed(1)} s`);
     } catch (e) {
       failed.push(bench.name);
       log(`bench: ${bench.name} FAILED: ${e instanceof Error ? e.message : String(e)}`);
@@ -120,6 +126,8 @@ async function main(): Promise<number> {
     // The figures are out already; a chart that cannot be drawn must not hide them.
     log(`bench: charts FAILED: ${e instanceof Error ? e.message : String(e)}`);
   }
+  const perBenchmark = rows.map((r) => `${r.name} ${r.seconds?.toFixed(0)} s`).join(', ');
+  log(`bench: whole run ${((Date.now() - runStarted) / 1000).toFixed(1)} s (reference and peer builds included)${perBenchmark === '' ? '' : `: ${perBenchmark}`}`);
   if (failed.length > 0) {
     log(`bench: ${failed.length} benchmark(s) failed: ${failed.join(', ')}`);
     return 1;
