@@ -195,6 +195,9 @@ async function prepareNamespace(ctx: BenchContext, dir: string): Promise<WorkFil
   // One route in the next table, so that ip's fixed cost can be timed (an absent table is an error).
   lines.push(`route add ${ONE_ROUTE} dev ${dev} table ${table + 1} proto ${protocol}`);
   await ipBatch(ctx, dir, 'addresses.batch', lines);
+  // tkr0 goes down and up to empty table 100 (emptyByLinkCycle): without IPv6 on the pair, no
+  // link-local address, DAD or router solicitation follows that into a timed iteration.
+  await ctx.ns.sysctl({ [`net.ipv6.conf.${dev}.disable_ipv6`]: 1, [`net.ipv6.conf.${peer}.disable_ipv6`]: 1 });
   const addBatch = join(dir, 'routes.batch');
   await writeFile(addBatch, routePrefixes().map((p) => `route add ${p} dev ${dev} table ${table} proto ${protocol}\n`).join(''));
   const addresses = (await ctx.ns.ip('-o', 'address', 'show')).trim().split('\n').length;
@@ -402,7 +405,7 @@ async function peerSides(ctx: BenchContext, op: Operation): Promise<{ sides: Sid
 
 /** Fills table 100 with the first n sweep routes (not timed). */
 async function fillSweep(ctx: BenchContext, dir: string, n: number): Promise<void> {
-  await flushTable(ctx);
+  await emptyByLinkCycle(ctx);
   const file = join(dir, `sweep-${n}.batch`);
   const lines: string[] = [];
   for (let i = 0; i < n; i++) lines.push(`route add ${sweepPrefix(i)} dev ${dev} table ${table} proto ${protocol}\n`);
@@ -453,10 +456,6 @@ export async function measureRoutes(ctx: BenchContext, op: Operation): Promise<F
       await fillTable(ctx, files);
       const n = await countRoutes(ctx);
       if (n !== count) throw new Error(`table ${table} holds ${n} routes, expected ${count}`);
-    } else {
-      // tkr0 goes down and up before every iteration (emptyByLinkCycle): without IPv6 on the pair,
-      // no link-local address, DAD or router solicitation follows it into the timed iteration.
-      await ctx.ns.sysctl({ [`net.ipv6.conf.${dev}.disable_ipv6`]: 1, [`net.ipv6.conf.${peer}.disable_ipv6`]: 1 });
     }
     for (const [label, note] of ctx.long ? [] : LONG_ONLY[op]) ctx.log(`  peer ${label}: not run, ${note}`);
     const sides = [...SIDES[op], ...peers.sides];
