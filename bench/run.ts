@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, selectBenchmarks, usage, UsageError, type BenchArgs } from './args.js';
-import type { BenchContext, CpuPlan } from './benchmark.js';
+import type { Benchmark, BenchContext, CpuPlan } from './benchmark.js';
 import { installAbortHandlers } from './cleanup.js';
 import { createBenchNetns, removeStaleBenchNamespaces } from './netns.js';
 import { nicePrefix, raiseAutogroup } from './priority.js';
@@ -67,11 +67,11 @@ async function main(): Promise<number> {
   for (const name of removeStaleBenchNamespaces()) log(`bench: removed namespace ${name} left by an earlier, killed run`);
   const refs = await buildReferencePrograms(log);
   const cpus = cpuPlan(args);
-  const samples = args.samples ?? (args.long ? 11 : 5);
+  const samplesOf = (b: Benchmark): number => args.samples ?? (args.long ? 11 : (b.defaultSamples ?? 5));
   const seconds = args.seconds ?? (args.long ? 3 : 1);
   const warmupSeconds = args.long ? 0.5 : 0.3;
   log(
-    `bench: ${selected.length} benchmark(s), ${samples} samples per side, ${seconds} s windows` +
+    `bench: ${selected.length} benchmark(s), ${[...new Set(selected.map(samplesOf))].join(' or ')} samples per side, ${seconds} s windows` +
       (cpus.subject ? `, measured process on CPU ${cpus.subject}, traffic on CPU ${cpus.traffic}` : ', unpinned') +
       (args.priority ? ', raised priority' : ''),
   );
@@ -80,7 +80,8 @@ async function main(): Promise<number> {
   const measured: Measured[] = [];
   const failed: string[] = [];
   for (const bench of selected) {
-    log(`bench: ${bench.name}`);
+    const samples = samplesOf(bench);
+    log(`bench: ${bench.name} (${samples} samples per side)`);
     const started = Date.now();
     const ns = await createBenchNetns(bench.name);
     const ctx: BenchContext = {

@@ -5,7 +5,9 @@ import { describe, expect, it } from '@jest/globals';
 import { parseArgs } from '../bench/args.js';
 import { peersNote, PEER_ROWS } from '../bench/peer-build.js';
 import { formatTable, reportJson, shapeRow, type ReportRow } from '../bench/report.js';
-import { samplesFor } from '../bench/routes-workload.js';
+import { dumpRoutes65k } from '../bench/benchmarks/dump-routes-65k.js';
+import { programRoutes65k } from '../bench/benchmarks/program-routes-65k.js';
+import { samplesFor, tableRoutesInTrieStat } from '../bench/routes-workload.js';
 
 describe('samples per side in the route benchmarks', () => {
   it('gives the headline sides every sample, with or without --long', () => {
@@ -15,12 +17,14 @@ describe('samples per side in the route benchmarks', () => {
     }
   });
 
-  it('without --long: peers and logged-only sides half (rounded up), a slow peer one', () => {
+  it('without --long: a peer half (rounded up) but 3 where there are as many; a slow peer and logged-only sides one', () => {
+    expect(samplesFor({ role: 'peer' }, 4, false)).toBe(3);
     expect(samplesFor({ role: 'peer' }, 5, false)).toBe(3);
-    expect(samplesFor({ role: 'info' }, 5, false)).toBe(3);
-    expect(samplesFor({ role: 'peer' }, 4, false)).toBe(2);
-    expect(samplesFor({ role: 'peer', slow: true }, 5, false)).toBe(1);
+    expect(samplesFor({ role: 'peer' }, 9, false)).toBe(5);
+    expect(samplesFor({ role: 'peer' }, 2, false)).toBe(2);
     expect(samplesFor({ role: 'peer' }, 1, false)).toBe(1);
+    expect(samplesFor({ role: 'peer', slow: true }, 5, false)).toBe(1);
+    expect(samplesFor({ role: 'info' }, 5, false)).toBe(1);
   });
 
   it('with --long: every side as many as the headline, the slow peer too', () => {
@@ -32,12 +36,61 @@ describe('samples per side in the route benchmarks', () => {
     const n = parseArgs(['--samples', '7']).samples!;
     expect(samplesFor({ role: 'reference' }, n, false)).toBe(7);
     expect(samplesFor({ role: 'peer' }, n, false)).toBe(4);
+    expect(samplesFor({ role: 'peer', slow: true }, n, true)).toBe(7);
+  });
+});
+
+describe('default samples', () => {
+  it('are four rounds for the route benchmarks: at least 3 per headline side, two in each order', () => {
+    for (const b of [dumpRoutes65k, programRoutes65k]) expect(b.defaultSamples).toBe(4);
+  });
+});
+
+describe('routes counted from /proc/net/fib_triestat', () => {
+  // As a 6.x kernel prints it: table 100 with the measured routes, table 101 with one.
+  const stat = [
+    'Basic info: size of leaf: 48 bytes, size of tnode: 40 bytes.',
+    'Id 100:',
+    '\tAver depth:     1.00',
+    '\tMax depth:      1',
+    '\tLeaves:         65280',
+    '\tPrefixes:       65280',
+    '\tInternal nodes: 1',
+    '\t  16: 1',
+    '\tPointers: 65536',
+    'Null ptrs: 256',
+    'Total size: 7143  kB',
+    'Id 101:',
+    '\tAver depth:     0.00',
+    '\tMax depth:      0',
+    '\tLeaves:         1',
+    '\tPrefixes:       1',
+    '\tInternal nodes: 0',
+    '\t',
+    '\tPointers: 0',
+    'Null ptrs: 0',
+    'Total size: 1  kB',
+    'Main:',
+    '\tAver depth:     1.66',
+    '\tLeaves:         3',
+    '\tPrefixes:       3',
+    '',
+  ].join('\n');
+
+  it("reads the table's own prefixes, not the next table's", () => {
+    expect(tableRoutesInTrieStat(stat, 100)).toBe(65280);
+    expect(tableRoutesInTrieStat(stat, 101)).toBe(1);
+  });
+
+  it('counts a table that does not exist (yet) as empty', () => {
+    expect(tableRoutesInTrieStat(stat, 102)).toBe(0);
+    expect(tableRoutesInTrieStat(stat, 10)).toBe(0);
   });
 });
 
 describe('--list peer notes', () => {
   it('names the route peers and what the default run does with pyroute2 per row', () => {
-    expect(peersNote('program-routes-65k')).toBe('peers: pyroute2 (only with --long), vishvananda/netlink (half the samples without --long)');
+    expect(peersNote('program-routes-65k')).toBe('peers: pyroute2 (only with --long), vishvananda/netlink (3 samples without --long)');
     expect(peersNote('dump-routes-65k')).toMatch(/^peers: pyroute2 \(one dump, not in the sweep, without --long\), vishvananda\/netlink/);
   });
 
