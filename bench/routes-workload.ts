@@ -406,12 +406,13 @@ const SWEEP_WARM = 3;
 
 /**
  * Dump time against route count, for the relist chart: at each count of RELIST_SWEEP one sample
- * per side (SWEEP_WARM warm iterations), tunkeeper, ip and the peers that ran; 65,280 is the main run's.
+ * (SWEEP_WARM warm iterations) of each of `sides`; 65,280 is the main samples' median, for every
+ * side `drawn` (pyroute2 without --long: that point alone).
  */
-async function relistSweep(ctx: BenchContext, dir: string, files: WorkFiles, sides: Side[], main: Map<Side, Sample[]>): Promise<SweepPoint[]> {
+async function relistSweep(ctx: BenchContext, dir: string, files: WorkFiles, drawn: Side[], sides: Side[], main: Map<Side, Sample[]>): Promise<SweepPoint[]> {
   const points: SweepPoint[] = [];
   const series = (s: Side): string => (s.role === 'reference' ? 'iproute2 (ip route show)' : s.label);
-  for (const s of sides) if (main.get(s)!.length > 0) points.push({ series: series(s), x: count, y: median(main.get(s)!.map((x) => x.warm)) });
+  for (const s of drawn) if (main.get(s)!.length > 0) points.push({ series: series(s), x: count, y: median(main.get(s)!.map((x) => x.warm)) });
   try {
     for (const n of RELIST_SWEEP) {
       await fillSweep(ctx, dir, n);
@@ -520,8 +521,9 @@ export async function measureRoutes(ctx: BenchContext, op: Operation): Promise<F
       const sweepStarted = Date.now();
       // pyroute2 dumps 100,000 routes in about 15 s: in the default run it dumps once (the main
       // sample) and its line on the chart is that one point; --long sweeps it too.
-      const swept = [project, reference, ...peers.sides.filter((s) => !peers.errors.has(s.label) && (ctx.long || s.slow !== true))];
-      figures.sweep = { chart: 'routes', points: await relistSweep(ctx, dir, files, swept, results) };
+      const drawn = [project, reference, ...peers.sides.filter((s) => !peers.errors.has(s.label))];
+      const swept = drawn.filter((s) => ctx.long || s.slow !== true);
+      figures.sweep = { chart: 'routes', points: await relistSweep(ctx, dir, files, drawn, swept, results) };
       ctx.log(`  ${name}: relist sweep in ${seconds(sweepStarted)} s${ctx.long ? '' : ' (pyroute2 only with --long)'}`);
     }
     return figures;
