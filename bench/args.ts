@@ -28,8 +28,11 @@ export const usage = `usage: npm run bench -- [--json FILE] [--charts DIR] [--on
   --json FILE     also write the report as JSON ({"benchmarks":[...]}) to FILE
   --charts DIR    write the charts (SVG) into DIR (default bench/out/charts)
   --only NAMES    run only the named benchmarks (comma separated; --list shows them)
-  --long          more samples and longer measurement windows
-  --samples N     samples per side (default 5, 11 with --long)
+  --long          more samples, longer measurement windows, and the peers in full (pyroute2
+                  programming 65,280 routes alone takes about a minute per sample)
+  --samples N     samples per side (default 5, the route benchmarks 4; 11 with --long);
+                  without --long the route benchmarks' peers take ceil(N/2) but at least
+                  min(N, 3), the logged-only sides one, pyroute2 one dump and no programming
   --seconds S     measurement window of one sample (default 1, 3 with --long)
   --no-pin        do not pin the measured process and the traffic generator to separate CPUs
   --no-priority   do not raise their scheduling priority (by default each runs in its own

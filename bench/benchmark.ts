@@ -32,5 +32,7 @@ export interface BenchContext {
 export interface Benchmark extends RowMeta {
   /** One line for --list. */
   description: string;
+  /** Samples per side in the default run (no --samples, no --long); 5 when not set. */
+  defaultSamples?: number;
   run(ctx: BenchContext): Promise<Figures>;
 }

@@ -21,6 +21,27 @@ const execFileAsync = promisify(execFile);
 
 export type PeerName = 'pyroute2' | 'go-netlink' | 'tun-rs';
 
+/**
+ * The report rows each peer appears in, each with how the default run measures it there ('' for
+ * as deep as tunkeeper): for `--list`. The workloads decide; this says it in one place. With
+ * --long every peer takes as many samples as tunkeeper.
+ */
+export const PEER_ROWS: readonly { peer: string; rows: Readonly<Record<string, string>> }[] = [
+  { peer: 'pyroute2', rows: { 'dump-routes-65k': 'one dump, not in the sweep, without --long', 'program-routes-65k': 'only with --long' } },
+  { peer: 'vishvananda/netlink', rows: { 'dump-routes-65k': '3 samples without --long', 'program-routes-65k': '3 samples without --long' } },
+  { peer: 'tun-rs', rows: { 'tun-read-pps': '', 'tun-write-pps': '' } },
+  { peer: 'tun-rs offload', rows: { 'tun-read-pps': '', 'tun-write-pps': '' } },
+];
+
+/** `--list`'s peer note for a row: "peers: a (how), b", or '' when the row has none. */
+export function peersNote(row: string): string {
+  const parts = PEER_ROWS.flatMap(({ peer, rows }) => {
+    const how = rows[row];
+    return how === undefined ? [] : [how === '' ? peer : `${peer} (${how})`];
+  });
+  return parts.length === 0 ? '' : `peers: ${parts.join(', ')}`;
+}
+
 /** How to start a peer's driver: a program and the arguments before the driver's own. */
 export interface PeerCommand {
   cmd: string;

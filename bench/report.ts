@@ -25,6 +25,8 @@ export interface ReportRow {
   referenceP99: number | null;
   /** Libraries people would otherwise pick, measured on the same work in the same run. */
   peers: PeerRow[];
+  /** Wall time the benchmark took in this run (namespace, samples, sweeps), so the run's budget is visible. */
+  seconds?: number;
 }
 
 /** One peer's figure; `ratio` oriented like the row's (> 1: tunkeeper better); `error` when it could not run. */
@@ -38,6 +40,8 @@ export interface PeerRow {
   p99: number | null;
   samples: number | null;
   error?: string;
+  /** Why the peer was not measured in this run although it could be (e.g. only with --long). */
+  note?: string;
 }
 
 export interface Report {
@@ -86,6 +90,8 @@ export interface PeerFigures {
   versus?: { name: string; value: number };
   samples?: readonly number[];
   error?: string;
+  /** Not measured in this run, and why (e.g. 'runs with --long (about a minute)'): no failure. */
+  note?: string;
 }
 
 /**
@@ -139,6 +145,7 @@ export function shapePeer(meta: RowMeta, project: number, peer: PeerFigures): Pe
   };
   if (peer.versus !== undefined) row.versus = { name: peer.versus.name, value: roundFigure(peer.versus.value) };
   if (peer.error !== undefined) row.error = peer.error;
+  if (peer.note !== undefined) row.note = peer.note;
   return row;
 }
 
@@ -179,13 +186,14 @@ function formatRatio(r: number | null): string {
 /** A peer's cell: its figure and tunkeeper's ratio against it, or why it is missing. */
 function peerCell(p: PeerRow | undefined): string {
   if (p === undefined) return '';
-  if (p.value === null) return p.error === undefined ? '-' : 'failed';
+  if (p.value === null) return p.error !== undefined ? 'failed' : p.note !== undefined ? 'not run' : '-';
   return `${formatNumber(p.value)} (${formatRatio(p.ratio)}${p.versus === undefined ? '' : ` vs ${p.versus.name}`})`;
 }
 
 /**
  * The report as an aligned text table (numbers right-aligned), one row per benchmark; one column
- * per peer that any row measured, each cell "figure (tunkeeper's ratio against it)".
+ * per peer that any row measured, each cell "figure (tunkeeper's ratio against it)"; below it,
+ * why a peer marked "not run" was not.
  */
 export function formatTable(rows: readonly ReportRow[]): string {
   const peerNames = [...new Set(rows.flatMap((r) => r.peers.map((p) => p.name)))];
@@ -208,5 +216,6 @@ export function formatTable(rows: readonly ReportRow[]): string {
       .map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n') + '\n';
+  const notes = rows.flatMap((r) => r.peers.filter((p) => p.value === null && p.note !== undefined).map((p) => `${p.name} in ${r.name}: not run, ${p.note}`));
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line), ...(notes.length > 0 ? ['', ...notes] : [])].join('\n') + '\n';
 }

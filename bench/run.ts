@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, selectBenchmarks, usage, UsageError, type BenchArgs } from './args.js';
-import type { BenchContext, CpuPlan } from './benchmark.js';
+import type { Benchmark, BenchContext, CpuPlan } from './benchmark.js';
 import { installAbortHandlers } from './cleanup.js';
 import { createBenchNetns, removeStaleBenchNamespaces } from './netns.js';
 import { nicePrefix, raiseAutogroup } from './priority.js';
@@ -16,6 +16,7 @@ import { buildReferencePrograms } from './ref-build.js';
 import { benchmarks } from './registry.js';
 import { chartSpecs, renderCharts, type Measured } from './charts.js';
 import { refOutDir } from './paths.js';
+import { peersNote } from './peer-build.js';
 import { formatTable, reportJson, shapeRow, type ReportRow } from './report.js';
 
 const log = (msg: string): void => {
@@ -42,7 +43,10 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args.list) {
-    for (const b of benchmarks) console.log(`${b.name.padEnd(28)} ${b.description}`);
+    for (const b of benchmarks) {
+      const peers = peersNote(b.name);
+      console.log(`${b.name.padEnd(28)} ${b.description}${peers === '' ? '' : `\n${' '.repeat(29)}${peers}`}`);
+    }
     return 0;
   }
   let selected;
@@ -58,15 +62,16 @@ async function main(): Promise<number> {
     return 1;
   }
 
+  const runStarted = Date.now();
   installAbortHandlers(log);
   for (const name of removeStaleBenchNamespaces()) log(`bench: removed namespace ${name} left by an earlier, killed run`);
   const refs = await buildReferencePrograms(log);
   const cpus = cpuPlan(args);
-  const samples = args.samples ?? (args.long ? 11 : 5);
+  const samplesOf = (b: Benchmark): number => args.samples ?? (args.long ? 11 : (b.defaultSamples ?? 5));
   const seconds = args.seconds ?? (args.long ? 3 : 1);
   const warmupSeconds = args.long ? 0.5 : 0.3;
   log(
-    `bench: ${selected.length} benchmark(s), ${samples} samples per side, ${seconds} s windows` +
+    `bench: ${selected.length} benchmark(s), ${[...new Set(selected.map(samplesOf))].join(' or ')} samples per side, ${seconds} s windows` +
       (cpus.subject ? `, measured process on CPU ${cpus.subject}, traffic on CPU ${cpus.traffic}` : ', unpinned') +
       (args.priority ? ', raised priority' : ''),
   );
@@ -75,7 +80,8 @@ async function main(): Promise<number> {
   const measured: Measured[] = [];
   const failed: string[] = [];
   for (const bench of selected) {
-    log(`bench: ${bench.name}`);
+    const samples = samplesOf(bench);
+    log(`bench: ${bench.name} (${samples} samples per side)`);
     const started = Date.now();
     const ns = await createBenchNetns(bench.name);
     const ctx: BenchContext = {
@@ -97,9 +103,10 @@ async function main(): Promise<number> {
     };
     try {
       const figures = await bench.run(ctx);
-      rows.push(shapeRow(bench, figures));
+      const took = Math.round((Date.now() - started) / 100) / 10;
+      rows.push({ ...shapeRow(bench, figures), seconds: took });
       measured.push({ name: bench.name, unit: bench.unit, figures });
-      log(`bench: ${bench.name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      log(`bench: ${bench.name} done in ${took.toFixed(1)} s`);
     } catch (e) {
       failed.push(bench.name);
       log(`bench: ${bench.name} FAILED: ${e instanceof Error ? e.message : String(e)}`);
@@ -120,6 +127,8 @@ async function main(): Promise<number> {
     // The figures are out already; a chart that cannot be drawn must not hide them.
     log(`bench: charts FAILED: ${e instanceof Error ? e.message : String(e)}`);
   }
+  const perBenchmark = rows.map((r) => `${r.name} ${r.seconds?.toFixed(0)} s`).join(', ');
+  log(`bench: whole run ${((Date.now() - runStarted) / 1000).toFixed(1)} s (reference and peer builds included)${perBenchmark === '' ? '' : `: ${perBenchmark}`}`);
   if (failed.length > 0) {
     log(`bench: ${failed.length} benchmark(s) failed: ${failed.join(', ')}`);
     return 1;

@@ -11,7 +11,7 @@
  * still refuse the device, visibly, in TunNodeState.
  */
 import type { TSchema } from '@sinclair/typebox';
-import { stringify } from 'yaml';
+import { Document, visit } from 'yaml';
 import { API_VERSION, GROUP, TUN_DEVICE_KIND, TunDeviceSpecSchema, VERSION } from './tundevice.js';
 import { TUN_NODE_STATE_KIND, TunNodeStateStatusSchema } from './tunnodestate.js';
 
@@ -195,8 +195,28 @@ export function crdFiles(): { name: string; text: string }[] {
   ].join('\n');
   return [tunDeviceCrd(), tunNodeStateCrd()].map((doc) => ({
     name: `${(doc.metadata as JsonObject).name as string}.yaml`,
-    text: `${header}\n${stringify(doc, { lineWidth: 0, minContentWidth: 0 })}`,
+    text: `${header}\n${crdYaml(doc)}`,
   }));
+}
+
+const INVISIBLE = /[\p{Cc}\p{Cf}]/gu;
+
+/**
+ * The YAML of one CRD, with invisible characters (the ifname pattern lists bidi overrides and
+ * zero-width characters literally, the one spelling both RE2 and ECMAScript read) written as
+ * \uXXXX escapes, so the file shows what it holds instead of reordering its own line on screen.
+ * The yaml library writes such characters as they are, so every scalar holding one is forced into
+ * double quotes, where YAML reads \uXXXX back as the character.
+ */
+function crdYaml(doc: JsonObject): string {
+  const yaml = new Document(doc);
+  visit(yaml, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'string' && node.value.match(INVISIBLE) !== null) node.type = 'QUOTE_DOUBLE';
+    },
+  });
+  const text = yaml.toString({ lineWidth: 0, minContentWidth: 0 });
+  return text.replace(INVISIBLE, (c) => (c === '\n' ? c : `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`));
 }
 
 /** Every CRD as one multi-document YAML stream. */

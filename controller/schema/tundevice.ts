@@ -47,10 +47,14 @@ const CIDR_MAX_LENGTH = 49;
 
 export const IfNameSchema = Type.String({
   description:
-    "The interface name: 1 to 15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'. It must also start with one of the agent's allowed prefixes (tk-, tun-, tap- by default). Defaults to metadata.name.",
+    "The interface name: 1 to 15 bytes, no '/', ':', '%', whitespace or invisible control and format characters, not '.' or '..'. It must also start with one of the agent's allowed prefixes (tk-, tun-, tap- by default). Defaults to metadata.name.",
   minLength: 1,
   maxLength: 15,
-  pattern: '^[^/:%\\x00-\\x20\\x7f]+$',
+  // DEL, the C1 controls and U+00A0 (whose UTF-8 holds byte 0xA0, a blank to the kernel), then the
+  // invisible format characters that make a name print as another one (soft hyphen, bidi marks and
+  // overrides, zero-width characters, BOM). They are written as the characters themselves, the one
+  // spelling RE2 and ECMAScript both read; semantics.ts refuses every other control and format character.
+  pattern: '^[^/:%\\x00-\\x20\\x7f-\\xa0\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]+$',
   ...format('ifname'),
   ...cel([
     { rule: 'size(bytes(self)) <= 15', message: 'ifname is at most 15 bytes in UTF-8 (the kernel\'s IFNAMSIZ is 16 with the NUL)' },

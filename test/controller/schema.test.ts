@@ -133,6 +133,15 @@ describe('kernel rules', () => {
     expect(ifnameProblem('tk\u00a00')).toContain('0xA0');
     expect(ifnameProblem('tk\u00010')).toContain('control character');
     expect(ifnameProblem('tk-é')).toBeUndefined(); // C3 A9: the kernel accepts it
+    // Legal for the kernel, but `ip link` would print "tk-\u202e0ab" as "tk-ba0".
+    expect(ifnameProblem('tk-\u202e0ab')).toBe('"tk-\\u202e0ab" contains U+202E (character 4), an invisible control or format character that would make tools print a different name');
+    expect(ifnameProblem('tk-\u200b0')).toContain('U+200B');
+    expect(ifnameProblem('tk-\u0085')).toContain('U+0085'); // C1 NEL: one character, bytes C2 85
+    expect(ifnameProblem('tk-\u{e0041}')).toContain('0xA0'); // tag letter: F3 A0 81 81
+    expect(ifnameProblem('tk-\u{1d173}')).toContain('U+1D173'); // an astral format character (F0 9D 85 B3)
+    const long = ifnameProblem('x'.repeat(100_000)) as string;
+    expect(long.length).toBeLessThan(200);
+    expect(long).toContain('... (100000 characters) is 100000 characters');
   });
 
   it('accepts only unicast, non-zero MAC addresses', () => {

@@ -28,6 +28,8 @@ const BAD: Array<{ what: string; object: object; says: RegExp[] }> = [
   { what: 'ifname with a colon', object: device('colon', { ifname: 'tk-a:1' }), says: [/spec\.ifname/] },
   { what: 'ifname with whitespace', object: device('space', { ifname: 'tk a' }), says: [/spec\.ifname/] },
   { what: 'ifname ..', object: device('dotdot', { ifname: '..' }), says: [/spec\.ifname/, /'\.' or '\.\.'/] },
+  { what: 'ifname with a right-to-left override', object: device('bidi', { ifname: 'tk-\u202e0ab' }), says: [/spec\.ifname/] },
+  { what: 'ifname with a no-break space', object: device('nbsp', { ifname: 'tk-\u00a00' }), says: [/spec\.ifname/] },
   { what: 'unknown mode', object: device('mode', { mode: 'bridge' }), says: [/spec\.mode/, /Unsupported value: "bridge"/] },
   { what: 'MTU below 68', object: device('mtu-low', { mtu: 67 }), says: [/spec\.mtu/, /68/] },
   { what: 'MTU above 65535', object: device('mtu-high', { mtu: 65536 }), says: [/spec\.mtu/, /65535/] },

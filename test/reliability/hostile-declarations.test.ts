@@ -124,8 +124,11 @@ const HOSTILE_OBJECTS: Array<[string, unknown, string, string, boolean]> = [
   ['default route', object({ addresses: ['192.0.2.1/24'], routes: [{ to: '0.0.0.0/0', via: '192.0.2.254' }] }), 'spec.routes[0].to', 'default route', false],
   ['ifname with /', object({ ifname: 'tk-a/b' }), 'spec.ifname', "contains '/'", true],
   ['ifname of 16 bytes', object({ ifname: 'tk-0123456789abc' }), 'spec.ifname', 'at most 15 bytes', true],
-  // The CRD's pattern admits it (U+00A0 is one character); its UTF-8 holds byte 0xA0, which the kernel reads as a blank.
-  ['ifname with U+00A0', object({ ifname: 'tk-\u00a0' }), 'spec.ifname', 'byte 0xA0', false],
+  // Its UTF-8 holds byte 0xA0, which the kernel reads as a blank; the CRD's pattern lists U+00A0 itself.
+  ['ifname with U+00A0', object({ ifname: 'tk-\u00a0' }), 'spec.ifname', 'byte 0xA0', true],
+  // 'à' (C3 A0) holds the byte too; no pattern over characters can list every such character.
+  ['ifname with à', object({ ifname: 'tk-\u00e0' }), 'spec.ifname', 'byte 0xA0', false],
+  ['ifname with a right-to-left override', object({ ifname: 'tk-\u202e0ab' }), 'spec.ifname', 'U+202E', true],
   ['ifname a number', object({ ifname: 12345 }), 'spec.ifname', 'must be a string', true],
   ['mtu a string', object({ mtu: '1400' }), 'spec.mtu', 'must be a whole number', true],
   ['mtu a million', object({ mtu: 1e6 }), 'spec.mtu', 'must be from 68 to 65535', true],
