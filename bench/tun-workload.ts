@@ -50,9 +50,18 @@ type ExtraSide = (typeof EXTRA_SIDES)[number];
 export const BATCH_SWEEP = [1, 4, 16, 64, 256] as const;
 /**
  * The default run's sweep: fewer points, half windows (64 is the main samples' batch size, so its
- * point is their median). Time budget of the default run: read about 30 s, write about 25 s.
+ * point is their median). Time budget of the default run: read about 30 s, write about 25 s
+ * (4 samples of the pair: TUN_DEFAULT_SAMPLES, 3 of each extra side, 1.3-1.5 s a sample).
  */
-const QUICK_SWEEP = [1, 16, 256] as const;
+const QUICK_SWEEP: Record<Direction, readonly number[]> = { read: [1, 16, 256], write: [1, 256] };
+/** Samples per side of the pair in the default run: two rounds in each order. */
+export const TUN_DEFAULT_SAMPLES = 4;
+/**
+ * Warm-up of a write sample in the default run: the loop is compiled within milliseconds and the
+ * sink's receive queue fills within the first thousand packets, so 0.1 s is plenty (reads keep the
+ * run's 0.3 s: the flood and the reader settle together).
+ */
+const QUICK_WRITE_WARMUP = 0.1;
 /** tunkeeper offload's readBatch (wire packets per batch when the reader segments). */
 const OFFLOAD_READ_BATCH = 1024;
 /** Samples per extra side (tun-rs, tunkeeper offload) in the default run: enough for a median. */
@@ -183,7 +192,8 @@ async function runOnce(ctx: BenchContext, side: Side, direction: Direction, warm
 async function sample(ctx: BenchContext, side: Side, direction: Direction, peers: PeerCommands, batch?: number, seconds = ctx.seconds): Promise<Sample> {
   let best: Sample | null = null;
   for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
-    const { subject, traffic, contention } = await runOnce(ctx, side, direction, ctx.warmupSeconds, seconds, { peers, ...(batch === undefined ? {} : { batch }) });
+    const warmup = direction === 'write' && !ctx.long ? Math.min(ctx.warmupSeconds, QUICK_WRITE_WARMUP) : ctx.warmupSeconds;
+    const { subject, traffic, contention } = await runOnce(ctx, side, direction, warmup, seconds, { peers, ...(batch === undefined ? {} : { batch }) });
     if (direction === 'read' && subject.firstLen !== PACKET_LENGTH) {
       throw new Error(`${side} read: the first packet was ${subject.firstLen} bytes, expected a ${PACKET_LENGTH}-byte IPv4/UDP packet`);
     }
@@ -279,12 +289,12 @@ const verified = new Set<Side>();
 
 /**
  * tunkeeper at several batch sizes for the chart of throughput against batch size: with --long
- * every size of BATCH_SWEEP, three samples each; by default QUICK_SWEEP, one half-window sample
+ * every size of BATCH_SWEEP, three samples each; by default QUICK_SWEEP (read: 1, 16, 256; write: 1, 256), one half-window sample
  * each, and 64 from the main samples (`main64`). The headline figures stay those of the main samples.
  */
 async function batchSweep(ctx: BenchContext, direction: Direction, peers: PeerCommands, main64: number): Promise<SweepPoint[]> {
   const points: SweepPoint[] = [];
-  for (const batch of ctx.long ? BATCH_SWEEP : [...QUICK_SWEEP, 64]) {
+  for (const batch of ctx.long ? BATCH_SWEEP : [...QUICK_SWEEP[direction], 64].sort((a, b) => a - b)) {
     if (!ctx.long && batch === 64) {
       points.push({ series: 'tunkeeper', x: 64, y: main64 });
       continue;
