@@ -29,8 +29,8 @@ export type PeerName = 'pyroute2' | 'go-netlink' | 'tun-rs';
 export const PEER_ROWS: readonly { peer: string; rows: Readonly<Record<string, string>> }[] = [
   { peer: 'pyroute2', rows: { 'dump-routes-65k': 'one dump, not in the sweep, without --long', 'program-routes-65k': 'only with --long' } },
   { peer: 'vishvananda/netlink', rows: { 'dump-routes-65k': '3 samples without --long', 'program-routes-65k': '3 samples without --long' } },
-  { peer: 'tun-rs', rows: { 'tun-read-pps': '', 'tun-write-pps': '' } },
-  { peer: 'tun-rs offload', rows: { 'tun-read-pps': '', 'tun-write-pps': '' } },
+  { peer: 'tun-rs', rows: { 'tun-read-pps': '3 samples without --long', 'tun-write-pps': '3 samples without --long' } },
+  { peer: 'tun-rs offload', rows: { 'tun-read-pps': '3 samples without --long', 'tun-write-pps': '3 samples without --long' } },
 ];
 
 /** `--list`'s peer note for a row: "peers: a (how), b", or '' when the row has none. */

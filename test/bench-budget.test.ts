@@ -94,8 +94,8 @@ describe('--list peer notes', () => {
     expect(peersNote('dump-routes-65k')).toMatch(/^peers: pyroute2 \(one dump, not in the sweep, without --long\), vishvananda\/netlink/);
   });
 
-  it('lists a peer without a note when the default run measures it in full, and nothing for rows without peers', () => {
-    expect(peersNote('tun-read-pps')).toBe('peers: tun-rs, tun-rs offload');
+  it('says how the default run samples the TUN peers, and lists nothing for rows without peers', () => {
+    expect(peersNote('tun-read-pps')).toBe('peers: tun-rs (3 samples without --long), tun-rs offload (3 samples without --long)');
     expect(peersNote('rss-100k-routes-mb')).toBe('');
   });
 
