@@ -489,8 +489,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   }
 
   // readerViews() → [ring, slots]: Buffers over the reader's ring and its batch slots (readBatch
-  // uint32 offsets, readBatch uint32 lengths, then the batch's mode word: tun_reader.h), made once per handle (the facade keeps them;
-  // V8 must not see the same memory wrapped twice). They own a share of that memory, so they stay
+  // uint32 offsets, readBatch uint32 lengths, then the batch's mode word: tun_reader.h), made
+  // once per handle (the facade keeps them; V8 must not see the same memory wrapped twice). They own a share of that memory, so they stay
   // valid after close; what is in them is only meaningful during a batch callback.
   Napi::Value ReaderViews(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
