@@ -6,7 +6,9 @@
  * per batch or per packet, which is what lets a JS consumer keep up with a C read() loop.
  *
  * From a reader started with `segment` (a vnetHdr Tun), every packet is a wire packet the reader
- * thread cut out of what the kernel handed over, without a virtio-net header (`segmented`).
+ * thread cut out of what the kernel handed over, without a virtio-net header (`segmented`). The
+ * flag is per batch, not per reader: packets a stopped reader left queued are delivered to the
+ * next one in the form they were read in, never in a batch with packets of the other form.
  *
  * Lifetime: a batch's packets are valid only until its callback returns. The reader thread then
  * reuses their room for new packets, and the same PacketBatch object is handed out again (its
@@ -32,12 +34,15 @@ export class PacketBatch {
   readonly lengths: Uint32Array;
   #count = 0;
   #segmented = false;
+  // The native batch's mode word, after its lengths (1: segmented wire packets).
+  readonly #mode: Uint32Array;
 
   /** @internal The facade makes batches over the addon's views; users receive them. */
   constructor(ring: Buffer, slots: Buffer, capacity: number) {
     this.buffer = ring;
     this.offsets = new Uint32Array(slots.buffer, slots.byteOffset, capacity);
     this.lengths = new Uint32Array(slots.buffer, slots.byteOffset + 4 * capacity, capacity);
+    this.#mode = new Uint32Array(slots.buffer, slots.byteOffset + 8 * capacity, 1);
   }
 
   /** Packets in the current batch (0 outside a callback). */
@@ -46,22 +51,21 @@ export class PacketBatch {
   }
 
   /**
-   * True when the reader segments (ReadOptions.segment on a vnetHdr Tun): the packets are wire
-   * packets with no virtio-net header. False: each packet is what the kernel handed over (after
-   * a virtio-net header on a vnetHdr Tun).
+   * True when this batch's packets were segmented by the reader thread (ReadOptions.segment on a
+   * vnetHdr Tun): wire packets with no virtio-net header. False: each packet is what the kernel
+   * handed over (after a virtio-net header on a vnetHdr Tun). Usually the reader's setting, but
+   * after a reader is restarted with the other setting, the first batches hold what the previous
+   * one left queued, in its form: look at this flag, or call tun.segment(batch), which gives wire
+   * packets either way.
    */
   get segmented(): boolean {
     return this.#segmented;
   }
 
-  /** @internal Set when a reader starts. */
-  setSegmented(on: boolean): void {
-    this.#segmented = on;
-  }
-
-  /** @internal Opens (count > 0) or closes (0) the batch around a callback. */
+  /** @internal Opens (count > 0: its mode read from the native batch) or closes (0) the batch around a callback. */
   setCount(count: number): void {
     this.#count = count;
+    if (count > 0) this.#segmented = this.#mode[0] === 1;
   }
 
   /** Packet i as a view into the ring (no copy): valid only until the callback returns. */

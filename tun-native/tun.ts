@@ -41,7 +41,7 @@ import {
 } from './tun-options.js';
 import { PacketBatch } from './tun-batch.js';
 import { PacketIterator } from './tun-packets.js';
-import { coalesce, PacketArena, type PacketList, segment } from './offload.js';
+import { coalesce, PacketArena, type PacketList, segment, VNET_HDR_LEN } from './offload.js';
 
 export { PacketBatch } from './tun-batch.js';
 
@@ -114,6 +114,13 @@ export interface ReadOptions {
    * super-packet cut by a batch boundary is coalesced into two writes. Without vnetHdr the packets already are wire
    * packets and this changes nothing. Default false: super-packets as the kernel hands them over,
    * each after its virtio-net header.
+   *
+   * Restarting a reader with the other setting: packets the previous reader left queued come
+   * first, in the form they were read in. onBatches() gets them in batches of their own whose
+   * batch.segmented says which form (tun.segment(batch) gives wire packets either way);
+   * packets() and onPackets() get them converted to the form asked for (split on the JS thread,
+   * or each after an all-zero virtio-net header). A super-packet a segmenting reader held for
+   * room when it was stopped is dropped and counted in stats().dropped.
    */
   segment?: boolean;
 }
@@ -124,8 +131,8 @@ export interface ConsumerOptions extends ReadOptions {
 }
 type Consumer =
   | { kind: 'batches'; onBatch: (batch: PacketBatch) => void; onEnd: OnEnd }
-  | { kind: 'callback'; onBatch: (batch: Buffer[]) => void; onEnd: OnEnd }
-  | { kind: 'iterator'; iterator: PacketIterator };
+  | { kind: 'callback'; onBatch: (batch: Buffer[]) => void; onEnd: OnEnd; segment: boolean }
+  | { kind: 'iterator'; iterator: PacketIterator; segment: boolean };
 
 const FLAG_MASK = IFF_TUN | IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
 /** Batches larger than this are written straight from the caller's Buffers, not gathered. */
@@ -154,6 +161,10 @@ export class Tun {
   // segment()'s and writeCoalesced()'s arenas, made on first use.
   #segments: PacketArena | undefined;
   #coalesced: PacketArena | undefined;
+  // Leftovers of a reader in the other mode, segmented on the JS thread for a copying consumer
+  // (#convert), and the malformed packets skipped doing it (added to stats().malformed).
+  #leftovers: PacketArena | undefined;
+  #leftoverMalformed = 0;
 
   private constructor(handle: NativeTunHandle, request: NativeOpenRequest) {
     const info = handle.info();
@@ -216,7 +227,7 @@ export class Tun {
       },
       this.#request.readBatch,
     );
-    const consumer: Consumer = { kind: 'iterator', iterator };
+    const consumer: Consumer = { kind: 'iterator', iterator, segment };
     this.#attach(consumer, segment);
     return iterator;
   }
@@ -258,7 +269,7 @@ export class Tun {
     if (typeof onBatch !== 'function') throw invalidArg('onPackets expects a callback', 'type');
     const { onEnd, segment } = this.#consumerOptions('onPackets', endOrOptions);
     this.#checkCanRead();
-    const consumer: Consumer = { kind: 'callback', onBatch, onEnd };
+    const consumer: Consumer = { kind: 'callback', onBatch, onEnd, segment };
     this.#attach(consumer, segment);
     return () => this.#detach(consumer);
   }
@@ -402,7 +413,9 @@ export class Tun {
   }
 
   stats(): TunStats {
-    return this.#handle.stats();
+    const stats = this.#handle.stats();
+    stats.malformed += this.#leftoverMalformed;
+    return stats;
   }
 
   /** An active reader keeps the process alive (the default). */
@@ -465,7 +478,7 @@ export class Tun {
   }
 
   #attach(consumer: Consumer, segment: boolean): void {
-    this.#readerBatch().setSegmented(segment);
+    this.#readerBatch();
     this.#consumer = consumer;
     this.#handle.setPaused(false);
     try {
@@ -488,9 +501,31 @@ export class Tun {
     else consumer.onEnd?.(error);
   }
 
-  // Called by the addon once per batch, and once with a null batch when the reader ends by
-  // itself. Never throws into native code: an exception from user code is rethrown on the next
-  // tick, where it is an ordinary uncaught exception.
+  // A batch a previous reader in the other mode left queued (restarted with the other `segment`),
+  // copied in the form this consumer asked for: a Buffer carries no flag, so handing it over as it
+  // is would pass super-packets with virtio-net headers off as wire packets, or the reverse.
+  // Wire packets wanted: split here, on the JS thread (only leftovers, at most queueLimit, take
+  // this path). Packets as the kernel hands them over wanted: each wire packet after an all-zero
+  // virtio-net header, which is exactly how the kernel hands over a packet with no offload
+  // pending (its checksums are complete: the reader thread completed them).
+  #convert(batch: PacketBatch, wantSegmented: boolean): Buffer[] {
+    if (wantSegmented) {
+      const stats = { invalid: 0 };
+      const out = segment(batch, (this.#leftovers ??= new PacketArena()), stats);
+      this.#leftoverMalformed += stats.invalid;
+      return out.copyAll();
+    }
+    const packets = new Array<Buffer>(batch.count);
+    for (let i = 0; i < batch.count; i++) {
+      const start = batch.offsets[i] as number;
+      const length = batch.lengths[i] as number;
+      const out = Buffer.alloc(VNET_HDR_LEN + length);
+      batch.buffer.copy(out, VNET_HDR_LEN, start, start + length);
+      packets[i] = out;
+    }
+    return packets;
+  }
+
   // The batch the reader lends; the addon's views are fetched once per handle.
   #readerBatch(): PacketBatch {
     if (!this.#batch) {
@@ -516,8 +551,11 @@ export class Tun {
       if (!consumer) return;
       batch.setCount(count);
       if (consumer.kind === 'batches') consumer.onBatch(batch);
-      else if (consumer.kind === 'iterator') consumer.iterator.push(batch.copyAll());
-      else consumer.onBatch(batch.copyAll());
+      else {
+        const packets = batch.segmented === consumer.segment ? batch.copyAll() : this.#convert(batch, consumer.segment);
+        if (consumer.kind === 'iterator') consumer.iterator.push(packets);
+        else consumer.onBatch(packets);
+      }
     } catch (e) {
       process.nextTick(() => {
         throw e;

@@ -154,7 +154,8 @@ describe('batches', () => {
   // when the end is near (here after the second packet), garbage everywhere else.
   function lend(packets: Buffer[], at: number[], capacity = 8): PacketBatch {
     const ring = Buffer.alloc(64, 0xee);
-    const slots = Buffer.alloc(8 * capacity);
+    // offsets, lengths, then the batch's mode word (0: not segmented), as the addon lays them out.
+    const slots = Buffer.alloc(4 * (2 * capacity + 1));
     const batch = new PacketBatch(ring, slots, capacity);
     packets.forEach((p, i) => {
       p.copy(ring, at[i]);
@@ -184,6 +185,19 @@ describe('batches', () => {
     expect(out[0]?.buffer).not.toBe(batch.buffer.buffer);
     batch.buffer.fill(0);
     expect(out[3]?.toString()).toBe('wrapped!');
+  });
+
+  it("takes each batch's form from the native batch's mode word, not from the reader that lends it", () => {
+    const batch = lend(input, at);
+    expect(batch.segmented).toBe(false);
+    const mode = new Uint32Array(batch.offsets.buffer, batch.offsets.byteOffset + 4 * 2 * 8, 1);
+    mode[0] = 1;
+    batch.setCount(2);
+    expect(batch.segmented).toBe(true);
+    expect(() => batch.vnetHeader(0)).toThrow(/segmented batch holds wire packets/);
+    mode[0] = 0;
+    batch.setCount(4);
+    expect(batch.segmented).toBe(false);
   });
 
   it('lends packets in place, copies single ones, and refuses both once the batch is over', () => {

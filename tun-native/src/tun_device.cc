@@ -489,8 +489,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   }
 
   // readerViews() → [ring, slots]: Buffers over the reader's ring and its batch slots (readBatch
-  // uint32 offsets, then readBatch uint32 lengths), made once per handle (the facade keeps them;
-  // V8 must not see the same memory wrapped twice). They own a share of that memory, so they stay
+  // uint32 offsets, readBatch uint32 lengths, then the batch's mode word: tun_reader.h), made
+  // once per handle (the facade keeps them; V8 must not see the same memory wrapped twice). They own a share of that memory, so they stay
   // valid after close; what is in them is only meaningful during a batch callback.
   Napi::Value ReaderViews(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -504,7 +504,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     if (!st->reader->Allocate()) ThrowErrno(env, ENOMEM, "malloc", "allocate the packet queue of " + st->Label());
     Napi::Array views = Napi::Array::New(env, 2);
     views.Set(0u, ExternalBuffer(env, st->reader->ring(), st->reader->ringSize()));
-    views.Set(1u, ExternalBuffer(env, st->reader->batchSlots(), std::size_t(2) * st->reader->readBatch() * sizeof(uint32_t)));
+    views.Set(1u, ExternalBuffer(env, st->reader->batchSlots(), st->reader->batchSlotsBytes()));
     st->viewsGiven = true;
     return views;
   }

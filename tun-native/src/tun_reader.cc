@@ -74,7 +74,7 @@ bool TunReader::Allocate() {
   std::unique_ptr<uint8_t[]> ring(new (std::nothrow) uint8_t[ringSize_]);
   std::unique_ptr<uint8_t[]> scratch(new (std::nothrow) uint8_t[kMaxFrame]);
   std::unique_ptr<Slot[]> slots(new (std::nothrow) Slot[queueLimit_]);
-  std::unique_ptr<uint32_t[]> batchSlots(new (std::nothrow) uint32_t[std::size_t(2) * readBatch_]());
+  std::unique_ptr<uint32_t[]> batchSlots(new (std::nothrow) uint32_t[batchSlotsBytes() / sizeof(uint32_t)]());
   if (!ring || !scratch || !slots || !batchSlots) return false;
   ring_ = std::shared_ptr<uint8_t[]>(ring.release());
   scratch_ = std::move(scratch);
@@ -216,7 +216,7 @@ void TunReader::Loop() {
       }
       count++;
       if (room) {
-        slots_[slot] = Slot{static_cast<uint32_t>(write_), static_cast<uint32_t>(n)};
+        slots_[slot] = Slot{static_cast<uint32_t>(write_), static_cast<uint32_t>(n), 0};
         if (++slot == queueLimit_) slot = 0;
         write_ += Align4(static_cast<std::size_t>(n));
         kept++;
@@ -295,12 +295,17 @@ void TunReader::SegmentLoop() {
         // more is read meanwhile, so the rest waits in the kernel as with plain reads.
         Publish(&kept);
         Wake(true);
-        if (!WaitForRoom(plan.segments, plan.outBytes)) return;  // Stop()
+        if (!WaitForRoom(plan.segments, plan.outBytes)) {
+          // Stop(): the held packet is gone with this run (the kernel will not hand it over
+          // again, and a next run may be in the other mode); counted, never lost silently.
+          dropped_.fetch_add(plan.segments, std::memory_order_relaxed);
+          return;
+        }
       }
       WriteSegments(plan, scratch + kVnetHdrLen, plan.ipLen, &ring_[write_]);
       for (uint32_t i = 0; i < plan.segments; i++) {
         std::size_t len = plan.SegmentLength(i);
-        slots_[slot] = Slot{static_cast<uint32_t>(write_), static_cast<uint32_t>(len)};
+        slots_[slot] = Slot{static_cast<uint32_t>(write_), static_cast<uint32_t>(len), 1};
         if (++slot == queueLimit_) slot = 0;
         write_ += Align4(len);
       }
@@ -359,12 +364,21 @@ uint32_t TunReader::Borrow(std::size_t* outBytes) {
   // seq_cst: this load must not move before BeginDelivery's store (see Wake).
   uint64_t available = produced_.load() - consumed;
   uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(available, readBatch_));
+  if (count == 0) return 0;
   uint32_t* offsets = batchSlots_.get();
   uint32_t* lengths = offsets + readBatch_;
   std::size_t slot = consumed % queueLimit_;
   std::size_t bytes = 0;
+  // One mode per batch: the first packet's. Packets a previous run in the other mode left
+  // queued come first (the ring is FIFO), so a batch ends where they end.
+  const uint32_t segmented = slots_[slot].segmented;
+  offsets[std::size_t(2) * readBatch_] = segmented;
   for (uint32_t i = 0; i < count; i++) {
     const Slot& s = slots_[slot];
+    if (s.segmented != segmented) {
+      count = i;
+      break;
+    }
     if (++slot == queueLimit_) slot = 0;
     offsets[i] = s.offset;
     lengths[i] = s.length;

@@ -27,6 +27,14 @@
 // counted, or with backpressure held until room comes), and one that could never fit (more wire
 // packets than queueLimit, more bytes than the ring) is dropped. Its wire packets may be spread
 // over several batches.
+//
+// Modes in one ring: a reader stopped with packets queued and started again in the other mode
+// (segmenting or not) delivers those leftovers as they were written. Each slot records the mode
+// that wrote it, a batch never mixes modes (Borrow ends it where the mode changes), and the batch
+// says its mode in the word after its lengths (the word after the batch's lengths). Leftovers are not converted here:
+// the consumer of lent batches reads the flag (and Tun.segment() turns a plain batch into wire
+// packets); the facade converts for the consumers that get copies. Dropping them would lose
+// packets the kernel already handed over, for no reason but a restart.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -77,11 +85,14 @@ class TunReader {
   // Segmenting: GSO super-packets split into wire packets.
   uint64_t split() const { return split_.load(std::memory_order_relaxed); }
 
-  // The ring (ringSize() bytes) and the batch slots (readBatch offsets, then readBatch lengths),
-  // shared so that the JS Buffers over them keep them alive even after the reader is freed.
+  // The ring (ringSize() bytes) and the batch slots (readBatch offsets, then readBatch lengths,
+  // then one word: 1 when the lent batch holds segmented wire packets, 0 when it holds packets as
+  // the kernel handed them over), shared so that the JS Buffers over them keep them alive even
+  // after the reader is freed. batchSlotsBytes(): their size.
   const std::shared_ptr<uint8_t[]>& ring() const { return ring_; }
   std::size_t ringSize() const { return ringSize_; }
   const std::shared_ptr<uint32_t[]>& batchSlots() const { return batchSlots_; }
+  std::size_t batchSlotsBytes() const { return (std::size_t(2) * readBatch_ + 1) * sizeof(uint32_t); }
   uint32_t readBatch() const { return readBatch_; }
   // Allocates the ring and the batch slots; false when out of memory. Start() calls it too.
   bool Allocate();
@@ -106,10 +117,12 @@ class TunReader {
   const std::size_t ringSize_;
   const uint64_t wakeThreshold_;  // packets
 
-  // Where a queued packet lies in the ring; queueLimit_ slots, indexed by sequence number.
+  // Where a queued packet lies in the ring, and which mode wrote it; queueLimit_ slots, indexed
+  // by sequence number. A frame is at most kMaxFrame bytes, so the length leaves a bit spare.
   struct Slot {
     uint32_t offset;
-    uint32_t length;
+    uint32_t length : 31;
+    uint32_t segmented : 1;
   };
 
   std::shared_ptr<uint8_t[]> ring_;
