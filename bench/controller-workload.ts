@@ -138,7 +138,9 @@ export interface RunningAgent {
 /** Starts `bin/tunkeeper run` on the workload's declaration and waits until it has converged. */
 export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extraArgs: readonly string[] = []): Promise<RunningAgent> {
   const bin = join(packageRoot, 'bin', 'tunkeeper');
-  const args = [bin, 'run', '-f', w.dir, '--netns', ctx.ns.path, '--metrics-address', '127.0.0.1:0', ...extraArgs];
+  // For profiling the agent without touching the runner: e.g. TUNKEEPER_BENCH_AGENT_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
+  const nodeFlags = (process.env['TUNKEEPER_BENCH_AGENT_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
+  const args = [...nodeFlags, bin, 'run', '-f', w.dir, '--netns', ctx.ns.path, '--metrics-address', '127.0.0.1:0', ...extraArgs];
   const cpu = ctx.cpus.subject;
   // taskset execs node: the pid is the agent's own.
   const proc = cpu === null ? Proc.start('tunkeeper run', process.execPath, args) : Proc.start('tunkeeper run', 'taskset', ['-c', cpu, process.execPath, ...args]);
