@@ -221,17 +221,25 @@ export async function waitConverged(w: ControllerWorkload, timeoutMs: number, ev
   }
 }
 
-/** Waits until the agent has gone quiet: no reconcile pass for `quietMs`. */
+/**
+ * Waits until the agent has gone quiet: no reconcile pass finished for `quietMs`, and none
+ * running. (Without the second, a pass longer than `quietMs` — a full relist after the startup's
+ * own link notifications, say — looked like rest, and the next drift measured its remainder.)
+ */
 export async function waitIdle(agent: RunningAgent, quietMs: number, timeoutMs = 60_000): Promise<void> {
   const deadline = nowMs() + timeoutMs;
-  let last = metricSum(await agent.metrics(), 'tunkeeper_reconciles_total');
+  const read = async (): Promise<{ passes: number; running: boolean }> => {
+    const m = await agent.metrics();
+    return { passes: metricSum(m, 'tunkeeper_reconciles_total'), running: m.get('tunkeeper_reconcile_running') === 1 };
+  };
+  let last = (await read()).passes;
   let since = nowMs();
   while (nowMs() - since < quietMs) {
     if (nowMs() > deadline) throw new Error(`the agent kept reconciling for ${timeoutMs} ms`);
     await sleep(Math.min(50, quietMs));
-    const n = metricSum(await agent.metrics(), 'tunkeeper_reconciles_total');
-    if (n !== last) {
-      last = n;
+    const { passes, running } = await read();
+    if (passes !== last || running) {
+      last = passes;
       since = nowMs();
     }
   }
