@@ -132,6 +132,8 @@ export interface RunningAgent {
   metrics(): Promise<Map<string, number>>;
   /** Resident set size of the agent process, in MiB (VmRSS). */
   rssMb(): Promise<number>;
+  /** Its peak resident set size so far, in MiB (VmHWM). */
+  peakRssMb(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -163,11 +165,8 @@ export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extra
       proc,
       metricsUrl: url,
       metrics: async () => parseMetrics(await (await fetch(`${url}/metrics`)).text()),
-      rssMb: async () => {
-        const m = /^VmRSS:\s+(\d+) kB$/m.exec(await readFile(`/proc/${proc.pid}/status`, 'utf8'));
-        if (!m) throw new Error(`no VmRSS for pid ${proc.pid}`);
-        return Number(m[1]) / 1024;
-      },
+      rssMb: () => statusMb(proc.pid, 'VmRSS'),
+      peakRssMb: () => statusMb(proc.pid, 'VmHWM'),
       stop: async () => {
         const exit = await proc.stop('SIGTERM', 10_000);
         if (exit.code !== 0) ctx.log(`  agent ended with ${exit.signal ?? `exit code ${exit.code}`}`);
@@ -177,6 +176,13 @@ export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extra
     await proc.stop('SIGKILL');
     throw e;
   }
+}
+
+/** A memory figure of /proc/PID/status (VmRSS, VmHWM...), in MiB. */
+async function statusMb(pid: number, field: string): Promise<number> {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} for pid ${pid}`);
+  return Number(m[1]) / 1024;
 }
 
 function parseMetrics(text: string): Map<string, number> {
