@@ -132,13 +132,17 @@ export interface RunningAgent {
   metrics(): Promise<Map<string, number>>;
   /** Resident set size of the agent process, in MiB (VmRSS). */
   rssMb(): Promise<number>;
+  /** Its peak resident set size so far, in MiB (VmHWM). */
+  peakRssMb(): Promise<number>;
   stop(): Promise<void>;
 }
 
 /** Starts `bin/tunkeeper run` on the workload's declaration and waits until it has converged. */
 export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extraArgs: readonly string[] = []): Promise<RunningAgent> {
   const bin = join(packageRoot, 'bin', 'tunkeeper');
-  const args = [bin, 'run', '-f', w.dir, '--netns', ctx.ns.path, '--metrics-address', '127.0.0.1:0', ...extraArgs];
+  // For profiling the agent without touching the runner: e.g. TUNKEEPER_BENCH_AGENT_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
+  const nodeFlags = (process.env['TUNKEEPER_BENCH_AGENT_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
+  const args = [...nodeFlags, bin, 'run', '-f', w.dir, '--netns', ctx.ns.path, '--metrics-address', '127.0.0.1:0', ...extraArgs];
   const cpu = ctx.cpus.subject;
   // taskset execs node: the pid is the agent's own.
   const proc = cpu === null ? Proc.start('tunkeeper run', process.execPath, args) : Proc.start('tunkeeper run', 'taskset', ['-c', cpu, process.execPath, ...args]);
@@ -161,11 +165,8 @@ export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extra
       proc,
       metricsUrl: url,
       metrics: async () => parseMetrics(await (await fetch(`${url}/metrics`)).text()),
-      rssMb: async () => {
-        const m = /^VmRSS:\s+(\d+) kB$/m.exec(await readFile(`/proc/${proc.pid}/status`, 'utf8'));
-        if (!m) throw new Error(`no VmRSS for pid ${proc.pid}`);
-        return Number(m[1]) / 1024;
-      },
+      rssMb: () => statusMb(proc.pid, 'VmRSS'),
+      peakRssMb: () => statusMb(proc.pid, 'VmHWM'),
       stop: async () => {
         const exit = await proc.stop('SIGTERM', 10_000);
         if (exit.code !== 0) ctx.log(`  agent ended with ${exit.signal ?? `exit code ${exit.code}`}`);
@@ -175,6 +176,13 @@ export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extra
     await proc.stop('SIGKILL');
     throw e;
   }
+}
+
+/** A memory figure of /proc/PID/status (VmRSS, VmHWM...), in MiB. */
+async function statusMb(pid: number, field: string): Promise<number> {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} for pid ${pid}`);
+  return Number(m[1]) / 1024;
 }
 
 function parseMetrics(text: string): Map<string, number> {
@@ -219,17 +227,25 @@ export async function waitConverged(w: ControllerWorkload, timeoutMs: number, ev
   }
 }
 
-/** Waits until the agent has gone quiet: no reconcile pass for `quietMs`. */
+/**
+ * Waits until the agent has gone quiet: no reconcile pass finished for `quietMs`, and none
+ * running. (Without the second, a pass longer than `quietMs` — a full relist after the startup's
+ * own link notifications, say — looked like rest, and the next drift measured its remainder.)
+ */
 export async function waitIdle(agent: RunningAgent, quietMs: number, timeoutMs = 60_000): Promise<void> {
   const deadline = nowMs() + timeoutMs;
-  let last = metricSum(await agent.metrics(), 'tunkeeper_reconciles_total');
+  const read = async (): Promise<{ passes: number; running: boolean }> => {
+    const m = await agent.metrics();
+    return { passes: metricSum(m, 'tunkeeper_reconciles_total'), running: m.get('tunkeeper_reconcile_running') === 1 };
+  };
+  let last = (await read()).passes;
   let since = nowMs();
   while (nowMs() - since < quietMs) {
     if (nowMs() > deadline) throw new Error(`the agent kept reconciling for ${timeoutMs} ms`);
     await sleep(Math.min(50, quietMs));
-    const n = metricSum(await agent.metrics(), 'tunkeeper_reconciles_total');
-    if (n !== last) {
-      last = n;
+    const { passes, running } = await read();
+    if (passes !== last || running) {
+      last = passes;
       since = nowMs();
     }
   }

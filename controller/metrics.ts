@@ -20,6 +20,7 @@ export const METRIC_NAMES = {
   fights: 'tunkeeper_device_fights_total',
   desiredDevices: 'tunkeeper_desired_devices',
   lastReconcile: 'tunkeeper_last_reconcile_timestamp_seconds',
+  reconcileRunning: 'tunkeeper_reconcile_running',
   sourceComplete: 'tunkeeper_source_complete',
   sourceConflicts: 'tunkeeper_source_conflicts',
   kubeWatchRestarts: 'tunkeeper_kube_watch_restarts_total',
@@ -93,6 +94,13 @@ export class AgentMetrics {
     help: 'Unix time the last reconcile pass finished',
     registers: [this.registry],
   });
+  // A pass that runs long (a full relist of a big table) shows nowhere else until it ends: this is
+  // how a scraper (or the bench, waiting for the agent to be at rest) tells "idle" from "busy".
+  readonly reconcileRunning = new Gauge({
+    name: METRIC_NAMES.reconcileRunning,
+    help: 'Whether a reconcile pass is running (1) or not (0)',
+    registers: [this.registry],
+  });
 
   readonly sourceComplete = new Gauge({
     name: METRIC_NAMES.sourceComplete,
@@ -143,6 +151,7 @@ export class AgentMetrics {
   }
 
   passFinished(report: PassReport): void {
+    this.reconcileRunning.set(0);
     const r = report.result;
     this.reconciles.inc({ result: r?.outcome ?? 'error' });
     this.reconcileDuration.observe(report.durationMs / 1000);
@@ -162,6 +171,7 @@ export class AgentMetrics {
   loopObserver(): LoopObserver {
     return {
       wake: (reason) => this.wake(reason),
+      passStarted: () => this.reconcileRunning.set(1),
       passFinished: (report) => this.passFinished(report),
       retryScheduled: (key) => this.retries.inc({ scope: key === '' ? 'pass' : 'device' }),
       fight: (device) => this.fights.inc({ device }),

@@ -28,7 +28,8 @@ import type { ForeignRoute, ForeignRouteCache, ForeignScope } from './observe-ca
 import { OWNER_MARKER_PREFIX, type DesiredDevice, type Policy } from './desired.js';
 import { networkOf } from './plan/ip.js';
 import { RT_TABLE_MAIN, type ObservedAddress, type ObservedLink, type ObservedRoute, type ObservedState } from './observed.js';
-import { toObservedAddress, toObservedLink, toObservedRoute } from './observe-convert.js';
+import { toObservedAddress, toObservedRoute } from './observe-convert.js';
+import { observedLinkDump } from './observe-links.js';
 
 export interface ObserveOptions {
   policy: Pick<Policy, 'routeProtocol'>;
@@ -71,12 +72,9 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
     // Before any dump: what the cache may reuse is what no notification has touched since.
     const generation = cache !== undefined ? await cache.sync(tables) : undefined;
     // Queued together: the client runs dumps one after another on its socket.
-    const [linkMsgs, addrMsgs] = await Promise.all([rtnl.links(), rtnl.addresses()]);
-    const links: ObservedLink[] = [];
-    for (const m of linkMsgs) {
-      const l = toObservedLink(m);
-      if (l !== undefined) links.push(l);
-    }
+    // Links straight into ObservedLinks (observe-links.ts): every pass lists them all.
+    const [linkList, addrMsgs] = await Promise.all([rtnl.dump(observedLinkDump()), rtnl.addresses()]);
+    const links = linkList as ObservedLink[]; // keep dropped the nameless (null) ones
     const addresses: ObservedAddress[] = [];
     for (const m of addrMsgs) {
       const a = toObservedAddress(m);

@@ -137,16 +137,28 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
 
 /** Per declared device: what the pass did for it. */
 export function deviceReports(plan: Plan, failures: readonly ActionFailure[], ifindexes: ReadonlyMap<string, number>): DeviceReport[] {
-  const findings = [...plan.refusals, ...plan.conflicts];
+  // Grouped by device once: filtering every list for each of hundreds of devices made this
+  // quadratic and a steady source of garbage in every pass.
+  const findingsOf = byDevice([...plan.refusals, ...plan.conflicts]);
+  const failuresOf = byDevice(failures);
   return plan.devices.map((o) => {
-    const mine = (f: { device: string }): boolean => f.device === o.device;
-    const own = findings.filter((f) => mine(f) && f.ifname === o.ifname);
-    const failed = failures.filter((f) => mine(f) && (f.action.ifname === undefined || f.action.ifname === o.ifname));
+    const own = (findingsOf.get(o.device) ?? []).filter((f) => f.ifname === o.ifname);
+    const failed = (failuresOf.get(o.device) ?? []).filter((f) => f.action.ifname === undefined || f.action.ifname === o.ifname);
     const report: DeviceReport = { device: o.device, ifname: o.ifname, status: statusOf(o.status, own, failed), findings: own, failures: failed };
     const ifindex = ifindexes.get(o.ifname) ?? o.ifindex;
     if (ifindex !== undefined && o.status !== 'refused' && o.status !== 'conflict') report.ifindex = ifindex;
     return report;
   });
+}
+
+function byDevice<T extends { device: string }>(list: readonly T[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const x of list) {
+    const l = out.get(x.device);
+    if (l === undefined) out.set(x.device, [x]);
+    else l.push(x);
+  }
+  return out;
 }
 
 function statusOf(planned: Plan['devices'][number]['status'], findings: Finding[], failures: ActionFailure[]): DeviceReport['status'] {

@@ -450,11 +450,15 @@ export class ReconcileLoop {
     const failed = new Set(result.failures.map((f) => f.action));
     const repaired = new Set<string>();
     for (const a of result.plan.actions) if (a.device !== undefined && !failed.has(a)) repaired.add(a.device);
-    const specs = new Map(input.desired.map((d) => [d.name, JSON.stringify(d)]));
     for (const [device, h] of this.#repairs) if (now - h.lastRepairAt > this.#fightWindowMs) this.#repairs.delete(device);
+    if (repaired.size === 0) return;
+    // Only the repaired declarations are serialised: this runs every pass, beside 200+ devices.
+    const declared = new Map<string, DesiredDevice>();
+    for (const d of input.desired) if (repaired.has(d.name)) declared.set(d.name, d);
     for (const device of repaired) {
-      const spec = specs.get(device);
-      if (spec === undefined) continue; // a deletion of an undeclared device is not a repair
+      const d = declared.get(device);
+      if (d === undefined) continue; // a deletion of an undeclared device is not a repair
+      const spec = JSON.stringify(d);
       const h = this.#repairs.get(device);
       const streak = h && h.spec === spec && now - h.lastRepairAt <= this.#fightWindowMs ? h.streak + 1 : 1;
       this.#repairs.set(device, { lastRepairAt: now, streak, spec });

@@ -36,6 +36,8 @@ describe('metrics over HTTP', () => {
     const obs = metrics.loopObserver();
     obs.wake!('netlink-event');
     obs.wake!('resync-needed');
+    obs.passStarted!({ desired: [], prune: true }, ['netlink-event']);
+    const during = await metrics.text();
     obs.passFinished!({ input: { desired: [], prune: true }, reasons: ['netlink-event'], startedAt: 0, durationMs: 12, result: failedResult });
     obs.retryScheduled!('edge', 1, 1000);
     obs.fight!('edge', 2, 1000);
@@ -66,6 +68,8 @@ describe('metrics over HTTP', () => {
       expect(m.body).toContain('tunkeeper_managed_devices{status="ready"} 1');
       expect(m.body).toContain('tunkeeper_device_fights_total{device="edge"} 1');
       expect(m.body).toContain('process_resident_memory_bytes');
+      expect(during).toContain('tunkeeper_reconcile_running 1');
+      expect(m.body).toContain('tunkeeper_reconcile_running 0');
 
       expect(await get(`${http.url}/healthz`)).toMatchObject({ status: 200, body: 'ok: alive\n' });
       expect(await get(`${http.url}/readyz`)).toMatchObject({ status: 503, body: 'not ok: waiting for a complete first sync of: files\n' });

@@ -14,7 +14,6 @@ import { startAgent, type AgentOptions, type ReconcilerFactory } from '../../age
 import { createLogger } from '../../logger.js';
 import { createAgentReconciler } from '../../loop/reconciler.js';
 import { LOG_LEVELS, loadSettings, type SettingsFlags } from '../../settings.js';
-import { loadKubeConfig } from '../../kube/kubeconfig.js';
 
 interface RunOptions extends Omit<SettingsFlags, 'allowedPrefixes'> {
   file?: string[];
@@ -72,6 +71,8 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
         const logger = createLogger(settings.logLevel, ctx.stdout);
         let kube: AgentOptions['kube'];
         if (opts.kube) {
+          // Imported here, not at the top: a file-only agent never loads the Kubernetes client (controller/agent.ts).
+          const { loadKubeConfig } = await import('../../kube/kubeconfig.js');
           const { kubeConfig, from } = loadKubeConfig(opts.kubeconfig !== undefined ? { file: opts.kubeconfig } : {});
           logger.info({ node: nodeName, credentials: from, server: kubeConfig.getCurrentCluster()?.server }, 'cluster source: watching TunDevices for this node');
           kube = { kubeConfig, nodeName: nodeName!, stateDir: settings.stateDir };
