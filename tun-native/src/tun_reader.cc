@@ -227,33 +227,7 @@ void TunReader::Loop() {
     // Published once per batch.
     bool any = kept != 0;
     Publish(&kept);
-    // Going idle (or ending) with packets queued always wakes JS; a busy reader wakes it only
-    // once enough has piled up, so under a flood both threads pay for far fewer wake-ups.
-    if (err) {
-      // EBADFD: the device was deleted under us; anything else is as unexpected. Either way the
-      // fd will never give packets again.
-      endErr_ = err;
-      ended_.store(true);
-      Wake(true);
-      return;
-    }
-    if (any || drained) Wake(drained);
-    if (!drained) continue;  // a full batch: more is probably waiting, skip the poll
-    int ready = poll(fds, 2, -1);
-    if (ready < 0 && errno != EINTR) {
-      endErr_ = errno;
-      ended_.store(true);
-      Wake(true);
-      return;
-    }
-    if (fds[1].revents) {
-      // Stop(), or a room wake-up that arrived after the reader had found room by itself.
-      uint64_t ignored;
-      ssize_t n = read(wakeFd_, &ignored, sizeof ignored);
-      (void)n;
-      if (stopping_.load()) return;
-    }
-    // POLLERR on the TUN fd (device gone) shows up as the read's errno on the next turn.
+    if (!EndBatch(fds, err, drained, any || drained)) return;
   }
 }
 
@@ -313,28 +287,41 @@ void TunReader::SegmentLoop() {
       if (plan.plan == SegmentPlan::Kind::Gso) split_.fetch_add(1, std::memory_order_relaxed);
     }
     if (kept) Publish(&kept);
-    if (err) {
-      endErr_ = err;
-      ended_.store(true);
-      Wake(true);
-      return;
-    }
-    Wake(drained);
-    if (!drained) continue;
-    int ready = poll(fds, 2, -1);
-    if (ready < 0 && errno != EINTR) {
-      endErr_ = errno;
-      ended_.store(true);
-      Wake(true);
-      return;
-    }
-    if (fds[1].revents) {
-      uint64_t ignored;
-      ssize_t n = read(wakeFd_, &ignored, sizeof ignored);
-      (void)n;
-      if (stopping_.load()) return;
-    }
+    if (!EndBatch(fds, err, drained, true)) return;
   }
+}
+
+// The end of a batch, for both loops: a read error ends the run; otherwise JS is woken (going
+// idle, or ending, with packets queued always wakes it; a busy reader wakes it only once enough
+// has piled up, so under a flood both threads pay for far fewer wake-ups), and a drained fd is
+// polled until it is readable again. False: the loop returns (an error, or Stop()).
+bool TunReader::EndBatch(pollfd* fds, int err, bool drained, bool wake) {
+  if (err) {
+    // EBADFD: the device was deleted under us; anything else is as unexpected. Either way the
+    // fd will never give packets again.
+    endErr_ = err;
+    ended_.store(true);
+    Wake(true);
+    return false;
+  }
+  if (wake) Wake(drained);
+  if (!drained) return true;  // a full batch: more is probably waiting, skip the poll
+  int ready = poll(fds, 2, -1);
+  if (ready < 0 && errno != EINTR) {
+    endErr_ = errno;
+    ended_.store(true);
+    Wake(true);
+    return false;
+  }
+  if (fds[1].revents) {
+    // Stop(), or a room wake-up that arrived after the reader had found room by itself.
+    uint64_t ignored;
+    ssize_t n = read(wakeFd_, &ignored, sizeof ignored);
+    (void)n;
+    if (stopping_.load()) return false;
+  }
+  // POLLERR on the TUN fd (device gone) shows up as the read's errno on the next turn.
+  return true;
 }
 
 bool TunReader::WaitForRoom(uint32_t packets, std::size_t bytes) {

@@ -36,6 +36,8 @@
 // packets); the facade converts for the consumers that get copies. Dropping them would lose
 // packets the kernel already handed over, for no reason but a restart.
 #pragma once
+#include <poll.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -101,6 +103,7 @@ class TunReader {
   void Run();
   void Loop();
   void SegmentLoop();
+  bool EndBatch(pollfd* fds, int err, bool drained, bool wake);
   // Room for `packets` more packets in `bytes` contiguous bytes at the write position (wrapping
   // if needed)? Reader thread; `unpublished`: packets of the current batch not yet counted in
   // produced_. A plain read needs one packet of up to kMaxFrame.
