@@ -13,40 +13,9 @@ import { type Netns, withNetns } from '../helpers/netns.js';
 import { parseUdp } from '../helpers/packets.js';
 import { describeKernel } from '../helpers/tiers.js';
 import { addressUp, until } from '../helpers/tun-netns.js';
+import { expectedDatagrams, type Flow, payloadOf, queueSends as queueFlow, type Send } from '../helpers/udp-sends.js';
 
-/** A send: a plain datagram, or a GSO send cut into `size`-byte datagrams by the kernel (UDP_SEGMENT). */
-type Send = { plain: number } | { gso: number; size: number };
-
-// Sends each payload in order from one socket; payload i's byte k is (k + 7 * i) & 0xff.
-const SENDER = `
-import socket, sys, json
-sends = json.loads(sys.argv[1])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('192.0.2.1', 4010))
-for i, spec in enumerate(sends):
-    n = spec.get('plain', spec.get('gso'))
-    s.setsockopt(socket.SOL_UDP, 103, spec.get('size', 0))  # UDP_SEGMENT (0: off)
-    s.sendto(bytes((k + 7 * i) & 0xff for k in range(n)), ('192.0.2.2', 5010))
-`;
-
-function payloadOf(i: number, n: number): Buffer {
-  return Buffer.from(Array.from({ length: n }, (_, k) => (k + 7 * i) & 0xff));
-}
-
-/** The datagrams the receiving side of a send would see, in order. */
-function expectedDatagrams(sends: Send[]): Buffer[] {
-  return sends.flatMap((s, i) => {
-    if ('plain' in s) return [payloadOf(i, s.plain)];
-    const p = payloadOf(i, s.gso);
-    return Array.from({ length: Math.ceil(s.gso / s.size) }, (_, k) => p.subarray(k * s.size, (k + 1) * s.size));
-  });
-}
-
-/** Packets the device's qdisc handed to the driver (tun counts its own tx only once a reader takes them). */
-async function txPackets(ns: Netns, dev: string): Promise<number> {
-  const qdiscs = JSON.parse(await ns.exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev])) as Array<{ packets?: number }>;
-  return qdiscs.reduce((n, q) => n + (q.packets ?? 0), 0);
-}
+const FLOW: Flow = { srcPort: 4010, dstPort: 5010, stride: 7 };
 
 /** Opens a vnetHdr TUN (IPv6 off in the namespace: only our packets in its queue) with 192.0.2.1/24 up. */
 async function openQuiet(ns: Netns, name: string, opts: TunOpenOptions = {}): Promise<Tun> {
@@ -56,12 +25,7 @@ async function openQuiet(ns: Netns, name: string, opts: TunOpenOptions = {}): Pr
   return tun;
 }
 
-/** Sends, then waits until the device took every send into its queue (one tx packet each). */
-async function queueSends(ns: Netns, dev: string, sends: Send[]): Promise<void> {
-  const before = await txPackets(ns, dev);
-  await ns.exec('python3', ['-c', SENDER, JSON.stringify(sends)]);
-  await until(async () => (await txPackets(ns, dev)) >= before + sends.length, `${sends.length} packets queued in ${dev}`);
-}
+const queueSends = (ns: Netns, dev: string, sends: Send[]): Promise<void> => queueFlow(ns, dev, FLOW, sends);
 
 interface Read {
   /** Per batch, the datagrams of ours in it (UDP to port 5010), parsed. */
@@ -112,7 +76,7 @@ describeKernel('segmenting reader: wire packets from a vnetHdr TUN, split on the
       try {
         expect(tun.offload?.uso4).toBe(true);
         const sends: Send[] = [{ plain: 300 }, { gso: 2820, size: 1000 }, { plain: 200 }, { gso: 1250, size: 500 }, { plain: 100 }];
-        const expected = expectedDatagrams(sends);
+        const expected = expectedDatagrams(FLOW, sends);
         await queueSends(ns, 'tksr0', sends);
         const r = await readSegmented(tun, expected.length);
         // All five reads fit one batch (readBatch 64): one entry per wire packet, in order.
@@ -143,7 +107,7 @@ describeKernel('segmenting reader: wire packets from a vnetHdr TUN, split on the
         await queueSends(ns, 'tksr1', sends);
         const r = await readSegmented(tun, 3);
         const ours = r.batches.flat();
-        expect(ours.map((d) => d!.payload)).toEqual([payloadOf(0, 64), payloadOf(1, 65), payloadOf(3, 66)]);
+        expect(ours.map((d) => d!.payload)).toEqual([payloadOf(FLOW, 0, 64), payloadOf(FLOW, 1, 65), payloadOf(FLOW, 3, 66)]);
         expect(ours.every((d) => d!.checksumsOk)).toBe(true);
         expect(tun.stats()).toMatchObject({ dropped: 3, superPackets: 0, malformed: 0 });
       } finally {
@@ -156,7 +120,7 @@ describeKernel('segmenting reader: wire packets from a vnetHdr TUN, split on the
       const tun = await openQuiet(ns, 'tksr2', { readBatch: 2, queueLimit: 4, overflow: 'backpressure' });
       try {
         const sends: Send[] = [{ plain: 64 }, { plain: 65 }, { gso: 3000, size: 1000 }, { plain: 66 }];
-        const expected = expectedDatagrams(sends);
+        const expected = expectedDatagrams(FLOW, sends);
         await queueSends(ns, 'tksr2', sends);
         const r = await readSegmented(tun, expected.length);
         const ours = r.batches.flat();
@@ -179,7 +143,7 @@ describeKernel('segmenting reader: wire packets from a vnetHdr TUN, split on the
         const sends: Send[] = [{ plain: 64 }, { gso: 3000, size: 1000 }, { plain: 66 }];
         await queueSends(ns, 'tksr3', sends);
         const r = await readSegmented(tun, 2);
-        expect(r.batches.flat().map((d) => d!.payload)).toEqual([payloadOf(0, 64), payloadOf(2, 66)]);
+        expect(r.batches.flat().map((d) => d!.payload)).toEqual([payloadOf(FLOW, 0, 64), payloadOf(FLOW, 2, 66)]);
         expect(tun.stats()).toMatchObject({ dropped: 3, superPackets: 0 });
       } finally {
         await tun.close();
@@ -199,7 +163,7 @@ describeKernel('segmenting reader: wire packets from a vnetHdr TUN, split on the
           if (parseUdp(p)?.dstPort === 5010) got.push(p);
           if (got.length === 2) break;
         }
-        expect(got.map((p) => parseUdp(p)!.payload)).toEqual(expectedDatagrams(sends));
+        expect(got.map((p) => parseUdp(p)!.payload)).toEqual(expectedDatagrams(FLOW, sends));
         // A plain Tun reads wire packets anyway: the option is accepted and changes nothing.
         await addressUp(ns, 'tksr5', '198.51.100.1/24');
         const plainSeen: Array<{ segmented: boolean; udp: ReturnType<typeof parseUdp> }> = [];

@@ -20,41 +20,14 @@ import { type Netns, withNetns } from '../helpers/netns.js';
 import { checksum, parseUdp, parseVnetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_UDP_L4 } from '../helpers/packets.js';
 import { describeKernel } from '../helpers/tiers.js';
 import { addressUp, until } from '../helpers/tun-netns.js';
+import { expectedDatagrams, type Flow, queueSends, type Send } from '../helpers/udp-sends.js';
 
-type Send = { plain: number } | { gso: number; size: number };
-
-// Sends each payload in order from one socket; payload i's byte k is (k + 5 * i) & 0xff.
-const SENDER = `
-import socket, sys, json
-sends = json.loads(sys.argv[1])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('192.0.2.1', 4020))
-for i, spec in enumerate(sends):
-    n = spec.get('plain', spec.get('gso'))
-    s.setsockopt(socket.SOL_UDP, 103, spec.get('size', 0))  # UDP_SEGMENT (0: off)
-    s.sendto(bytes((k + 5 * i) & 0xff for k in range(n)), ('192.0.2.2', 5020))
-`;
-
-function datagramsOf(sends: Send[], skip: ReadonlySet<number> = new Set()): Buffer[] {
-  return sends.flatMap((s, i) => {
-    if (skip.has(i)) return [];
-    const n = 'plain' in s ? s.plain : s.gso;
-    const p = Buffer.from(Array.from({ length: n }, (_, k) => (k + 5 * i) & 0xff));
-    if ('plain' in s) return [p];
-    return Array.from({ length: Math.ceil(s.gso / s.size) }, (_, k) => p.subarray(k * s.size, (k + 1) * s.size));
-  });
-}
+const FLOW: Flow = { srcPort: 4020, dstPort: 5020, stride: 5 };
 
 /** The device's tx packets: packets a reader has taken from its queue. Synchronous on purpose. */
 function txTaken(ns: Netns, dev: string): number {
   const out = execFileSync('ip', ['-n', ns.name, '-s', '-j', 'link', 'show', 'dev', dev], { encoding: 'utf8' });
   return (JSON.parse(out) as Array<{ stats64: { tx: { packets: number } } }>)[0]!.stats64.tx.packets;
-}
-
-/** Packets the device's qdisc handed to the driver: every send queued. */
-async function qdiscPackets(ns: Netns, dev: string): Promise<number> {
-  const qdiscs = JSON.parse(await ns.exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev])) as Array<{ packets?: number }>;
-  return qdiscs.reduce((n, q) => n + (q.packets ?? 0), 0);
 }
 
 /**
@@ -140,9 +113,7 @@ async function runCase(ns: Netns, dev: string, c: Case): Promise<void> {
   try {
     await addressUp(ns, dev, '192.0.2.1/24');
     expect(tun.offload?.uso4).toBe(true);
-    const before = await qdiscPackets(ns, dev);
-    await ns.exec('python3', ['-c', SENDER, JSON.stringify(c.sends)]);
-    await until(async () => (await qdiscPackets(ns, dev)) >= before + c.sends.length, 'every send queued in the device');
+    await queueSends(ns, dev, FLOW, c.sends);
 
     const firstBatches: Batch[] = [];
     const failures: string[] = [];
@@ -163,7 +134,7 @@ async function runCase(ns: Netns, dev: string, c: Case): Promise<void> {
     expect(fillSeen).toBe(c.fill);
     expect(firstBatches[0]!.segmented).toBe(c.first);
 
-    const expected = datagramsOf(c.sends, new Set(c.lost));
+    const expected = expectedDatagrams(FLOW, c.sends, new Set(c.lost));
     const secondBatches: Batch[] = [];
     let got = firstBatches[0]!.datagrams.length;
     const stop =
