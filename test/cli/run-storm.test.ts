@@ -7,11 +7,11 @@
  * the agent with exit code 0.
  */
 import { expect, it } from '@jest/globals';
-import { request } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliProcess } from '../helpers/cli.js';
+import { CliProcess, eventually } from '../helpers/cli.js';
+import { httpGet } from '../helpers/http.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
 
@@ -28,8 +28,6 @@ const IFNAME = 'tk-storm0';
 const FOREIGN_DEV = 'fx0';
 /** Foreign routes the storm adds: 198.19.(i >> 8).(i & 255) (host routes) via fx0 (boot protocol). */
 const STORM_ROUTES = 3_000;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function declaration(mtu: number, routes: string[]): string {
   return [
@@ -49,28 +47,6 @@ function declaration(mtu: number, routes: string[]): string {
 }
 
 const OWNED_ROUTES = ['203.0.113.0/25', '203.0.113.128/25', '198.51.100.0/26'];
-
-/** Polls until check() returns a value (not undefined); the agent must still be running. */
-async function eventually<T>(p: CliProcess, what: string, check: () => Promise<T | undefined>): Promise<T> {
-  for (;;) {
-    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`tunkeeper exited while waiting for ${what}\n${p.stdout}\n${p.stderr}`);
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    await sleep(50);
-  }
-}
-
-function get(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    request(url, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
 
 function metricsUrl(p: CliProcess): string | undefined {
   for (const line of p.lines()) {
@@ -141,7 +117,7 @@ describeKernel('tunkeeper run under an event storm', () => {
           await ns.exec('ip', ['-batch', '-'], { input: stormBatch(round) });
           await eventually(p, `convergence after storm ${round}`, converged);
           for (let i = 0; i < STORM_ROUTES; i += 2) expectedForeign.push(`${stormPrefix(i)} metric ${round}`);
-          resyncs = counter(await get(`${url}/metrics`), 'tunkeeper_resync_needed_total');
+          resyncs = counter(await httpGet(`${url}/metrics`), 'tunkeeper_resync_needed_total');
         }
         expect(resyncs).toBeGreaterThan(0);
         expectedForeign.sort();

@@ -4,12 +4,12 @@
  * SIGTERM leaving the device in place.
  */
 import { describe, expect, it } from '@jest/globals';
-import { request } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CliProcess, runCli } from '../helpers/cli.js';
+import { CliProcess, eventually, runCli } from '../helpers/cli.js';
+import { httpRequest as get } from '../helpers/http.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
 
@@ -27,32 +27,8 @@ interface IpRoute {
   protocol?: string | number;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls until check() returns a value (not undefined); the process must still be running. */
-async function eventually<T>(p: CliProcess, what: string, check: () => Promise<T | undefined>): Promise<T> {
-  for (;;) {
-    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`tunkeeper exited while waiting for ${what}\n${p.stdout}\n${p.stderr}`);
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    await sleep(50);
-  }
-}
-
 const link = async (ns: Netns, name: string): Promise<IpLink | undefined> => (await ns.ipJson<IpLink[]>('link', 'show', 'dev', name))[0];
 const routes = (ns: Netns): Promise<IpRoute[]> => ns.ipJson<IpRoute[]>('route', 'show', 'proto', '116');
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    request(url, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
 
 function logs(p: CliProcess): Array<Record<string, unknown>> {
   return p.lines().flatMap((l) => {

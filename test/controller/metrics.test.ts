@@ -1,22 +1,11 @@
 /** Metrics and probes over real HTTP on 127.0.0.1:0. */
 import { describe, expect, it } from '@jest/globals';
-import { request } from 'node:http';
+import { httpRequest as get } from '../helpers/http.js';
 import { startHttpServer, type Probe } from '../../controller/http.js';
 import { AgentMetrics, METRIC_NAMES } from '../../controller/metrics.js';
 import type { Action } from '../../controller/plan/actions.js';
 import type { ReconcileResult } from '../../controller/reconcile-types.js';
 
-function get(url: string, method = 'GET'): Promise<{ status: number; body: string; type: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 const failedResult: ReconcileResult = {
   outcome: 'failed',

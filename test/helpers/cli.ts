@@ -77,3 +77,13 @@ export class CliProcess {
 export function runCli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new CliProcess(args, opts).exited;
 }
+
+/** Polls until check() gives a value (not undefined); fails if the process has ended meanwhile. */
+export async function eventually<T>(p: CliProcess, what: string, check: () => Promise<T | undefined>, everyMs = 50): Promise<T> {
+  for (;;) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`tunkeeper exited while waiting for ${what}\n${p.stdout.slice(-4000)}\n${p.stderr.slice(-4000)}`);
+    const v = await check().catch(() => undefined);
+    if (v !== undefined) return v;
+    await new Promise<void>((r) => setTimeout(r, everyMs));
+  }
+}

@@ -2,32 +2,12 @@
  * `tunkeeper run` as a child process in a test namespace, with its /metrics read the way a
  * Prometheus scrape would: the reliability tests judge the agent by what it exposes.
  */
-import { request } from 'node:http';
-import { CliProcess } from '../../helpers/cli.js';
+import { CliProcess, eventually } from '../../helpers/cli.js';
+import { httpGet } from '../../helpers/http.js';
+
+export { eventually, httpGet };
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls until check() gives a value; fails if the process has ended meanwhile. */
-export async function eventually<T>(p: CliProcess, what: string, check: () => Promise<T | undefined>, everyMs = 50): Promise<T> {
-  for (;;) {
-    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`tunkeeper exited while waiting for ${what}\n${p.stdout.slice(-4000)}\n${p.stderr.slice(-4000)}`);
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    await sleep(everyMs);
-  }
-}
-
-export function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    request(url, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
 
 /** A Prometheus sample: `name` or `name{labels}`; sums every series of the name when no labels are given. */
 export function sample(metrics: string, name: string, labels?: string): number {
