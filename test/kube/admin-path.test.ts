@@ -114,19 +114,18 @@ describeKube("a cluster admin's path: helm install, apply a TunDevice, read tund
         expect(table[0]!.split(/\s+/)).toEqual(['NAME', 'IFNAME', 'MODE', 'MTU', 'AGE']);
         expect(table[1]!.split(/\s+/).slice(0, 4)).toEqual(['tk-p2p', 'tk-p2p0', 'tun', '1420']);
 
-        const link = await eventually('tk-p2p0 in the namespace', async () => {
-          const links = (await ns.ipJson('link', 'show')) as Array<{ ifname: string; ifindex: number; mtu: number; ifalias?: string }>;
-          return links.find((l) => l.ifname === 'tk-p2p0');
-        });
-        expect(link).toMatchObject({ mtu: 1420, ifalias: 'tunkeeper:tk-p2p' });
-
         const state = await eventually('tk-p2p Ready in the TunNodeState', async () => {
           const s = JSON.parse(await kubectl('get', 'tunnodestate', NODE, '-o', 'json')) as NodeState;
           const d = s.status?.devices?.find((x) => x.name === 'tk-p2p');
           return d?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? s : undefined;
         });
+        // Ready: the agent has converged, so the kernel holds the whole declaration. (Checked as soon
+        // as the link existed, the device could still have the MTU it was created with.)
+        const links = (await ns.ipJson('link', 'show')) as Array<{ ifname: string; ifindex: number; mtu: number; ifalias?: string }>;
+        const link = links.find((l) => l.ifname === 'tk-p2p0');
+        expect(link).toMatchObject({ mtu: 1420, ifalias: 'tunkeeper:tk-p2p' });
         const device = state.status!.devices!.find((x) => x.name === 'tk-p2p')!;
-        expect(device).toMatchObject({ ifname: 'tk-p2p0', ifindex: link.ifindex, observedGeneration: 1 });
+        expect(device).toMatchObject({ ifname: 'tk-p2p0', ifindex: link!.ifindex, observedGeneration: 1 });
         expect(state.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Node', name: NODE })]);
         const row = (await kubectl('get', 'tunnodestate', NODE)).trim().split('\n');
         expect(row[0]!.split(/\s+/).slice(0, 4)).toEqual(['NAME', 'DEVICES', 'READY', 'LAST']);
