@@ -18,12 +18,12 @@
  */
 import type { Rtnl, RtnlRequest, BatchResult, LinkMessage } from '../../netlink/index.js';
 import { getLink } from '../../netlink/index.js';
-import { ownerMarker, type IpFamily } from '../desired.js';
-import type { ObservedState } from '../observed.js';
+import { ownerMarker, type IpFamily } from '../model/desired.js';
+import type { ObservedState } from '../model/observed.js';
 import type { Action, ActionType, CreateDeviceAction, Plan, RecreateDeviceAction, ReplaceRouteAction, SetTunOptionsAction, DeleteDeviceAction } from '../plan/actions.js';
-import { prefixContains } from '../plan/ip.js';
+import { prefixContains } from '../model/ip.js';
 import { observedRouteKey, routeKey } from '../plan/route-key.js';
-import type { ActionFailure } from '../reconcile-types.js';
+import type { ActionFailure } from './failure.js';
 import { ApplyError, failureOf } from './failure.js';
 import { addAddressRequest, deleteAddressRequest, deleteLinkRequest, deleteRouteRequest, replaceRouteRequest, setLinkRequest } from './requests.js';
 import { nativeTunOpener, type TunHandle, type TunOpener } from './tun-opener.js';

@@ -1,6 +1,16 @@
 /** Turning what went wrong into an ActionFailure: a stable code and the kernel's own words. */
 import type { Action } from '../plan/actions.js';
-import type { ActionFailure } from '../reconcile-types.js';
+
+/** One action the kernel refused, as the reconcile report and the status carry it. */
+export interface ActionFailure {
+  action: Action;
+  /** TunDevice name the action belongs to ('' for actions on no declared device). */
+  device: string;
+  /** errno name ('EEXIST', 'EPERM', ...) or another stable code. */
+  code: string;
+  /** The kernel's extended-ack text where it gave one, else the error's message. */
+  message: string;
+}
 
 /** An error apply raises itself (a precondition the kernel state no longer meets). */
 export class ApplyError extends Error {

@@ -9,7 +9,7 @@ import { RTA_SRC } from '../../netlink/constants/route.js';
 import { deleteAddress, deleteLink, deleteRoute, replaceAddress, replaceRoute, setLink, type RtnlRequest } from '../../netlink/index.js';
 import type { LinkSetSpec, RouteSpec as NetlinkRouteSpec } from '../../netlink/index.js';
 import type { AddAddressAction, DeleteAddressAction, LinkSettings, ReplaceRouteAction, RouteSpec } from '../plan/actions.js';
-import { routeTypeNumber, scopeNumber } from '../observe-convert.js';
+import { routeTypeNumber, scopeNumber } from '../observe/convert.js';
 
 /** rtmsg offsets (after the 16-byte nlmsghdr): rtm_src_len, rtm_tos. */
 const RTM_SRC_LEN = 16 + 2;

@@ -11,7 +11,7 @@
  * - Two selected objects naming one interface: neither is applied, both are reported (the same
  *   rule and wording as for files, conflicts.ts), and pruning stops while it lasts.
  */
-import type { DesiredDevice } from '../desired.js';
+import type { DesiredDevice } from '../model/desired.js';
 import { fieldMessage } from '../schema/problem.js';
 import type { LabelSelector } from '../schema/tundevice.js';
 import { validateTunDevice } from '../schema/validate.js';

@@ -13,8 +13,8 @@
  */
 import equal from 'fast-deep-equal';
 import { ReplaySubject, type Observable } from 'rxjs';
-import type { DesiredDevice } from '../desired.js';
-import type { Logger } from '../logger.js';
+import type { DesiredDevice } from '../model/desired.js';
+import type { Logger } from '../telemetry/logger.js';
 import type { Random } from '../loop/backoff.js';
 import type { KubeApi, KubeApiError } from './api-client.js';
 import { selectForNode, type SelectedObject, type ValidVersion } from './cluster-select.js';

@@ -6,7 +6,7 @@
  * alerting on `Degraded=True` both work. lastTransitionTime changes only when a condition's status
  * changes (as the API conventions say); reason and message may change without a transition.
  */
-import type { DeviceReport } from '../reconcile-types.js';
+import type { DeviceReport } from '../reconcile/types.js';
 import type { TunCondition, TunConditionType, TunDeviceStatus, TunNodeStateStatus } from '../schema/tunnodestate.js';
 
 export interface DeviceStatusInput {

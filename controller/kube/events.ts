@@ -14,7 +14,7 @@
  *   are counted, not sent; the next one that gets a token carries them in its series count.
  */
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../telemetry/logger.js';
 import { API_VERSION } from '../schema/tundevice.js';
 import type { KubeApi } from './api-client.js';
 import { EVENTS_NAMESPACE, EVENTS_PATH, REPORTING_CONTROLLER } from './types.js';

@@ -6,10 +6,10 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import equal from 'fast-deep-equal';
 import type { Subscription } from 'rxjs';
-import type { DesiredDevice } from '../desired.js';
-import type { Logger } from '../logger.js';
+import type { DesiredDevice } from '../model/desired.js';
+import type { Logger } from '../telemetry/logger.js';
 import type { ReconcileLoop } from '../loop/loop.js';
-import type { AgentMetrics } from '../metrics.js';
+import type { AgentMetrics } from '../telemetry/metrics.js';
 import { KubeApi } from './api-client.js';
 import { ClusterSource, type ClusterSnapshot } from './cluster-source.js';
 import { EventRecorder } from './events.js';

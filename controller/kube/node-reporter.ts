@@ -9,10 +9,10 @@
  * what woke the pass: changes made because the declaration changed are `Applied`, the rest are
  * drift being `Repaired`.
  */
-import type { Logger } from '../logger.js';
+import type { Logger } from '../telemetry/logger.js';
 import type { PassReport } from '../loop/loop.js';
 import type { CrossSourceConflict } from '../loop/desired-sources.js';
-import type { DeviceReport } from '../reconcile-types.js';
+import type { DeviceReport } from '../reconcile/types.js';
 import type { TunDeviceStatus } from '../schema/tunnodestate.js';
 import type { ClusterSnapshot } from './cluster-source.js';
 import { buildDeviceStatus, buildNodeStatus, type DeviceStatusInput } from './conditions.js';

@@ -11,7 +11,7 @@
  */
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DesiredDevice } from '../desired.js';
+import type { DesiredDevice } from '../model/desired.js';
 
 export const STATE_FILE_NAME = 'kube-desired-state.json';
 export const STATE_FORMAT_VERSION = 1;

@@ -9,7 +9,7 @@
  * last one written is not written at all. A failed write (API server away) is retried with a
  * jittered, capped backoff, always with the latest status.
  */
-import type { Logger } from '../logger.js';
+import type { Logger } from '../telemetry/logger.js';
 import { backoffDelay, type BackoffOptions, type Random } from '../loop/backoff.js';
 import { TUN_NODE_STATE_KIND, type TunNodeStateStatus } from '../schema/tunnodestate.js';
 import { API_VERSION } from '../schema/tundevice.js';

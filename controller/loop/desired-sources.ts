@@ -10,7 +10,7 @@
  * are reported, and pruning stops while it lasts — neither source may take over, or delete, a
  * device the other declares.
  */
-import type { DesiredDevice } from '../desired.js';
+import type { DesiredDevice } from '../model/desired.js';
 
 interface SourceState {
   devices: DesiredDevice[];

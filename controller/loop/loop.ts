@@ -36,13 +36,13 @@
  * changed declaration of the device ends its hold at once (a new declaration is not a fight).
  *
  * Verification. A reconcile may keep what it learnt of foreign state between passes when it can
- * tell that nothing changed (controller/observe-cache.ts). The loop marks the passes that must
+ * tell that nothing changed (controller/observe/cache.ts). The loop marks the passes that must
  * trust no such cache (ReconcileInput.verify): the first one, periodic ones, those after lost
  * events (resync-needed), changed declarations and retries, and any pass when the last verified
  * one is a resync interval old (event-woken passes keep pushing the periodic timer back).
  */
-import type { DesiredDevice } from '../desired.js';
-import type { ReconcileInput, ReconcileOnce, ReconcileResult } from '../reconcile-types.js';
+import type { DesiredDevice } from '../model/desired.js';
+import type { ReconcileInput, ReconcileOnce, ReconcileResult } from '../reconcile/types.js';
 import { backoffDelay, type BackoffOptions, type Random } from './backoff.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { DesiredSources, type CrossSourceConflict } from './desired-sources.js';

@@ -21,8 +21,8 @@
  * - `recreate-device`: delete the link (by ifindex), then create as for `create-device`.
  * - `delete-device`: by ifindex, and only a link that still carries the marker named in `device`.
  */
-import type { IpFamily, TunMode } from '../desired.js';
-import type { RouteScope, RouteType } from '../observed.js';
+import type { IpFamily, TunMode } from '../model/desired.js';
+import type { RouteScope, RouteType } from '../model/observed.js';
 
 /**
  * A route plan does not manage (a foreign one, or tunkeeper's own that it leaves alone) that the

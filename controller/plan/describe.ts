@@ -2,9 +2,9 @@
  * One-line descriptions of addresses and routes in `ip` style, shared by reasons, side-effect
  * lists and the rendered diff so that the same object always reads the same way.
  */
-import type { DesiredAddress } from '../desired.js';
-import { RT_TABLE_LOCAL, RT_TABLE_MAIN, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_STATIC } from '../observed.js';
-import type { ObservedRoute } from '../observed.js';
+import type { DesiredAddress } from '../model/desired.js';
+import { RT_TABLE_LOCAL, RT_TABLE_MAIN, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_STATIC } from '../model/observed.js';
+import type { ObservedRoute } from '../model/observed.js';
 import type { AddressSpec, FieldChange, RouteSpec } from './actions.js';
 
 export function describeAddress(a: AddressSpec | DesiredAddress): string {

@@ -12,7 +12,7 @@ export {
   markerOwner,
   RESERVED_IFNAME_PREFIXES,
   RESERVED_IFNAMES,
-} from './ownership.js';
+} from '../model/ownership.js';
 export {
   desiredRouteKey,
   effectiveMetric,
@@ -22,4 +22,4 @@ export {
   routeKey,
   type RouteKeyFields,
 } from './route-key.js';
-export { canonicalIp, formatIp, isIPv6LinkLocal, networkOf, parseIp, prefixContains } from './ip.js';
+export { canonicalIp, formatIp, isIPv6LinkLocal, networkOf, parseIp, prefixContains } from '../model/ip.js';

@@ -57,8 +57,8 @@
  * deleted, no owned route through a link other than a desired device's is deleted or replaced.
  * Within a declared device its spec is authoritative either way.
  */
-import type { DesiredAddress, DesiredDevice, DesiredRoute, IpFamily, Policy } from '../desired.js';
-import { ownerMarker } from '../desired.js';
+import type { DesiredAddress, DesiredDevice, DesiredRoute, IpFamily, Policy } from '../model/desired.js';
+import { ownerMarker } from '../model/desired.js';
 import {
   RT_TABLE_LOCAL,
   RT_TABLE_MAIN,
@@ -68,7 +68,7 @@ import {
   type ObservedRoute,
   type ObservedState,
   type RouteScope,
-} from '../observed.js';
+} from '../model/observed.js';
 import type {
   Action,
   ActionType,
@@ -85,8 +85,8 @@ import type {
 } from './actions.js';
 import { ACTION_ORDER } from './actions.js';
 import { describeAddress, describeChange, describeObservedRoute, describeRouteSpec } from './describe.js';
-import { isIPv6LinkLocal, networkOf, prefixContains } from './ip.js';
-import { ifnameRefusal, isKernelLinkLocal, isOwnedRoute, markerOwner } from './ownership.js';
+import { isIPv6LinkLocal, networkOf, prefixContains } from '../model/ip.js';
+import { ifnameRefusal, isKernelLinkLocal, isOwnedRoute, markerOwner } from '../model/ownership.js';
 import { IPV6_CONNECTED_METRIC, desiredRouteKey, effectiveMetric, observedRouteKey, routeKey } from './route-key.js';
 
 export interface PlanOptions {

@@ -14,8 +14,8 @@
  * So a desired route whose key is held by a route of another protocol is a conflict: replacing it
  * would take the route over, adding next to it would merge or shadow it.
  */
-import type { DesiredRoute, IpFamily } from '../desired.js';
-import type { ObservedRoute } from '../observed.js';
+import type { DesiredRoute, IpFamily } from '../model/desired.js';
+import type { ObservedRoute } from '../model/observed.js';
 
 /** Metric the kernel stores for an IPv6 route added without one (or with 0). */
 export const IPV6_DEFAULT_METRIC = 1024;

@@ -12,7 +12,7 @@
  * 192.168.10.1 to a human, so leading zeros are refused; zone ids (`fe80::1%eth0`) have no meaning
  * in a declaration and are refused too.
  */
-import type { IpFamily } from '../desired.js';
+import type { IpFamily } from '../model/desired.js';
 import { formatIPv4, formatIPv6 } from '../../netlink/codec/ip.js';
 
 export interface IpAddress {

@@ -5,8 +5,8 @@
  * first, at the field, so CI catches it before the file reaches a node. The agent itself keeps
  * reading such files as valid and refuses at plan time, where the refusal is visible per device.
  */
-import type { DesiredDevice, Policy } from '../desired.js';
-import { ifnameRefusal } from '../plan/ownership.js';
+import type { DesiredDevice, Policy } from '../model/desired.js';
+import { ifnameRefusal } from '../model/ownership.js';
 import type { FieldPath, FieldProblem } from './problem.js';
 
 export function policyProblems(device: DesiredDevice, policy: Policy, ifnamePath: FieldPath): FieldProblem[] {

@@ -2,9 +2,9 @@
  * What JSON Schema cannot say about a TunDevice: the kernel's rules for names, addresses, gateways
  * and tables, and the rules between fields. Runs on a structurally valid, defaulted document (fields
  * with a structural problem are skipped: they are already reported) and builds the canonical
- * DesiredDevice. Each CEL rule of the CRD has a twin here (test/controller/schema-cel.test.ts).
+ * DesiredDevice. Each CEL rule of the CRD has a twin here (test/controller/schema/cel.test.ts).
  */
-import type { DesiredAddress, DesiredDevice, DesiredRoute, IpFamily } from '../desired.js';
+import type { DesiredAddress, DesiredDevice, DesiredRoute, IpFamily } from '../model/desired.js';
 import { ifnameProblem } from './ifname.js';
 import {
   formatAddress,

@@ -4,7 +4,7 @@
  * kernel's rules (semantics.ts). Problems are field paths with sentences; the YAML layer turns the
  * paths into file:line:col.
  */
-import type { DesiredDevice } from '../desired.js';
+import type { DesiredDevice } from '../model/desired.js';
 import type { FieldPath, FieldProblem } from './problem.js';
 import { checkSemantics, type DeclarationContext } from './semantics.js';
 import { structuralProblems, withDefaults } from './structural.js';

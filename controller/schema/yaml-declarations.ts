@@ -8,7 +8,7 @@
  * alias expansion (billion laughs).
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document, type Node as YamlNode } from 'yaml';
-import type { DesiredDevice, Policy } from '../desired.js';
+import type { DesiredDevice, Policy } from '../model/desired.js';
 import { policyProblems } from './policy-problems.js';
 import { compareProblems, fieldMessage, formatPath, type Anchor, type FieldPath, type Problem } from './problem.js';
 import { validateTunDevice, type DeclarationContext } from './validate.js';

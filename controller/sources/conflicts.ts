@@ -4,7 +4,7 @@
  * so that a consumer leaves the device alone: a second file must not be able to take over, or
  * delete, a device someone else declared.
  */
-import type { DesiredDevice } from '../desired.js';
+import type { DesiredDevice } from '../model/desired.js';
 import { compareProblems, formatProblem, type Problem } from '../schema/problem.js';
 import type { Declaration, FieldLocation } from '../schema/yaml-declarations.js';
 

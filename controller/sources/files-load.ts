@@ -14,7 +14,7 @@ import type { Problem } from '../schema/problem.js';
 import type { DeclarationContext } from '../schema/validate.js';
 import { DEFAULT_YAML_LIMITS, parseDeclarations, type Declaration, type YamlLimits } from '../schema/yaml-declarations.js';
 import { resolveConflicts } from './conflicts.js';
-import type { DesiredDevice, Policy } from '../desired.js';
+import type { DesiredDevice, Policy } from '../model/desired.js';
 
 export interface FileLoadOptions {
   context?: DeclarationContext;

@@ -174,7 +174,7 @@ export const fCustom = (t: number, k: string, custom: CustomField, defaultFlags 
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-/** A NUL-terminated string payload, or undefined when it would not re-encode to the same bytes (typed string fields; controller/observe-links.ts). */
+/** A NUL-terminated string payload, or undefined when it would not re-encode to the same bytes (typed string fields; controller/observe/links.ts). */
 export function readString(buf: Buffer, off: number, len: number): string | undefined {
   if (len === 0 || buf[off + len - 1] !== 0) return undefined;
   const last = off + len - 1;

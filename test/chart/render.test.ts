@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { main } from '../../controller/cli/main.js';
-import { DEFAULT_SETTINGS, parseSettingsText } from '../../controller/settings.js';
+import { DEFAULT_SETTINGS, parseSettingsText } from '../../controller/agent/settings.js';
 import { describeKube, kubeToolPaths } from '../helpers/kube-cluster.js';
 import { agentContainer, CHART_DIR, HelmRunner, mounts, PACKAGE_VERSION, podSpec, ROOT, type K8sObject, type Rendered } from './chart-render.js';
 

@@ -25,17 +25,17 @@
  *   whatever its protocol; a delete matches on the attributes it is given.
  * Not modelled: local/broadcast table entries, multipath, neighbours, rules.
  */
-import type { IpFamily } from '../../controller/desired.js';
+import type { IpFamily } from '../../controller/model/desired.js';
 import type {
   ObservedAddress,
   ObservedLink,
   ObservedRoute,
   ObservedState,
   ObservedTunInfo,
-} from '../../controller/observed.js';
-import { RT_TABLE_MAIN, RTPROT_KERNEL } from '../../controller/observed.js';
+} from '../../controller/model/observed.js';
+import { RT_TABLE_MAIN, RTPROT_KERNEL } from '../../controller/model/observed.js';
 import type { Action, CreateDeviceSpec, RouteSpec, TunFlags } from '../../controller/plan/actions.js';
-import { isIPv6LinkLocal, networkOf, prefixContains } from '../../controller/plan/ip.js';
+import { isIPv6LinkLocal, networkOf, prefixContains } from '../../controller/model/ip.js';
 import { observedRouteKey } from '../../controller/plan/route-key.js';
 
 export type KernelErrno = 'EEXIST' | 'ENODEV' | 'ESRCH' | 'EADDRNOTAVAIL' | 'ENETDOWN' | 'EINVAL' | 'ENETUNREACH' | 'EPERM';

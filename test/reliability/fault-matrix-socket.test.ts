@@ -8,10 +8,10 @@
  * restart. A failed open is forgotten now.
  */
 import { expect, it } from '@jest/globals';
-import { createReconciler } from '../../controller/reconcile.js';
+import { createReconciler } from '../../controller/reconcile/reconcile.js';
 import { runPrefix } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
-import { POLICY, device } from '../controller/plan-fixtures.js';
+import { POLICY, device } from '../controller/plan/fixtures.js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 

@@ -17,14 +17,14 @@
  *     device that cannot be looked up after TUNSETIFF is never adopted (EEXIST, closed again).
  */
 import { describe, expect, it } from '@jest/globals';
-import type { DesiredDevice } from '../../controller/desired.js';
+import type { DesiredDevice } from '../../controller/model/desired.js';
 import { LOOP_DEFAULTS, ManualClock, ReconcileLoop, UNDECLARED_RETRY_PREFIX, type PassReport } from '../../controller/loop/index.js';
-import { RTPROT_BOOT } from '../../controller/observed.js';
+import { RTPROT_BOOT } from '../../controller/model/observed.js';
 import { plan } from '../../controller/plan/index.js';
-import { createReconciler } from '../../controller/reconcile.js';
-import type { DeviceReport, ReconcileResult } from '../../controller/reconcile-types.js';
+import { createReconciler } from '../../controller/reconcile/reconcile.js';
+import type { DeviceReport, ReconcileResult } from '../../controller/reconcile/types.js';
 import { KernelModel } from '../helpers/kernel-model.js';
-import { POLICY, addr, device, route } from '../controller/plan-fixtures.js';
+import { POLICY, addr, device, route } from '../controller/plan/fixtures.js';
 import { FAULT_ERRNOS, FakeKernel, type FaultErrno, type FaultOp } from './helpers/fake-kernel.js';
 
 /** What the world looks like before, what is declared after, and which device the fault hits. */

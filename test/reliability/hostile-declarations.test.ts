@@ -12,7 +12,7 @@ import { Value } from '@sinclair/typebox/value';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_POLICY } from '../../controller/desired.js';
+import { DEFAULT_POLICY } from '../../controller/model/desired.js';
 import { tunDeviceCrd } from '../../controller/schema/crd.js';
 import { policyProblems } from '../../controller/schema/policy-problems.js';
 import { formatPath } from '../../controller/schema/problem.js';

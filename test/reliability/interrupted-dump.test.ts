@@ -12,13 +12,13 @@
 import { describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { ManualClock, ReconcileLoop, type PassReport } from '../../controller/loop/index.js';
-import { RTPROT_BOOT } from '../../controller/observed.js';
-import { createReconciler } from '../../controller/reconcile.js';
+import { RTPROT_BOOT } from '../../controller/model/observed.js';
+import { createReconciler } from '../../controller/reconcile/reconcile.js';
 import { Rtnl } from '../../netlink/index.js';
 import { KernelModel } from '../helpers/kernel-model.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
-import { POLICY, addr, device, route } from '../controller/plan-fixtures.js';
+import { POLICY, addr, device, route } from '../controller/plan/fixtures.js';
 import { FakeKernel } from './helpers/fake-kernel.js';
 import { scale } from './helpers/scale.js';
 

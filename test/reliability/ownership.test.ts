@@ -9,11 +9,11 @@
  */
 import { expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import type { DesiredDevice } from '../../controller/desired.js';
-import { createReconciler } from '../../controller/reconcile.js';
+import type { DesiredDevice } from '../../controller/model/desired.js';
+import { createReconciler } from '../../controller/reconcile/reconcile.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
-import { POLICY, addr, device, route } from '../controller/plan-fixtures.js';
+import { POLICY, addr, device, route } from '../controller/plan/fixtures.js';
 import { scale } from './helpers/scale.js';
 import { foreignOf, snapshot } from './helpers/snapshot.js';
 

@@ -5,12 +5,12 @@
  * Exit 0 converged (every action succeeded, nothing refused or in conflict), 1 otherwise.
  */
 import type { Command } from 'commander';
-import { DEFAULT_POLICY, type DesiredDevice, type Policy } from '../../desired.js';
+import { DEFAULT_POLICY, type DesiredDevice, type Policy } from '../../model/desired.js';
 import { formatProblem } from '../../schema/problem.js';
 import { loadDeclarations } from '../../sources/files-load.js';
 import { renderPlanText } from '../../plan/render.js';
 import { describeAction } from '../../apply/index.js';
-import { createReconciler } from '../../reconcile.js';
+import { createReconciler } from '../../reconcile/reconcile.js';
 import type { CommandContext } from '../context.js';
 import { parseRouteProtocol } from '../options.js';
 import type { RegisterCommand } from './index.js';

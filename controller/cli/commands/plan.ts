@@ -4,8 +4,8 @@
  */
 import type { Command } from 'commander';
 import { renderPlanJson, renderPlanText } from '../../plan/render.js';
-import { createReconciler } from '../../reconcile.js';
-import { ObservationError } from '../../observe.js';
+import { createReconciler } from '../../reconcile/reconcile.js';
+import { ObservationError } from '../../observe/observe.js';
 import type { CommandContext } from '../context.js';
 import type { RegisterCommand } from './index.js';
 import { policyOf, readDesired, withPolicyOptions, type PolicyFlags } from './apply.js';

@@ -10,10 +10,10 @@
  */
 import { Command, Option } from 'commander';
 import type { CommandContext } from '../context.js';
-import { startAgent, type AgentOptions, type ReconcilerFactory } from '../../agent.js';
-import { createLogger } from '../../logger.js';
-import { createAgentReconciler } from '../../loop/reconciler.js';
-import { LOG_LEVELS, loadSettings, type SettingsFlags } from '../../settings.js';
+import { startAgent, type AgentOptions, type ReconcilerFactory } from '../../agent/agent.js';
+import { createLogger } from '../../telemetry/logger.js';
+import { createAgentReconciler } from '../../agent/reconciler.js';
+import { LOG_LEVELS, loadSettings, type SettingsFlags } from '../../agent/settings.js';
 
 interface RunOptions extends Omit<SettingsFlags, 'allowedPrefixes'> {
   file?: string[];
@@ -71,7 +71,7 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
         const logger = createLogger(settings.logLevel, ctx.stdout);
         let kube: AgentOptions['kube'];
         if (opts.kube) {
-          // Imported here, not at the top: a file-only agent never loads the Kubernetes client (controller/agent.ts).
+          // Imported here, not at the top: a file-only agent never loads the Kubernetes client (controller/agent/agent.ts).
           const { loadKubeConfig } = await import('../../kube/kubeconfig.js');
           const { kubeConfig, from } = loadKubeConfig(opts.kubeconfig !== undefined ? { file: opts.kubeconfig } : {});
           logger.info({ node: nodeName, credentials: from, server: kubeConfig.getCurrentCluster()?.server }, 'cluster source: watching TunDevices for this node');

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { parseRouteProtocol } from '../options.js';
 import { Rtnl } from '../../../netlink/index.js';
-import { DEFAULT_ROUTE_PROTOCOL, stateView, type StateView } from '../../ownership-view.js';
+import { DEFAULT_ROUTE_PROTOCOL, stateView, type StateView } from '../state-view.js';
 
 interface StateOptions {
   netns?: string;

@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { formatProblem } from '../../schema/problem.js';
 import { loadDeclarations } from '../../sources/files-load.js';
-import { loadSettings } from '../../settings.js';
+import { loadSettings } from '../../agent/settings.js';
 import type { CommandContext } from '../context.js';
 import type { RegisterCommand } from './index.js';
 

@@ -10,9 +10,9 @@
  * request IS carried out but its answer is lost to an overflowed receive buffer, so the client
  * cannot know the outcome.
  */
-import type { IpFamily } from '../../../controller/desired.js';
-import type { ObservedAddress, ObservedLink, ObservedRoute } from '../../../controller/observed.js';
-import { routeTypeName, routeTypeNumber, scopeName, scopeNumber } from '../../../controller/observe-convert.js';
+import type { IpFamily } from '../../../controller/model/desired.js';
+import type { ObservedAddress, ObservedLink, ObservedRoute } from '../../../controller/model/observed.js';
+import { routeTypeName, routeTypeNumber, scopeName, scopeNumber } from '../../../controller/observe/convert.js';
 import type { TunHandle, TunOpener } from '../../../controller/apply/tun-opener.js';
 import { Rtnl, addressFlags, routeTable, type RtnlOptions } from '../../../netlink/index.js';
 import type { AddressMessageInit } from '../../../netlink/codec/address.js';
