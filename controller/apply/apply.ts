@@ -182,6 +182,15 @@ class Applier {
     for (const r of this.options.observed?.routes ?? []) if (r.oif === ifindex) this.blockedKeys.set(observedRouteKey(r), why);
   }
 
+  /** The action at `index`, or undefined when an earlier failure blocks it (then it is recorded as skipped). */
+  private runnable(index: number): Action | undefined {
+    const a = this.actions[index]!;
+    const blocked = this.blockedBecause(a);
+    if (blocked === undefined) return a;
+    this.skip(index, blocked);
+    return undefined;
+  }
+
   /** Why an action may not run, or undefined. */
   private blockedBecause(a: Action): string | undefined {
     if (a.type === 'delete-route' || a.type === 'delete-address' || a.type === 'delete-device') return undefined;
@@ -212,12 +221,8 @@ class Applier {
     const requests: RtnlRequest[] = [];
     const indexes: number[] = [];
     for (const index of group) {
-      const a = this.actions[index]!;
-      const blocked = this.blockedBecause(a);
-      if (blocked !== undefined) {
-        this.skip(index, blocked);
-        continue;
-      }
+      const a = this.runnable(index);
+      if (a === undefined) continue;
       try {
         requests.push(this.requestFor(a));
         indexes.push(index);
@@ -287,12 +292,8 @@ class Applier {
     const worker = async (): Promise<void> => {
       while (next < group.length) {
         const index = group[next++]!;
-        const a = this.actions[index]!;
-        const blocked = this.blockedBecause(a);
-        if (blocked !== undefined) {
-          this.skip(index, blocked);
-          continue;
-        }
+        const a = this.runnable(index);
+        if (a === undefined) continue;
         try {
           if (a.type === 'create-device') await this.create(a);
           else if (a.type === 'recreate-device') await this.recreate(a);

@@ -8,136 +8,92 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { LoopObserver, PassReport, WakeReason } from '../loop/index.js';
 import { WAKE_REASONS } from '../loop/index.js';
 
-export const METRIC_NAMES = {
-  reconciles: 'tunkeeper_reconciles_total',
-  reconcileDuration: 'tunkeeper_reconcile_duration_seconds',
-  wakeups: 'tunkeeper_wakeups_total',
-  resyncNeeded: 'tunkeeper_resync_needed_total',
-  driftRepairs: 'tunkeeper_drift_repairs_total',
-  applyErrors: 'tunkeeper_apply_errors_total',
-  managedDevices: 'tunkeeper_managed_devices',
-  retries: 'tunkeeper_retries_scheduled_total',
-  fights: 'tunkeeper_device_fights_total',
-  desiredDevices: 'tunkeeper_desired_devices',
-  lastReconcile: 'tunkeeper_last_reconcile_timestamp_seconds',
-  reconcileRunning: 'tunkeeper_reconcile_running',
-  sourceComplete: 'tunkeeper_source_complete',
-  sourceConflicts: 'tunkeeper_source_conflicts',
-  kubeWatchRestarts: 'tunkeeper_kube_watch_restarts_total',
-  kubeConnected: 'tunkeeper_kube_connected',
-  kubeStatusWrites: 'tunkeeper_kube_status_writes_total',
-  kubeEvents: 'tunkeeper_kube_events_total',
-} as const;
+type Kind = 'counter' | 'gauge' | 'histogram';
+interface Spec<K extends Kind = Kind, N extends string = string, L extends string = string> {
+  kind: K;
+  name: N;
+  help: string;
+  labelNames: readonly L[];
+  buckets?: number[];
+}
+const spec =
+  <K extends Kind>(kind: K) =>
+  <N extends string, L extends string = never>(name: N, help: string, labelNames: readonly L[] = [], buckets?: number[]): Spec<K, N, L> => ({
+    kind,
+    name,
+    help,
+    labelNames,
+    ...(buckets ? { buckets } : {}),
+  });
+const counter = spec('counter');
+const gauge = spec('gauge');
+const histogram = spec('histogram');
 
-export class AgentMetrics {
-  readonly registry = new Registry();
-  readonly reconciles = new Counter({
-    name: METRIC_NAMES.reconciles,
-    help: 'Reconcile passes by result (converged, failed, interrupted, error)',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-  readonly reconcileDuration = new Histogram({
-    name: METRIC_NAMES.reconcileDuration,
-    help: 'Duration of one reconcile pass (observe, plan, apply)',
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
-  });
-  readonly wakeups = new Counter({
-    name: METRIC_NAMES.wakeups,
-    help: 'Reasons to look again, by reason (several may fold into one pass)',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-  readonly resyncNeeded = new Counter({
-    name: METRIC_NAMES.resyncNeeded,
-    help: 'Times the Monitor lost notifications (ENOBUFS) or could not decode one',
-    registers: [this.registry],
-  });
-  readonly driftRepairs = new Counter({
-    name: METRIC_NAMES.driftRepairs,
-    help: 'Changes made to bring owned state back to the declaration, by kind',
-    labelNames: ['kind'] as const,
-    registers: [this.registry],
-  });
-  readonly applyErrors = new Counter({
-    name: METRIC_NAMES.applyErrors,
-    help: 'Actions the kernel refused, by operation and errno',
-    labelNames: ['operation', 'errno'] as const,
-    registers: [this.registry],
-  });
-  readonly managedDevices = new Gauge({
-    name: METRIC_NAMES.managedDevices,
-    help: 'Declared devices the last pass reported on, by status (ready, degraded, refused, conflict, held)',
-    labelNames: ['status'] as const,
-    registers: [this.registry],
-  });
-  readonly desiredDevices = new Gauge({
-    name: METRIC_NAMES.desiredDevices,
-    help: 'Devices declared by every source together',
-    registers: [this.registry],
-  });
-  readonly retries = new Counter({
-    name: METRIC_NAMES.retries,
-    help: 'Retries scheduled with backoff, by scope (device or pass)',
-    labelNames: ['scope'] as const,
-    registers: [this.registry],
-  });
-  readonly fights = new Counter({
-    name: METRIC_NAMES.fights,
-    help: 'Repairs of a device changed again behind tunkeeper\'s back soon after its previous repair',
-    labelNames: ['device'] as const,
-    registers: [this.registry],
-  });
-  readonly lastReconcile = new Gauge({
-    name: METRIC_NAMES.lastReconcile,
-    help: 'Unix time the last reconcile pass finished',
-    registers: [this.registry],
-  });
+/** Every metric the agent exports: one row each, so names, help and labels read as one table. */
+const METRICS = {
+  reconciles: counter('tunkeeper_reconciles_total', 'Reconcile passes by result (converged, failed, interrupted, error)', ['result']),
+  reconcileDuration: histogram('tunkeeper_reconcile_duration_seconds', 'Duration of one reconcile pass (observe, plan, apply)', [], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]),
+  wakeups: counter('tunkeeper_wakeups_total', 'Reasons to look again, by reason (several may fold into one pass)', ['reason']),
+  resyncNeeded: counter('tunkeeper_resync_needed_total', 'Times the Monitor lost notifications (ENOBUFS) or could not decode one'),
+  driftRepairs: counter('tunkeeper_drift_repairs_total', 'Changes made to bring owned state back to the declaration, by kind', ['kind']),
+  applyErrors: counter('tunkeeper_apply_errors_total', 'Actions the kernel refused, by operation and errno', ['operation', 'errno']),
+  managedDevices: gauge('tunkeeper_managed_devices', 'Declared devices the last pass reported on, by status (ready, degraded, refused, conflict, held)', ['status']),
+  retries: counter('tunkeeper_retries_scheduled_total', 'Retries scheduled with backoff, by scope (device or pass)', ['scope']),
+  fights: counter('tunkeeper_device_fights_total', "Repairs of a device changed again behind tunkeeper's back soon after its previous repair", ['device']),
+  desiredDevices: gauge('tunkeeper_desired_devices', 'Devices declared by every source together'),
+  lastReconcile: gauge('tunkeeper_last_reconcile_timestamp_seconds', 'Unix time the last reconcile pass finished'),
   // A pass that runs long (a full relist of a big table) shows nowhere else until it ends: this is
   // how a scraper (or the bench, waiting for the agent to be at rest) tells "idle" from "busy".
-  readonly reconcileRunning = new Gauge({
-    name: METRIC_NAMES.reconcileRunning,
-    help: 'Whether a reconcile pass is running (1) or not (0)',
-    registers: [this.registry],
-  });
+  reconcileRunning: gauge('tunkeeper_reconcile_running', 'Whether a reconcile pass is running (1) or not (0)'),
+  sourceComplete: gauge(
+    'tunkeeper_source_complete',
+    'Whether a desired-state source is complete (1) or not (0: listing, disconnected, invalid or contested declarations; nothing is pruned)',
+    ['source'],
+  ),
+  sourceConflicts: gauge('tunkeeper_source_conflicts', 'Declarations contested by another source (applied from neither)'),
+  kubeWatchRestarts: counter(
+    'tunkeeper_kube_watch_restarts_total',
+    'Lists and watches of the API server started again, by resource and reason (gone: 410 relist; error; timeout: no answer or a frozen stream)',
+    ['resource', 'reason'],
+  ),
+  kubeConnected: gauge('tunkeeper_kube_connected', 'Whether the cluster source has listed and is currently watching the API server (1) or not (0)'),
+  kubeStatusWrites: counter('tunkeeper_kube_status_writes_total', 'TunNodeState writes by result (written, unchanged: skipped as identical, error: retried with backoff)', ['result']),
+  kubeEvents: counter(
+    'tunkeeper_kube_events_total',
+    'Kubernetes Events by result (created, series: a repeat counted on an earlier Event, rate-limited, error) and reason',
+    ['result', 'reason'],
+  ),
+} as const;
 
-  readonly sourceComplete = new Gauge({
-    name: METRIC_NAMES.sourceComplete,
-    help: 'Whether a desired-state source is complete (1) or not (0: listing, disconnected, invalid or contested declarations; nothing is pruned)',
-    labelNames: ['source'] as const,
-    registers: [this.registry],
-  });
-  readonly sourceConflicts = new Gauge({
-    name: METRIC_NAMES.sourceConflicts,
-    help: 'Declarations contested by another source (applied from neither)',
-    registers: [this.registry],
-  });
-  readonly kubeWatchRestarts = new Counter({
-    name: METRIC_NAMES.kubeWatchRestarts,
-    help: 'Lists and watches of the API server started again, by resource and reason (gone: 410 relist; error; timeout: no answer or a frozen stream)',
-    labelNames: ['resource', 'reason'] as const,
-    registers: [this.registry],
-  });
-  readonly kubeConnected = new Gauge({
-    name: METRIC_NAMES.kubeConnected,
-    help: 'Whether the cluster source has listed and is currently watching the API server (1) or not (0)',
-    registers: [this.registry],
-  });
-  readonly kubeStatusWrites = new Counter({
-    name: METRIC_NAMES.kubeStatusWrites,
-    help: 'TunNodeState writes by result (written, unchanged: skipped as identical, error: retried with backoff)',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-  readonly kubeEvents = new Counter({
-    name: METRIC_NAMES.kubeEvents,
-    help: 'Kubernetes Events by result (created, series: a repeat counted on an earlier Event, rate-limited, error) and reason',
-    labelNames: ['result', 'reason'] as const,
-    registers: [this.registry],
-  });
+type Metrics = typeof METRICS;
+type Instance<S> =
+  S extends Spec<'counter', string, infer L> ? Counter<L> : S extends Spec<'gauge', string, infer L> ? Gauge<L> : S extends Spec<'histogram', string, infer L> ? Histogram<L> : never;
+type Instances = { readonly [K in keyof Metrics]: Instance<Metrics[K]> };
+
+export const METRIC_NAMES = Object.fromEntries(Object.entries(METRICS).map(([k, s]) => [k, s.name])) as { readonly [K in keyof Metrics]: Metrics[K]['name'] };
+
+function instantiate(registry: Registry): Instances {
+  const make = (s: Spec) => {
+    const config = { name: s.name, help: s.help, labelNames: s.labelNames, registers: [registry], ...(s.buckets ? { buckets: s.buckets } : {}) };
+    return s.kind === 'counter' ? new Counter(config) : s.kind === 'gauge' ? new Gauge(config) : new Histogram(config);
+  };
+  return Object.fromEntries(Object.entries(METRICS).map(([k, s]) => [k, make(s)])) as unknown as Instances;
+}
+
+// The table's instances become the class's own fields (agent.metrics.kubeEvents.inc(...)).
+const MetricFields = class {
+  constructor(registry: Registry) {
+    Object.assign(this, instantiate(registry));
+  }
+} as new (registry: Registry) => Instances;
+
+export class AgentMetrics extends MetricFields {
+  readonly registry: Registry;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
+    const registry = new Registry();
+    super(registry);
+    this.registry = registry;
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     // Every reason and result shows up as 0 from the start, so rate() works before the first one.
     for (const r of WAKE_REASONS) this.wakeups.inc({ reason: r }, 0);

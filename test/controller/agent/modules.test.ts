@@ -69,8 +69,8 @@ describeKernel('the file-only agent', () => {
         return resolvedIn(p.stderr);
       });
       // The hook saw the agent's own modules (it works) ...
-      expect(modules.some((u) => u.endsWith('/controller/agent.js'))).toBe(true);
-      expect(modules.some((u) => u.endsWith('/controller/observe.js'))).toBe(true);
+      expect(modules.some((u) => u.endsWith('/controller/agent/agent.js'))).toBe(true);
+      expect(modules.some((u) => u.endsWith('/controller/observe/observe.js'))).toBe(true);
       // ... and nothing of the cluster side.
       expect(modules.filter((u) => u.includes('@kubernetes/client-node') || u.includes('/controller/kube/'))).toEqual([]);
       const routes = await ns.ipJson<Array<{ dst: string }>>('route', 'show', 'proto', '116');
