@@ -1,50 +1,17 @@
 /**
- * What tunkeeper owns in a namespace, as `tunkeeper state` shows it (DESIGN.md, promise 2):
- *   - a link whose ifalias starts with `tunkeeper:`;
- *   - a route whose rtm_protocol is tunkeeper's protocol (default 116);
- *   - an address on an owned link, except a kernel-generated IPv6 link-local one; or any
- *     address whose IFA_PROTO is tunkeeper's protocol.
- * Pure functions over decoded dumps; the JSON shape built here is the `state --json` contract.
+ * What `tunkeeper state` shows of a namespace: every link, address and route, each marked owned
+ * exactly when plan would manage it. The messages are read as observe reads them
+ * (controller/observe/convert.ts) and ownership is asked of controller/model/ownership.ts, the
+ * one rule plan follows too; this file only lays the answer out. The JSON shape built here is the
+ * `state --json` contract.
  */
 import type { AddressMessage, LinkMessage, RouteMessage } from '../../netlink/index.js';
-import { routeTable } from '../../netlink/index.js';
-import { AF_INET, AF_INET6 } from '../../netlink/constants/rtnetlink.js';
-import { IFAPROT_KERNEL_LL } from '../../netlink/constants/address.js';
-import { IFF_UP, TUN_TYPE_TAP } from '../../netlink/constants/link.js';
+import { DEFAULT_POLICY } from '../model/desired.js';
+import type { ObservedLink, ObservedRoute } from '../model/observed.js';
+import { ownedObjects } from '../model/ownership.js';
+import { toObservedAddress, toObservedLink, toObservedRoute } from '../observe/convert.js';
 
-export const OWNER_ALIAS_PREFIX = 'tunkeeper:';
-export const DEFAULT_ROUTE_PROTOCOL = 116;
-
-export function isOwnedLink(link: Pick<LinkMessage, 'ifalias'>): boolean {
-  return link.ifalias !== undefined && link.ifalias.startsWith(OWNER_ALIAS_PREFIX);
-}
-
-export function isOwnedRoute(route: Pick<RouteMessage, 'protocol'>, routeProtocol = DEFAULT_ROUTE_PROTOCOL): boolean {
-  return route.protocol === routeProtocol;
-}
-
-/**
- * An IPv6 link-local address the kernel made itself. Kernels since 6.1 say so (IFA_PROTO =
- * IFAPROT_KERNEL_LL); older ones say nothing, so any fe80::/10 address without a protocol counts
- * — erring towards "not ours", which can only leave an address alone, never remove a foreign one.
- */
-export function isKernelLinkLocal(a: Pick<AddressMessage, 'family' | 'address' | 'local' | 'proto'>): boolean {
-  if (a.family !== AF_INET6) return false;
-  if (a.proto === IFAPROT_KERNEL_LL) return true;
-  const text = (a.local ?? a.address ?? '').toLowerCase();
-  return a.proto === undefined && /^fe[89ab][0-9a-f]:/.test(text);
-}
-
-export function isOwnedAddress(
-  a: Pick<AddressMessage, 'family' | 'address' | 'local' | 'proto' | 'ifindex'>,
-  ownedIfindexes: ReadonlySet<number>,
-  routeProtocol = DEFAULT_ROUTE_PROTOCOL,
-): boolean {
-  if (a.proto === routeProtocol) return true;
-  return ownedIfindexes.has(a.ifindex) && !isKernelLinkLocal(a);
-}
-
-// ---- the state view (`tunkeeper state --json`) ----
+export const DEFAULT_ROUTE_PROTOCOL = DEFAULT_POLICY.routeProtocol;
 
 export interface LinkView {
   ifindex: number;
@@ -110,52 +77,46 @@ export interface StateView {
   routes: RouteView[];
 }
 
+/** IF_OPER_* (RFC 2863) as `ip` names them. */
 const OPERSTATES = ['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'];
-const SCOPES: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
-const ROUTE_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve'];
 
-function familyName(f: number): string {
-  return f === AF_INET ? 'inet' : f === AF_INET6 ? 'inet6' : `family-${f}`;
-}
+const familyName = (family: 4 | 6): 'inet' | 'inet6' => (family === 4 ? 'inet' : 'inet6');
 
-export function scopeName(scope: number): string {
-  return SCOPES[scope] ?? String(scope);
-}
-
-export function routeTypeName(type: number): string {
-  return ROUTE_TYPES[type] ?? String(type);
-}
+/** `ip` writes RT_SCOPE_UNIVERSE as "global"; the other scope names are the same. */
+const ipScope = (scope: string): string => (scope === 'universe' ? 'global' : scope);
 
 /** The destination as `ip` writes it in commands: CIDR, or 'default' for a /0. */
-export function routeDst(r: Pick<RouteMessage, 'dst' | 'dstLen' | 'family'>): string {
-  if (r.dstLen === 0) return 'default';
-  return `${r.dst ?? (r.family === AF_INET6 ? '::' : '0.0.0.0')}/${r.dstLen}`;
+const routeDst = (r: ObservedRoute): string => (r.dstLength === 0 ? 'default' : `${r.dst}/${r.dstLength}`);
+
+/** A decoded message with what observe makes of it (messages observe skips are left out, as plan never sees them). */
+interface Read<M, O> {
+  message: M;
+  observed: O;
 }
 
-export function linkView(l: LinkMessage): LinkView {
+function read<M, O>(messages: readonly M[], convert: (m: M) => O | undefined): Array<Read<M, O>> {
+  return messages.flatMap((message) => {
+    const observed = convert(message);
+    return observed === undefined ? [] : [{ message, observed }];
+  });
+}
+
+function linkView({ message: m, observed: l }: Read<LinkMessage, ObservedLink>, owned: boolean): LinkView {
   const v: LinkView = {
     ifindex: l.ifindex,
-    ifname: l.ifname ?? `if${l.ifindex}`,
-    kind: l.linkInfo?.kind ?? null,
-    mtu: l.mtu ?? null,
-    up: (l.flags & IFF_UP) !== 0,
-    operstate: l.operstate === undefined ? 'UNKNOWN' : (OPERSTATES[l.operstate] ?? String(l.operstate)),
-    txqlen: l.txqlen ?? null,
-    address: l.address ?? null,
-    alias: l.ifalias ?? null,
-    owned: isOwnedLink(l),
+    ifname: l.ifname,
+    kind: l.kind ?? null,
+    mtu: l.mtu,
+    up: l.up,
+    operstate: m.operstate === undefined ? 'UNKNOWN' : (OPERSTATES[m.operstate] ?? String(m.operstate)),
+    txqlen: l.txQueueLength,
+    address: l.macAddress ?? null,
+    alias: l.alias ?? null,
+    owned,
   };
-  const t = l.linkInfo?.tun;
-  if (l.linkInfo?.kind === 'tun' && t !== undefined) {
-    v.tun = {
-      mode: t.type === TUN_TYPE_TAP ? 'tap' : 'tun',
-      owner: t.owner ?? null,
-      group: t.group ?? null,
-      multiQueue: t.multiQueue === true,
-      vnetHdr: t.vnetHdr === true,
-      packetInfo: t.pi === true,
-      persist: t.persist === true,
-    };
+  const t = l.tun;
+  if (t !== undefined) {
+    v.tun = { mode: t.mode, owner: t.owner ?? null, group: t.group ?? null, multiQueue: t.multiQueue, vnetHdr: t.vnetHdr, packetInfo: t.packetInfo, persist: t.persist };
   }
   return v;
 }
@@ -166,55 +127,59 @@ export function stateView(
   opts: { routeProtocol?: number; netns?: string } = {},
 ): StateView {
   const routeProtocol = opts.routeProtocol ?? DEFAULT_ROUTE_PROTOCOL;
-  const names = new Map<number, string>();
-  const owned = new Set<number>();
-  const links = dumps.links.map((l) => {
-    const v = linkView(l);
-    names.set(v.ifindex, v.ifname);
-    if (v.owned) owned.add(v.ifindex);
-    return v;
-  });
-  const addresses = dumps.addresses.map((a): AddressView => {
-    const local = a.local ?? a.address ?? '';
-    const v: AddressView = {
-      ifindex: a.ifindex,
-      ifname: names.get(a.ifindex) ?? null,
-      family: a.family === AF_INET6 ? 'inet6' : 'inet',
-      address: local,
-      prefixLength: a.prefixLen,
-      scope: scopeName(a.scope),
-      proto: a.proto ?? null,
-      owned: isOwnedAddress(a, owned, routeProtocol),
-    };
-    if (a.local !== undefined && a.address !== undefined && a.address !== a.local) v.peer = a.address;
-    return v;
-  });
-  const routes = dumps.routes.map((r): RouteView => {
-    const v: RouteView = {
-      dst: routeDst(r),
-      family: familyName(r.family),
-      table: routeTable(r),
-      protocol: r.protocol,
-      type: routeTypeName(r.type),
-      scope: scopeName(r.scope),
-      owned: isOwnedRoute(r, routeProtocol),
-    };
-    if (r.gateway !== undefined) v.gateway = r.gateway;
-    if (r.oif !== undefined) {
-      v.ifindex = r.oif;
-      v.dev = names.get(r.oif) ?? null;
-    }
-    if (r.metric !== undefined) v.metric = r.metric;
-    if (r.prefsrc !== undefined) v.prefsrc = r.prefsrc;
-    if (r.metrics?.mtu !== undefined) v.mtu = r.metrics.mtu;
-    if (r.multipath !== undefined) {
-      v.nexthops = r.multipath.map((nh) => {
-        const n: NexthopView = { ifindex: nh.ifindex, dev: names.get(nh.ifindex) ?? null, weight: nh.hops + 1 };
-        if (nh.gateway !== undefined) n.gateway = nh.gateway;
-        return n;
-      });
-    }
-    return v;
-  });
-  return { netns: opts.netns ?? null, routeProtocol, links, addresses, routes };
+  const links = read(dumps.links, toObservedLink);
+  const addresses = read(dumps.addresses, toObservedAddress);
+  const routes = read(dumps.routes, toObservedRoute);
+  const owned = ownedObjects(
+    { links: links.map((l) => l.observed), addresses: addresses.map((a) => a.observed), routes: routes.map((r) => r.observed) },
+    { routeProtocol },
+  );
+  const names = new Map(links.map((l) => [l.observed.ifindex, l.observed.ifname]));
+  return {
+    netns: opts.netns ?? null,
+    routeProtocol,
+    links: links.map((l) => linkView(l, owned.links.has(l.observed))),
+    addresses: addresses.map(({ observed: a }): AddressView => {
+      const v: AddressView = {
+        ifindex: a.ifindex,
+        ifname: names.get(a.ifindex) ?? null,
+        family: familyName(a.family),
+        address: a.address,
+        prefixLength: a.prefixLength,
+        scope: ipScope(a.scope),
+        proto: a.proto ?? null,
+        owned: owned.addresses.has(a),
+      };
+      if (a.peer !== undefined) v.peer = a.peer;
+      return v;
+    }),
+    routes: routes.map(({ message: m, observed: r }): RouteView => {
+      const v: RouteView = {
+        dst: routeDst(r),
+        family: familyName(r.family),
+        table: r.table,
+        protocol: r.protocol,
+        type: r.type,
+        scope: ipScope(r.scope),
+        owned: owned.routes.has(r),
+      };
+      if (r.gateway !== undefined) v.gateway = r.gateway;
+      if (r.oif !== undefined) {
+        v.ifindex = r.oif;
+        v.dev = names.get(r.oif) ?? null;
+      }
+      if (r.metric !== undefined) v.metric = r.metric;
+      if (r.prefsrc !== undefined) v.prefsrc = r.prefsrc;
+      if (r.mtu !== undefined) v.mtu = r.mtu;
+      // Multipath is display only: plan neither declares nor reads nexthops.
+      if (m.multipath !== undefined) {
+        v.nexthops = m.multipath.map((nh) => {
+          const n: NexthopView = { ifindex: nh.ifindex, dev: names.get(nh.ifindex) ?? null, weight: nh.hops + 1 };
+          if (nh.gateway !== undefined) n.gateway = nh.gateway;
+          return n;
+        });
+      }
+      return v;
+    }),
+  };
 }

@@ -4,9 +4,12 @@
  * - on such a link, every address except the kernel's own IPv6 link-local one;
  * - a route whose rtm_protocol is the policy's route protocol, wherever it points.
  * Everything else is foreign and plan never emits an action against it.
+ *
+ * This module is the only place that rule lives: plan (and so the reconciler) and
+ * `tunkeeper state` ask it, so what state marks owned is what plan manages.
  */
 import { OWNER_MARKER_PREFIX, type Policy } from './desired.js';
-import { IFAPROT_KERNEL_LL, type ObservedAddress, type ObservedLink, type ObservedRoute } from './observed.js';
+import { IFAPROT_KERNEL_LL, type ObservedAddress, type ObservedLink, type ObservedRoute, type ObservedState } from './observed.js';
 import { isIPv6LinkLocal } from './ip.js';
 
 /** A Kubernetes object name (DNS-1123 subdomain): what follows the marker prefix when we wrote it. */
@@ -53,8 +56,26 @@ export function isOwnedAddress(address: ObservedAddress, linkOwned: boolean): bo
   return linkOwned && !isKernelLinkLocal(address);
 }
 
-export function isOwnedRoute(route: ObservedRoute, policy: Policy): boolean {
+export function isOwnedRoute(route: ObservedRoute, policy: Pick<Policy, 'routeProtocol'>): boolean {
   return route.protocol === policy.routeProtocol;
+}
+
+/** The objects of one snapshot that are tunkeeper's, by the rules above (the very objects, not copies). */
+export interface OwnedObjects {
+  links: ReadonlySet<ObservedLink>;
+  addresses: ReadonlySet<ObservedAddress>;
+  routes: ReadonlySet<ObservedRoute>;
+}
+
+/** Sorts a whole snapshot into tunkeeper's objects and the rest (`tunkeeper state` marks these). */
+export function ownedObjects(state: ObservedState, policy: Pick<Policy, 'routeProtocol'>): OwnedObjects {
+  const links = new Set(state.links.filter(isOwnedLink));
+  const ownedIndexes = new Set([...links].map((l) => l.ifindex));
+  return {
+    links,
+    addresses: new Set(state.addresses.filter((a) => isOwnedAddress(a, ownedIndexes.has(a.ifindex)))),
+    routes: new Set(state.routes.filter((r) => isOwnedRoute(r, policy))),
+  };
 }
 
 /** Names the host's own devices use: never a desired ifname, whatever the allowed prefixes say. */

@@ -7,7 +7,7 @@ import { describeKernel } from '../helpers/tiers.js';
 
 interface StateJson {
   links: Array<{ ifindex: number; ifname: string; mtu: number; kind: string | null; owned: boolean; alias: string | null; tun?: { mode: string } }>;
-  addresses: Array<{ ifindex: number; address: string; prefixLength: number; family: string; owned: boolean }>;
+  addresses: Array<{ ifindex: number; address: string; prefixLength: number; family: string; proto: number | null; owned: boolean }>;
   routes: Array<{ dst: string; table: number; protocol: number; owned: boolean; type: string; gateway?: string; dev?: string | null }>;
 }
 
@@ -16,8 +16,9 @@ describeKernel('tunkeeper state', () => {
 
   beforeAll(async () => {
     ns = await createNetns('state');
-    // Owned: a tun marked by its alias, and a veth pair end (with carrier, so the kernel gives it an
-    // IPv6 link-local address, which must NOT count as owned).
+    // Owned: a tun marked by its alias. Foreign although marked: a veth pair end (tunkeeper only
+    // creates TUN/TAP devices, so plan never touches it; it has carrier, so the kernel gives it an
+    // IPv6 link-local address, which is not owned either).
     await ns.ip('tuntap', 'add', 'dev', 'tk-edge0', 'mode', 'tun');
     await ns.ip('link', 'set', 'tk-edge0', 'mtu', '1420', 'alias', 'tunkeeper:edge', 'up');
     await ns.ip('link', 'add', 'tk-own0', 'type', 'veth', 'peer', 'name', 'other0');
@@ -26,12 +27,14 @@ describeKernel('tunkeeper state', () => {
     // Foreign: a tap without the marker.
     await ns.ip('tuntap', 'add', 'dev', 'foreign0', 'mode', 'tap');
     await ns.ip('addr', 'add', '192.0.2.1/24', 'dev', 'tk-edge0');
-    await ns.ip('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'tk-own0', 'nodad');
+    await ns.ip('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', 'tk-edge0', 'nodad');
+    await ns.ip('-6', 'addr', 'add', '2001:db8:2::1/64', 'dev', 'tk-own0', 'nodad');
     await ns.ip('addr', 'add', '203.0.113.1/24', 'dev', 'other0');
     await ns.ip('route', 'add', '198.51.100.0/24', 'dev', 'tk-edge0', 'table', '100', 'proto', '116');
     await ns.ip('route', 'add', '198.18.0.0/16', 'via', '203.0.113.254', 'table', '100', 'proto', '200');
     await ns.ip('route', 'add', 'default', 'via', '203.0.113.254');
-    // A foreign link's address that tunkeeper installed (IFA_PROTO = 116) is owned.
+    // An address on a foreign link is foreign even when tagged with tunkeeper's IFA_PROTO (116):
+    // changing it would change a link tunkeeper does not own.
     await Rtnl.with({ netns: ns.name }, (rtnl) => rtnl.links({ ifname: 'other0' }).then(([l]) => rtnl.addAddress({ ifindex: l!.ifindex, address: '198.51.100.7/32', proto: 116 })));
     for (let i = 0; i < 100; i++) {
       const out = await ns.ip('-6', 'addr', 'show', 'dev', 'tk-own0', 'scope', 'link');
@@ -69,16 +72,17 @@ describeKernel('tunkeeper state', () => {
     }
     const link = (name: string) => s.links.find((l) => l.ifname === name)!;
     expect(link('tk-edge0')).toMatchObject({ kind: 'tun', mtu: 1420, owned: true, alias: 'tunkeeper:edge', tun: { mode: 'tun' } });
-    expect(link('tk-own0')).toMatchObject({ kind: 'veth', owned: true });
+    expect(link('tk-own0')).toMatchObject({ kind: 'veth', owned: false, alias: 'tunkeeper:own' });
     expect(link('foreign0')).toMatchObject({ kind: 'tun', owned: false, tun: { mode: 'tap' } });
     expect(link('lo')).toMatchObject({ kind: null, owned: false });
 
     const addr = (a: string) => s.addresses.find((x) => x.address === a)!;
     const edge = link('tk-edge0').ifindex;
     expect(addr('192.0.2.1')).toEqual(expect.objectContaining({ ifindex: edge, prefixLength: 24, family: 'inet', owned: true }));
-    expect(addr('2001:db8:1::1')).toMatchObject({ prefixLength: 64, owned: true });
+    expect(addr('2001:db8:1::1')).toMatchObject({ ifindex: edge, prefixLength: 64, owned: true });
+    expect(addr('2001:db8:2::1')).toMatchObject({ prefixLength: 64, owned: false });
     expect(addr('203.0.113.1')).toMatchObject({ owned: false });
-    expect(addr('198.51.100.7')).toMatchObject({ prefixLength: 32, owned: true });
+    expect(addr('198.51.100.7')).toMatchObject({ prefixLength: 32, proto: 116, owned: false });
     expect(addr('127.0.0.1')).toMatchObject({ owned: false });
     const linkLocal = s.addresses.find((a) => a.ifindex === link('tk-own0').ifindex && a.address.startsWith('fe80::'));
     expect(linkLocal).toMatchObject({ prefixLength: 64, owned: false });

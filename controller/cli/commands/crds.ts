@@ -7,8 +7,7 @@ import type { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crdFiles, renderCrds } from '../../schema/crd.js';
-import type { CommandContext } from '../context.js';
-import type { RegisterCommand } from './index.js';
+import type { CommandContext, RegisterCommand } from '../context.js';
 
 export const registerCrds: RegisterCommand = (program: Command, ctx: CommandContext) => {
   program

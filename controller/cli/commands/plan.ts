@@ -6,9 +6,8 @@ import type { Command } from 'commander';
 import { renderPlanJson, renderPlanText } from '../../plan/render.js';
 import { createReconciler } from '../../reconcile/reconcile.js';
 import { ObservationError } from '../../observe/observe.js';
-import type { CommandContext } from '../context.js';
-import type { RegisterCommand } from './index.js';
-import { policyOf, readDesired, withPolicyOptions, type PolicyFlags } from './apply.js';
+import type { CommandContext, RegisterCommand } from '../context.js';
+import { policyOf, readDesired, withPolicyOptions, type PolicyFlags } from '../declarations.js';
 
 export const registerPlan: RegisterCommand = (program: Command, ctx: CommandContext) => {
   withPolicyOptions(program.command('plan').description('show what apply would change, changing nothing (exit 0 in sync, 2 changes pending, 1 error)'))

@@ -9,8 +9,7 @@ import type { Command } from 'commander';
 import { formatProblem } from '../../schema/problem.js';
 import { loadDeclarations } from '../../sources/files-load.js';
 import { loadSettings } from '../../agent/settings.js';
-import type { CommandContext } from '../context.js';
-import type { RegisterCommand } from './index.js';
+import type { CommandContext, RegisterCommand } from '../context.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
