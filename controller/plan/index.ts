@@ -1,6 +1,8 @@
 /** plan: the pure diff of desired against observed state (see plan.ts). */
 export * from './actions.js';
-export { plan, connectedRouteKey, IPV6_MIN_MTU, type PlanOptions } from './plan.js';
+export { plan, type PlanOptions } from './plan.js';
+export { IPV6_MIN_MTU } from './context.js';
+export { connectedRouteKey } from './kernel-effects.js';
 export { planToJson, renderPlanJson, renderPlanText, summaryLine, type PlanJson, type RenderOptions } from './render.js';
 export { describeAddress, describeChange, describeObservedRoute, describeRoute, describeRouteSpec, tableName } from './describe.js';
 export {
