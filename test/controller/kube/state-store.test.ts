@@ -4,22 +4,12 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DesiredDevice } from '../../../controller/model/desired.js';
+import { addr, device as baseDevice, route } from '../../helpers/devices.js';
 import { STATE_FILE_NAME, StateStore } from '../../../controller/kube/state-store.js';
 
-const device = (name: string, extra: Partial<DesiredDevice> = {}): DesiredDevice => ({
-  name,
-  ifname: `tk-${name}`,
-  mode: 'tun',
-  mtu: 1420,
-  up: true,
-  multiQueue: false,
-  vnetHdr: false,
-  packetInfo: false,
-  addresses: [{ family: 4, address: '192.0.2.1', prefixLength: 24 }],
-  routes: [{ family: 4, dst: '198.51.100.0', dstLength: 24, table: 254, onLink: false, via: '192.0.2.254' }],
-  origin: `TunDevice/${name}`,
-  ...extra,
-});
+/** A device with one address and one route, so the round trip carries both lists. */
+const device = (name: string, extra: Partial<DesiredDevice> = {}): DesiredDevice =>
+  baseDevice(name, { mtu: 1420, addresses: [addr('192.0.2.1/24')], routes: [route('198.51.100.0/24', { via: '192.0.2.254' })], ...extra });
 
 async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'tk-state-'));

@@ -1,25 +1,10 @@
 /** The reconcile loop with fake triggers, a manual clock and a fake ReconcileOnce. */
 import { describe, expect, it } from '@jest/globals';
 import { ManualClock, ReconcileLoop, backoffDelay, type LoopOptions, type WakeReason } from '../../../controller/loop/index.js';
-import type { DesiredDevice } from '../../../controller/model/desired.js';
+import { device } from '../../helpers/devices.js';
 import type { Action } from '../../../controller/plan/actions.js';
 import type { ActionFailure, ReconcileInput, ReconcileResult } from '../../../controller/reconcile/types.js';
 
-function device(name: string, mtu = 1500): DesiredDevice {
-  return {
-    name,
-    ifname: `tk-${name}`,
-    mode: 'tun',
-    mtu,
-    up: true,
-    multiQueue: false,
-    vnetHdr: false,
-    packetInfo: false,
-    addresses: [],
-    routes: [],
-    origin: `test/${name}`,
-  };
-}
 
 function action(dev: string): Action {
   return { type: 'set-link', device: dev, ifname: `tk-${dev}`, reason: 'test' } as unknown as Action;
@@ -419,7 +404,7 @@ describe('ReconcileLoop: devices changed behind its back', () => {
     // A change of a's declaration ends its hold at once, and is not a repair.
     await drift('a');
     expect(rec.calls.at(-1)!.hold).toEqual(['a']);
-    loop.updateSource('files', [device('a', 1400), device('b')], true);
+    loop.updateSource('files', [device('a', { mtu: 1400 }), device('b')], true);
     await loop.idle();
     expect(rec.calls.at(-1)!.hold).toEqual([]);
     expect(rec.calls.at(-1)!.desired[0]!.mtu).toBe(1400);
@@ -525,7 +510,7 @@ describe('ReconcileLoop: churn', () => {
     // A change of desired state is not delayed by the gap (and takes the waiting events along).
     await passWithEvents();
     expect(rec.calls).toHaveLength(5);
-    loop.updateSource('files', [device('a', 1400)], true);
+    loop.updateSource('files', [device('a', { mtu: 1400 })], true);
     await flush();
     expect(rec.calls).toHaveLength(6);
     expect(reasons.at(-1)).toEqual(['netlink-event', 'resync-needed', 'desired-changed']);
@@ -616,7 +601,7 @@ describe('ReconcileLoop: churn', () => {
       verified.push(await pass('netlink-event'));
     }
     expect(verified).toEqual([false, false, true, false, false, true]);
-    loop.updateSource('files', [device('a', 1400)], true);
+    loop.updateSource('files', [device('a', { mtu: 1400 })], true);
     await loop.idle();
     expect(rec.calls.at(-1)!.verify).toBe(true);
     await loop.stop();

@@ -1,62 +1,15 @@
 /**
- * Builders shared by the plan tests: desired devices with the schema's defaults, and a kernel
- * model world holding a host's own (foreign) devices.
+ * The plan tests' kernel model worlds (a host's own, foreign devices) and their convergence; the
+ * declaration builders are test/helpers/devices.ts, re-exported here for the plan tests.
  */
-import type { DesiredAddress, DesiredDevice, DesiredRoute, IpFamily, Policy } from '../../../controller/model/desired.js';
+import type { DesiredDevice, Policy } from '../../../controller/model/desired.js';
 import { RTPROT_BOOT, RTPROT_STATIC } from '../../../controller/model/observed.js';
 import { plan, type Plan, type PlanOptions } from '../../../controller/plan/index.js';
-import { canonicalIp, networkOf } from '../../../controller/model/ip.js';
 import { KernelModel, type KernelModelOptions } from '../../helpers/kernel-model.js';
 
-export const PROTO = 116;
+import { POLICY } from '../../helpers/devices.js';
 
-export const POLICY: Policy = { allowedPrefixes: ['tk-', 'tap-'], allowDefaultRoute: false, routeProtocol: PROTO };
-
-function familyOf(text: string): IpFamily {
-  return text.includes(':') ? 6 : 4;
-}
-
-/** `192.0.2.1/24` → a desired address. */
-export function addr(cidr: string): DesiredAddress {
-  const [a, len] = cidr.split('/');
-  const family = familyOf(a);
-  return { family, address: canonicalIp(family, a), prefixLength: Number(len) };
-}
-
-/** `198.51.100.0/24` (or `default`, `default6`) → a desired route in the main table. */
-export function route(to: string, opts: Partial<Omit<DesiredRoute, 'family' | 'dst' | 'dstLength'>> = {}): DesiredRoute {
-  let family: IpFamily;
-  let dst: string;
-  let dstLength: number;
-  if (to === 'default' || to === 'default6') {
-    family = to === 'default' ? 4 : 6;
-    dst = family === 4 ? '0.0.0.0' : '::';
-    dstLength = 0;
-  } else {
-    const [a, len] = to.split('/');
-    family = familyOf(a);
-    dstLength = Number(len);
-    dst = networkOf(family, canonicalIp(family, a), dstLength);
-  }
-  return { family, dst, dstLength, table: 254, onLink: false, ...opts };
-}
-
-export function device(name: string, overrides: Partial<DesiredDevice> = {}): DesiredDevice {
-  return {
-    name,
-    ifname: `tk-${name}`,
-    mode: 'tun',
-    mtu: 1500,
-    up: true,
-    multiQueue: false,
-    vnetHdr: false,
-    packetInfo: false,
-    addresses: [],
-    routes: [],
-    origin: `TunDevice/${name}`,
-    ...overrides,
-  };
-}
+export { PROTO, POLICY, addr, route, device } from '../../helpers/devices.js';
 
 /** A host with its own NIC (eth0, up, 203.0.113.10/24, a static default route) and loopback. */
 export function hostWorld(options: KernelModelOptions = {}): KernelModel {
