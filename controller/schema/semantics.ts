@@ -10,16 +10,14 @@ import {
   formatAddress,
   formatPrefix,
   hasHostBits,
-  isIPv6LinkLocal,
-  networkOf,
-  nonUnicastReason,
-  parseCidr,
-  parseIp,
-  prefixContains,
+  isIPv6LinkLocalAddress,
+  networkOfPrefix,
+  prefixContainsAddress,
   sameAddress,
   type IpAddress,
   type IpPrefix,
-} from './ip.js';
+} from '../model/ip.js';
+import { nonUnicastReason, parseCidr, parseIp } from './ip.js';
 import { parseMac } from './mac.js';
 import type { FieldPath, FieldProblem } from './problem.js';
 import { pathKey } from './structural.js';
@@ -52,7 +50,7 @@ const V6_LOOPBACK = parseIp('::1');
 
 function loopbackReason(a: IpAddress): string | undefined {
   const isLoop =
-    (a.family === 4 && V4_LOOPBACK.ok && prefixContains(V4_LOOPBACK.value, a)) || (a.family === 6 && V6_LOOPBACK.ok && sameAddress(V6_LOOPBACK.value, a));
+    (a.family === 4 && V4_LOOPBACK.ok && prefixContainsAddress(V4_LOOPBACK.value, a)) || (a.family === 6 && V6_LOOPBACK.ok && sameAddress(V6_LOOPBACK.value, a));
   return isLoop ? 'it is a loopback address, which belongs on lo' : undefined;
 }
 
@@ -253,7 +251,7 @@ function checkRoute(
       else if (hasHostBits(p.value)) {
         fail(
           at('to'),
-          `${JSON.stringify(route.to)} has host bits set: the network is ${formatPrefix(networkOf(p.value))} (a route goes to a network; an address of the device belongs in spec.addresses)`,
+          `${JSON.stringify(route.to)} has host bits set: the network is ${formatPrefix(networkOfPrefix(p.value))} (a route goes to a network; an address of the device belongs in spec.addresses)`,
         );
       } else dst = p.value;
     }
@@ -267,7 +265,7 @@ function checkRoute(
       fail(at('via'), `${formatAddress(via)} is ${familyName(via.family)} but the destination ${toText} is ${familyName(family)}`);
     } else if (addresses.some((a) => sameAddress(a.prefix, via!))) {
       fail(at('via'), `${formatAddress(via)} is an address of this device itself; a gateway is another host on the link`);
-    } else if (!route.onLink && !isIPv6LinkLocal(via) && !addresses.some((a) => prefixContains(a.prefix, via!))) {
+    } else if (!route.onLink && !isIPv6LinkLocalAddress(via) && !addresses.some((a) => prefixContainsAddress(a.prefix, via!))) {
       const own = addresses.filter((a) => a.prefix.family === family).map((a) => formatPrefix(a.prefix));
       fail(
         at('via'),
