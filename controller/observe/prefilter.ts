@@ -18,7 +18,7 @@ import type { ForeignScope } from './cache.js';
 
 const { AF_INET, AF_INET6 } = constants;
 
-/** `a.b.c.d` → its value, or undefined. */
+/** `a.b.c.d` → its value as a signed 32-bit integer (as RoutePeek.dst4 reads it), or undefined. */
 function ipv4Value(text: string): number | undefined {
   const parts = text.split('.');
   if (parts.length !== 4) return undefined;
@@ -28,13 +28,13 @@ function ipv4Value(text: string): number | undefined {
     if (!Number.isInteger(n) || n < 0 || n > 255) return undefined;
     v = v * 256 + n;
   }
-  return v;
+  return v | 0;
 }
 
 /** The raw test for `scope`, tunkeeper's own routes (`protocol`) excluded. */
 export function foreignRoutePrefilter(scope: ForeignScope, protocol: number): RawRouteTest {
-  const v4 = new Set<number>();
-  const v4Lengths = new Set<number>();
+  // Declared IPv4 destinations by prefix length: small integers only, so a test allocates nothing.
+  const v4 = new Map<number, Set<number>>();
   const v6Lengths = new Set<number>();
   for (const p of scope.prefixes) {
     const slash = p.lastIndexOf('/');
@@ -42,8 +42,9 @@ export function foreignRoutePrefilter(scope: ForeignScope, protocol: number): Ra
     const len = Number(p.slice(slash + 1));
     const value = addr.includes(':') ? undefined : ipv4Value(addr);
     if (value !== undefined) {
-      v4.add(value * 64 + len);
-      v4Lengths.add(len);
+      let set = v4.get(len);
+      if (set === undefined) v4.set(len, (set = new Set()));
+      set.add(value);
     } else {
       v6Lengths.add(len);
     }
@@ -58,10 +59,11 @@ export function foreignRoutePrefilter(scope: ForeignScope, protocol: number): Ra
     if (peek.oif !== undefined && scope.links.has(peek.oif)) return true;
     const dstLen = peek.dstLen;
     if (peek.family === AF_INET) {
-      if (!v4Lengths.has(dstLen)) return false;
-      if (!peek.hasDst) return dstLen !== 0 || v4.has(0);
+      const declared = v4.get(dstLen);
+      if (declared === undefined) return false;
+      if (!peek.hasDst) return dstLen !== 0 || declared.has(0);
       const dst = peek.dst4();
-      return dst === undefined || v4.has(dst * 64 + dstLen);
+      return dst === undefined || declared.has(dst);
     }
     if (peek.family === AF_INET6) {
       if (!v6Lengths.has(dstLen)) return false;

@@ -14,6 +14,9 @@
  * the NLA_F_* flag bits: `flags`, `nested` and `netByteOrder` say what they are, and a reader
  * that follows the codec's typed-field rules tests them itself.
  *
+ * decodeAttrTree walks with it; decodeAttrs keeps its own loop, the full decoder's hot path
+ * (65k routes a dump), where the table lookup and the order bookkeeping sit inside the walk.
+ *
  *   const w = new AttrWalker();
  *   w.reset(buf, start + IFINFOMSG_LEN, end);
  *   while (w.next()) if (w.type === IFLA_MTU) mtu = w.u32();

@@ -234,7 +234,7 @@ describe('RoutePeek', () => {
     expect(p.header(b, 0, b.length)).toBe(true);
     expect([p.family, p.dstLen, p.headerTable, p.protocol, p.type]).toEqual([C.AF_INET, 24, 252, 3, 1]);
     p.attributes();
-    expect([p.table, p.oif, p.prefsrc, p.multipath, p.unusual, p.hasDst, p.dstSize, p.dst4(), p.dstText()]).toEqual([1000, 7, true, false, false, true, 4, 0xc6336400, '198.51.100.0']);
+    expect([p.table, p.oif, p.prefsrc, p.multipath, p.unusual, p.hasDst, p.dstSize, p.dst4(), p.dstText()]).toEqual([1000, 7, true, false, false, true, 4, 0xc6336400 | 0, '198.51.100.0']);
     expect(p.header(b, 0, 11)).toBe(false);
   });
 
