@@ -22,8 +22,9 @@ export type {
   RuleEvent,
   ResyncNeededEvent,
 } from './monitor-events.js';
-export type { NetlinkTransport, NetlinkHandlers } from './client-transport.js';
-export type { DumpSpec, LinkFilter, AddressFilter, RouteFilter, NeighbourFilter, RuleFilter } from './client-dumps.js';
+export { openNetlinkTransport, type NetlinkTransport, type NetlinkHandlers, type NetlinkSocketOptions } from './client-transport.js';
+export { linkDump, routeDump, routeCandidateDump } from './client-dumps.js';
+export type { DumpSpec, RawRouteTest, LinkFilter, AddressFilter, RouteFilter, NeighbourFilter, RuleFilter } from './client-dumps.js';
 export {
   NetlinkRequestError,
   NetlinkDumpInterruptedError,
@@ -38,6 +39,12 @@ export { routeTable, type RouteMessage, type RouteMetrics, type RouteNexthop, ty
 export { ruleTable, type RuleMessage } from './codec/rule.js';
 export { addressFlags, type AddressMessage } from './codec/address.js';
 export type { LinkMessage, LinkInfo, TunInfo } from './codec/link.js';
+// Fast readers for hot paths: attributes walked in place, no object per attribute or message.
+export { AttrWalker } from './codec/walker.js';
+export { LinkFieldReader, type TunFields } from './codec/link-fields.js';
+export { RoutePeek } from './codec/route-peek.js';
+export { forEachMessage, type MessageVisitor } from './codec/header.js';
+export type { NetlinkWriter } from './codec/writer.js';
 export type { NeighbourMessage } from './codec/neighbour.js';
 export * as constants from './constants/index.js';
 export * as codec from './codec/index.js';

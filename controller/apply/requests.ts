@@ -4,10 +4,8 @@
  * match cannot hit a foreign object sharing the key), adds and replaces carry tunkeeper's
  * protocol and exactly the attributes given.
  */
-import type { NetlinkWriter } from '../../netlink/codec/writer.js';
-import { RTA_SRC } from '../../netlink/constants/route.js';
-import { deleteAddress, deleteLink, deleteRoute, replaceAddress, replaceRoute, setLink, type RtnlRequest } from '../../netlink/index.js';
-import type { LinkSetSpec, RouteSpec as NetlinkRouteSpec } from '../../netlink/index.js';
+import { constants, deleteAddress, deleteLink, deleteRoute, replaceAddress, replaceRoute, setLink, type RtnlRequest } from '../../netlink/index.js';
+import type { LinkSetSpec, NetlinkWriter, RouteSpec as NetlinkRouteSpec } from '../../netlink/index.js';
 import type { AddAddressAction, DeleteAddressAction, LinkSettings, ReplaceRouteAction, RouteSpec } from '../plan/actions.js';
 import { routeTypeNumber, scopeNumber } from '../observe/convert.js';
 
@@ -41,7 +39,7 @@ class RouteDeleteWithKey implements RtnlRequest {
     w.buf[start + RTM_TOS] = this.tos;
     if (this.fromLength > 0 && this.from !== undefined) {
       w.buf[start + RTM_SRC_LEN] = this.fromLength;
-      w.attrIp(RTA_SRC, this.from);
+      w.attrIp(constants.RTA_SRC, this.from);
       w.endMessage(start);
     }
   }

@@ -45,12 +45,18 @@
  * Events stay wake-ups: their contents are never applied as a delta, they only decide whether
  * what was listed may be listed again.
  */
-import { openNetlinkTransport, type NetlinkTransport } from '../../netlink/client-transport.js';
-import { RTA_TABLE, RTMSG_LEN } from '../../netlink/constants/route.js';
-import { NLM_F_ACK, NLM_F_REPLACE, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP } from '../../netlink/constants/netlink.js';
-import {
+import { codec, constants, forEachMessage, openNetlinkTransport, RoutePeek, type NetlinkTransport } from '../../netlink/index.js';
+import type { ObservedRoute } from '../model/observed.js';
+
+const {
   AF_INET,
   AF_INET6,
+  NLM_F_ACK,
+  NLM_F_REPLACE,
+  NLM_F_REQUEST,
+  NLMSG_ERROR,
+  NLMSG_HDRLEN,
+  NLMSG_NOOP,
   RTM_DELADDR,
   RTM_DELLINK,
   RTM_DELROUTE,
@@ -63,8 +69,7 @@ import {
   RTNLGRP_IPV6_ROUTE,
   RTNLGRP_LINK,
   RTNLGRP_NEXTHOP,
-} from '../../netlink/constants/rtnetlink.js';
-import type { ObservedRoute } from '../model/observed.js';
+} = constants;
 
 /** RTM_NEWNEXTHOP, RTM_DELNEXTHOP (linux/rtnetlink.h). */
 const RTM_NEWNEXTHOP = 104;
@@ -119,6 +124,16 @@ function within<T>(inner: Iterable<T>, outer: ReadonlySet<T>): boolean {
   return true;
 }
 
+/** Whether the NLMSG_ERROR message at off is an ack (error 0); false when it cannot be read. */
+function acked(buf: Buffer, off: number, len: number, flags: number): boolean {
+  try {
+    return codec.decodeErrorMessage(buf, off + NLMSG_HDRLEN, off + len, flags).errno === 0;
+  } catch (e) {
+    if (codec.isNetlinkDecodeError(e)) return false;
+    throw e;
+  }
+}
+
 export class ForeignRouteCache {
   readonly #t: NetlinkTransport;
   readonly #protocol: number;
@@ -129,6 +144,8 @@ export class ForeignRouteCache {
   /** The tables of the latest sync(): own route notifications there are re-listed anyway. */
   #syncTables: ReadonlySet<number> = new Set();
   #closed = false;
+  /** Reads own route notifications (#ownChangeReListed); handlers run one at a time. */
+  readonly #peek = new RoutePeek();
   readonly stats: ForeignRouteCacheStats = { hits: 0, misses: 0, invalidations: 0 };
 
   private constructor(t: NetlinkTransport, protocol: number) {
@@ -165,11 +182,9 @@ export class ForeignRouteCache {
     this.#settle(undefined);
     this.#syncTables = new Set(tables);
     const seq = (this.#seq = (this.#seq % 0x7fffffff) + 1);
-    const msg = Buffer.alloc(NLMSG_HDRLEN);
-    msg.writeUInt32LE(NLMSG_HDRLEN, 0);
-    msg.writeUInt16LE(NLMSG_NOOP, 4);
-    msg.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
-    msg.writeUInt32LE(seq, 8);
+    const w = new codec.NetlinkWriter(NLMSG_HDRLEN);
+    w.endMessage(w.beginMessage({ type: NLMSG_NOOP, flags: NLM_F_REQUEST | NLM_F_ACK, seq }));
+    const msg = w.view();
     return new Promise((resolve) => {
       // Awaited by a pass: keeps the process alive until the ack (or the timeout) comes.
       const timer = setTimeout(() => this.#settle(undefined), SYNC_TIMEOUT_MS);
@@ -236,16 +251,8 @@ export class ForeignRouteCache {
 
   #onData(datagrams: Buffer[]): void {
     for (const d of datagrams) {
-      let off = 0;
-      while (d.length - off >= NLMSG_HDRLEN) {
-        const len = d.readUInt32LE(off);
-        if (len < NLMSG_HDRLEN || len > d.length - off) {
-          this.#invalidate(true);
-          break;
-        }
-        this.#onMessage(d, off, len, d.readUInt16LE(off + 4), d.readUInt16LE(off + 6), d.readUInt32LE(off + 8));
-        off += (len + 3) & ~3;
-      }
+      const whole = forEachMessage(d, (off, len, type, flags, seq) => this.#onMessage(d, off, len, type, flags, seq));
+      if (!whole) this.#invalidate(true);
     }
   }
 
@@ -255,21 +262,15 @@ export class ForeignRouteCache {
    * entry and the latest sync observe (their own routes are dumped per table every pass).
    */
   #ownChangeReListed(buf: Buffer, off: number, len: number, type: number, flags: number): boolean {
-    const p = off + NLMSG_HDRLEN;
-    if (len < NLMSG_HDRLEN + RTMSG_LEN) return false;
-    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
-    if (buf[p + 5] !== this.#protocol) return false;
+    const peek = this.#peek;
+    if (!peek.header(buf, off + NLMSG_HDRLEN, off + len)) return false;
+    if (peek.protocol !== this.#protocol) return false;
     if (type === RTM_NEWROUTE && (flags & NLM_F_REPLACE) !== 0) return false;
-    const family = buf[p]!;
-    if (family === AF_INET6) return true;
-    if (family !== AF_INET) return false;
-    let table = buf[p + 4]!;
-    for (let a = p + RTMSG_LEN; a + 4 <= off + len; ) {
-      const alen = buf.readUInt16LE(a);
-      if (alen < 4) break;
-      if ((buf.readUInt16LE(a + 2) & 0x3fff) === RTA_TABLE && alen >= 8) table = buf.readUInt32LE(a + 4);
-      a += (alen + 3) & ~3;
-    }
+    if (peek.family === AF_INET6) return true;
+    if (peek.family !== AF_INET) return false;
+    // The table may be in RTA_TABLE; a message that cannot be read for certain re-lists nothing.
+    if (peek.attributes().unusual) return false;
+    const table = peek.table;
     return this.#syncTables.has(table) && this.#entry?.scope.tables.includes(table) === true;
   }
 
@@ -278,8 +279,7 @@ export class ForeignRouteCache {
       case NLMSG_ERROR: {
         const p = this.#pending;
         if (p === undefined || seq !== p.seq) return;
-        const ok = len >= NLMSG_HDRLEN + 4 && buf.readInt32LE(off + NLMSG_HDRLEN) === 0;
-        this.#settle(ok ? this.#generation : undefined);
+        this.#settle(acked(buf, off, len, flags) ? this.#generation : undefined);
         return;
       }
       case RTM_NEWLINK:

@@ -2,11 +2,8 @@
  * Decoded rtnetlink messages → ObservedState (controller/model/observed.ts): plain data in the canonical
  * spelling plan compares. Pure; observe.ts runs the dumps.
  */
-import type { AddressMessage, LinkMessage, RouteMessage } from '../../netlink/index.js';
-import { addressFlags, routeTable } from '../../netlink/index.js';
-import { IFA_F_PERMANENT, IFA_F_SECONDARY, IFA_F_TENTATIVE } from '../../netlink/constants/address.js';
-import { IFF_UP, TUN_TYPE_TAP } from '../../netlink/constants/link.js';
-import { AF_INET, AF_INET6, RTNH_F_ONLINK } from '../../netlink/constants/rtnetlink.js';
+import type { AddressMessage, LinkMessage, RouteMessage, TunInfo } from '../../netlink/index.js';
+import { addressFlags, constants, routeTable } from '../../netlink/index.js';
 import type { IpFamily } from '../model/desired.js';
 import type { AddressScope, ObservedAddress, ObservedLink, ObservedRoute, RouteScope, RouteType } from '../model/observed.js';
 
@@ -42,7 +39,18 @@ export function familyOf(af: number): IpFamily | undefined {
   return af === AF_INET ? 4 : af === AF_INET6 ? 6 : undefined;
 }
 
+const { AF_INET, AF_INET6, IFA_F_PERMANENT, IFA_F_SECONDARY, IFA_F_TENTATIVE, IFF_UP, RTNH_F_ONLINK, TUN_TYPE_TAP } = constants;
+
 export function toObservedLink(m: LinkMessage): ObservedLink | undefined {
+  return observedLinkOf(m, m.linkInfo?.kind, m.linkInfo?.tun);
+}
+
+/** The link fields an ObservedLink is made of: a decoded LinkMessage, or netlink's LinkFieldReader. */
+export type LinkFieldsOf = Pick<LinkMessage, 'ifindex' | 'flags' | 'ifname' | 'mtu' | 'txqlen' | 'address' | 'ifalias'>;
+export type TunFieldsOf = Pick<TunInfo, 'type' | 'owner' | 'group' | 'pi' | 'vnetHdr' | 'persist' | 'multiQueue'>;
+
+/** An ObservedLink from its fields (shared by toObservedLink and the link dump's fast path, links.ts). */
+export function observedLinkOf(m: LinkFieldsOf, kind: string | undefined, t: TunFieldsOf | undefined): ObservedLink | undefined {
   if (m.ifname === undefined) return undefined;
   const link: ObservedLink = {
     ifindex: m.ifindex,
@@ -51,11 +59,9 @@ export function toObservedLink(m: LinkMessage): ObservedLink | undefined {
     mtu: m.mtu ?? 0,
     txQueueLength: m.txqlen ?? 0,
   };
-  const kind = m.linkInfo?.kind;
   if (kind !== undefined) link.kind = kind;
   if (m.address !== undefined && m.address !== '') link.macAddress = m.address.toLowerCase();
   if (m.ifalias !== undefined && m.ifalias !== '') link.alias = m.ifalias;
-  const t = m.linkInfo?.tun;
   if (kind === 'tun' && t !== undefined) {
     link.tun = {
       mode: t.type === TUN_TYPE_TAP ? 'tap' : 'tun',

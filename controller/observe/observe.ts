@@ -12,18 +12,15 @@
  *     routes a change of ours takes along. Per-table dumps are cheap: a strict-checked kernel
  *     walks only the table asked for.
  *
- * Those foreign routes may come from a ForeignRouteCache instead (observe-cache.ts): only while
+ * Those foreign routes may come from a ForeignRouteCache instead (cache.ts): only while
  * no notification since their dump can have changed them, and never on a verifying pass.
  *
  * Fail static: a dump that stayed interrupted (NLM_F_DUMP_INTR) through the client's retries, or
  * failed in any other way, yields no snapshot at all — ObservationError — never a partial one.
  */
-import type { DumpSpec, Rtnl, RouteMessage } from '../../netlink/index.js';
-import { routeDump } from '../../netlink/client-dumps.js';
-import { decodeRouteMessage } from '../../netlink/codec/route.js';
-import { foreignRoutePrefilter, type RawRouteTest } from './prefilter.js';
-import { NetlinkDumpInterruptedError } from '../../netlink/index.js';
-import { AF_INET, AF_INET6 } from '../../netlink/constants/rtnetlink.js';
+import type { Rtnl, RouteMessage } from '../../netlink/index.js';
+import { constants, NetlinkDumpInterruptedError, routeCandidateDump } from '../../netlink/index.js';
+import { foreignRoutePrefilter } from './prefilter.js';
 import type { ForeignRoute, ForeignRouteCache, ForeignScope } from './cache.js';
 import { OWNER_MARKER_PREFIX, type DesiredDevice, type Policy } from '../model/desired.js';
 import { networkOf } from '../model/ip.js';
@@ -31,12 +28,14 @@ import { RT_TABLE_MAIN, type ObservedAddress, type ObservedLink, type ObservedRo
 import { toObservedAddress, toObservedRoute } from './convert.js';
 import { observedLinkDump } from './links.js';
 
+const { AF_INET, AF_INET6 } = constants;
+
 export interface ObserveOptions {
   policy: Pick<Policy, 'routeProtocol'>;
   /** The desired devices: their route tables are dumped in full (conflict detection). */
   desired?: readonly DesiredDevice[];
   /**
-   * Where the relevant foreign routes may be kept between passes (observe-cache.ts: reused only
+   * Where the relevant foreign routes may be kept between passes (cache.ts: reused only
    * while provably unchanged). Absent: every table is dumped every time.
    */
   cache?: ForeignRouteCache;
@@ -72,7 +71,7 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
     // Before any dump: what the cache may reuse is what no notification has touched since.
     const generation = cache !== undefined ? await cache.sync(tables) : undefined;
     // Queued together: the client runs dumps one after another on its socket.
-    // Links straight into ObservedLinks (observe-links.ts): every pass lists them all.
+    // Links straight into ObservedLinks (links.ts): every pass lists them all.
     const [linkList, addrMsgs] = await Promise.all([rtnl.dump(observedLinkDump()), rtnl.addresses()]);
     const links = linkList as ObservedLink[]; // keep dropped the nameless (null) ones
     const addresses: ObservedAddress[] = [];
@@ -100,7 +99,7 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
       return { links, addresses, routes };
     }
     const candidate = foreignRoutePrefilter(scope, protocol);
-    const [owned, ...perTable] = await Promise.all([rtnl.routes({ protocol }), ...tables.map((table) => rtnl.dump(candidatesOf(table, candidate)))]);
+    const [owned, ...perTable] = await Promise.all([rtnl.routes({ protocol }), ...tables.map((table) => rtnl.dump(routeCandidateDump({ table }, candidate)))]);
     const ownedElsewhere: ObservedRoute[] = [];
     for (const m of owned) {
       const r = toObservedRoute(m);
@@ -126,17 +125,6 @@ export async function observe(rtnl: Rtnl, options: ObserveOptions): Promise<Obse
   } catch (e) {
     throw new ObservationError(e);
   }
-}
-
-/** A dump of one table in which only candidates (observe-prefilter.ts) are decoded; null for the rest, dropped. */
-function candidatesOf(table: number, candidate: RawRouteTest): DumpSpec<RouteMessage | null> {
-  const spec = routeDump({ table });
-  const keep = spec.keep;
-  return {
-    ...spec,
-    decode: (buf, start, end) => (candidate(buf, start, end) ? decodeRouteMessage(buf, start, end) : null),
-    keep: (m) => m !== null && (keep === undefined || keep(m)),
-  };
 }
 
 /**

@@ -14,7 +14,7 @@ import {
 } from './attributes.js';
 import { rdU32 } from './bytes.js';
 import { u32Field, u8Field, type WithOptional } from './fixed.js';
-import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
+import { messageWriter, type NetlinkWriter, type MessageWriter } from './writer.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
 import { AF_UNSPEC, RTM_GETADDR } from '../constants/rtnetlink.js';
 import * as A from '../constants/address.js';
@@ -112,11 +112,7 @@ export function writeAddressPayload(w: NetlinkWriter, a: AddressMessageInit): vo
 }
 
 /** Writes a whole address message. */
-export function writeAddressMessage(w: NetlinkWriter, header: NlMsgHeaderInit, a: AddressMessageInit): void {
-  const start = w.beginMessage(header);
-  writeAddressPayload(w, a);
-  w.endMessage(start);
-}
+export const writeAddressMessage: MessageWriter<AddressMessageInit> = messageWriter(writeAddressPayload);
 
 /** What a strict-checked address dump can filter on (inet_valid_dump_ifaddr_req). */
 export interface AddressDumpFilter {

@@ -34,9 +34,10 @@
  * rest of the dump still decodes.
  */
 import { NetlinkDecodeError, NetlinkEncodeError } from './errors.js';
-import { copyBytes, rdS32, rdU16, rdU32 } from './bytes.js';
+import { copyBytes, rdS32, rdU16, rdU32, readString } from './bytes.js';
 import { formatIp, formatMac } from './ip.js';
 import type { NetlinkWriter } from './writer.js';
+import { AttrWalker } from './walker.js';
 import { NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK } from '../constants/netlink.js';
 
 /** An attribute kept as it came: its full type (flag bits included) and its payload bytes. */
@@ -173,17 +174,6 @@ export const fCustom = (t: number, k: string, custom: CustomField, defaultFlags 
 
 // ---------------------------------------------------------------------------------------------
 // Reading
-
-/** A NUL-terminated string payload, or undefined when it would not re-encode to the same bytes (typed string fields; controller/observe/links.ts). */
-export function readString(buf: Buffer, off: number, len: number): string | undefined {
-  if (len === 0 || buf[off + len - 1] !== 0) return undefined;
-  const last = off + len - 1;
-  for (let i = off; i < last; i++) if (buf[i] === 0) return undefined;
-  const s = buf.toString('utf8', off, last);
-  // Invalid UTF-8 decodes to U+FFFD and would not re-encode to the same bytes.
-  if (s.indexOf('\ufffd') >= 0 && Buffer.compare(Buffer.from(s, 'utf8'), buf.subarray(off, last)) !== 0) return undefined;
-  return s;
-}
 
 /**
  * Parses buf[start, end) as a flat list of attributes. Returns undefined when the bytes are not
@@ -531,19 +521,15 @@ export interface AttrNode {
 export function decodeAttrTree(buf: Buffer, start = 0, end = buf.length, maxDepth = MAX_NEST_DEPTH, depth = 0): AttrNode[] {
   if (depth > maxDepth) throw new NetlinkDecodeError(`attributes nested deeper than ${maxDepth} levels`, start);
   const out: AttrNode[] = [];
-  let pos = start;
-  while (pos < end) {
-    if (end - pos < NLA_HDRLEN) throw new NetlinkDecodeError(`${end - pos} stray bytes where an attribute header (4 bytes) should start`, pos);
-    const len = rdU16(buf, pos);
-    const type = rdU16(buf, pos + 2);
-    if (len < NLA_HDRLEN) throw new NetlinkDecodeError(`attribute type ${type} has length ${len}, shorter than its header`, pos);
-    if (len > end - pos) throw new NetlinkDecodeError(`attribute type ${type} has length ${len}, past the end of its container (${end - pos} bytes left)`, pos);
-    if ((type & NLA_F_NESTED) !== 0) {
-      out.push({ type, children: decodeAttrTree(buf, pos + NLA_HDRLEN, pos + len, maxDepth, depth + 1) });
+  // The depth bound is this function's own (maxDepth), so the walker is aimed at depth 0.
+  const w = new AttrWalker().reset(buf, start, end);
+  while (w.next()) {
+    const type = w.rawType;
+    if (w.nested) {
+      out.push({ type, children: decodeAttrTree(buf, w.offset, w.offset + w.length, maxDepth, depth + 1) });
     } else {
-      out.push({ type, data: copyBytes(buf, pos + NLA_HDRLEN, pos + len) });
+      out.push({ type, data: w.bytes() });
     }
-    pos += (len + 3) & ~3;
   }
   return out;
 }

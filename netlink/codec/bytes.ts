@@ -22,3 +22,14 @@ export function copyBytes(buf: Buffer, start: number, end: number): Buffer {
   buf.copy(out, 0, start, end);
   return out;
 }
+
+/** A NUL-terminated string payload, or undefined when it would not re-encode to the same bytes (typed string fields, AttrWalker.string). */
+export function readString(buf: Buffer, off: number, len: number): string | undefined {
+  if (len === 0 || buf[off + len - 1] !== 0) return undefined;
+  const last = off + len - 1;
+  for (let i = off; i < last; i++) if (buf[i] === 0) return undefined;
+  const s = buf.toString('utf8', off, last);
+  // Invalid UTF-8 decodes to U+FFFD and would not re-encode to the same bytes.
+  if (s.indexOf('\ufffd') >= 0 && Buffer.compare(Buffer.from(s, 'utf8'), buf.subarray(off, last)) !== 0) return undefined;
+  return s;
+}

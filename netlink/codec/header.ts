@@ -43,3 +43,23 @@ export function readHeader(buf: Buffer, off: number, end: number = buf.length): 
 export function nextMessageOffset(off: number, length: number): number {
   return off + ((length + 3) & ~3);
 }
+
+/** What forEachMessage hands its visitor: one message's offset and header fields. */
+export type MessageVisitor = (off: number, length: number, type: number, flags: number, seq: number) => void;
+
+/**
+ * Visits the messages of a datagram in order, without an object per message (watch sockets that
+ * only look at types and a few bytes). Returns false when the framing is damaged: the messages
+ * before the damage were visited, none after.
+ */
+export function forEachMessage(buf: Buffer, visit: MessageVisitor): boolean {
+  const end = buf.length;
+  let off = 0;
+  while (end - off >= NLMSG_HDRLEN) {
+    const length = rdU32(buf, off);
+    if (length < NLMSG_HDRLEN || length > end - off) return false;
+    visit(off, length, rdU16(buf, off + 4), rdU16(buf, off + 6), rdU32(buf, off + 8));
+    off = nextMessageOffset(off, length);
+  }
+  return true;
+}

@@ -12,12 +12,19 @@
  *                 one message family each: its interface, table, decode, write, dump request
  *   ack.ts        NLMSG_ERROR / NLMSG_DONE with extended-ack TLVs
  *   ip.ts         IP text as `ip -j` prints it (inet_ntop), strict parsing, MAC text
+ *   walker.ts     AttrWalker: a cursor over an attribute list (no object per attribute)
+ *   link-fields.ts, route-peek.ts
+ *                 fast readers over the walker: a link's everyday fields (LinkFieldReader), a
+ *                 route's key fields before deciding to decode it (RoutePeek)
  *   bytes.ts, fixed.ts, errors.ts  field readers, fixed-struct checks, the two error classes
  * Constants (RTM_*, IFLA_*, RTA_*, NLM_F_*, ...) live in ../constants.
  */
 export { NetlinkDecodeError, NetlinkEncodeError, isNetlinkDecodeError } from './errors.js';
-export { NetlinkWriter, type NlMsgHeaderInit } from './writer.js';
-export { readHeader, nextMessageOffset, type NlMsgHeader } from './header.js';
+export { NetlinkWriter, messageWriter, type NlMsgHeaderInit, type MessageWriter, type PayloadWriter } from './writer.js';
+export { readHeader, nextMessageOffset, forEachMessage, type NlMsgHeader, type MessageVisitor } from './header.js';
+export { AttrWalker } from './walker.js';
+export { LinkFieldReader, type TunFields } from './link-fields.js';
+export { RoutePeek } from './route-peek.js';
 export {
   MAX_NEST_DEPTH,
   decodeAttrTree,

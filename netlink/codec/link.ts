@@ -22,7 +22,7 @@ import {
 } from './attributes.js';
 import { rdS32, rdU16, rdU32 } from './bytes.js';
 import { s32Field, u16Field, u32Field, u8Field, type WithOptional } from './fixed.js';
-import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
+import { messageWriter, type NetlinkWriter, type MessageWriter } from './writer.js';
 import { NLA_F_NESTED, NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
 import { AF_UNSPEC, RTM_GETLINK } from '../constants/rtnetlink.js';
 import * as L from '../constants/link.js';
@@ -256,11 +256,7 @@ export function writeLinkPayload(w: NetlinkWriter, link: LinkMessageInit): void 
 }
 
 /** Writes a whole link message. */
-export function writeLinkMessage(w: NetlinkWriter, header: NlMsgHeaderInit, link: LinkMessageInit): void {
-  const start = w.beginMessage(header);
-  writeLinkPayload(w, link);
-  w.endMessage(start);
-}
+export const writeLinkMessage: MessageWriter<LinkMessageInit> = messageWriter(writeLinkPayload);
 
 /** What a strict-checked link dump can filter on (rtnl_valid_dump_ifinfo_req). */
 export interface LinkDumpFilter {

@@ -17,7 +17,7 @@ import {
 } from './attributes.js';
 import { rdS32, rdU16 } from './bytes.js';
 import { s32Field, u16Field, u8Field, type WithOptional } from './fixed.js';
-import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
+import { messageWriter, type NetlinkWriter, type MessageWriter } from './writer.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
 import { AF_UNSPEC, RTM_GETNEIGH } from '../constants/rtnetlink.js';
 import * as N from '../constants/neighbour.js';
@@ -120,11 +120,7 @@ export function writeNeighbourPayload(w: NetlinkWriter, n: NeighbourMessageInit)
 }
 
 /** Writes a whole neighbour message. */
-export function writeNeighbourMessage(w: NetlinkWriter, header: NlMsgHeaderInit, n: NeighbourMessageInit): void {
-  const start = w.beginMessage(header);
-  writeNeighbourPayload(w, n);
-  w.endMessage(start);
-}
+export const writeNeighbourMessage: MessageWriter<NeighbourMessageInit> = messageWriter(writeNeighbourPayload);
 
 /** What a strict-checked neighbour dump can filter on (neigh_valid_dump_req). */
 export interface NeighbourDumpFilter {

@@ -22,7 +22,7 @@ import {
 import { rdS32, rdU16, rdU32 } from './bytes.js';
 import { s32Field, u32Field, u8Field, type WithOptional } from './fixed.js';
 import { formatIp, ipByteLength, writeIp } from './ip.js';
-import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
+import { messageWriter, type NetlinkWriter, type MessageWriter } from './writer.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
 import { AF_INET, AF_INET6, AF_UNSPEC, RTM_GETROUTE } from '../constants/rtnetlink.js';
 import * as R from '../constants/route.js';
@@ -386,11 +386,7 @@ export function writeRoutePayload(w: NetlinkWriter, r: RouteMessageInit): void {
 }
 
 /** Writes a whole route message. */
-export function writeRouteMessage(w: NetlinkWriter, header: NlMsgHeaderInit, r: RouteMessageInit): void {
-  const start = w.beginMessage(header);
-  writeRoutePayload(w, r);
-  w.endMessage(start);
-}
+export const writeRouteMessage: MessageWriter<RouteMessageInit> = messageWriter(writeRoutePayload);
 
 /** What a strict-checked route dump can filter on (ip_valid_fib_dump_req). */
 export interface RouteDumpFilter {

@@ -15,7 +15,7 @@ import {
 } from './attributes.js';
 import { rdU32 } from './bytes.js';
 import { u32Field, u8Field, type WithOptional } from './fixed.js';
-import type { NetlinkWriter, NlMsgHeaderInit } from './writer.js';
+import { messageWriter, type NetlinkWriter, type MessageWriter } from './writer.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
 import { AF_UNSPEC, RTM_GETRULE } from '../constants/rtnetlink.js';
 import * as F from '../constants/rule.js';
@@ -131,11 +131,7 @@ export function writeRulePayload(w: NetlinkWriter, r: RuleMessageInit): void {
 }
 
 /** Writes a whole rule message. */
-export function writeRuleMessage(w: NetlinkWriter, header: NlMsgHeaderInit, r: RuleMessageInit): void {
-  const start = w.beginMessage(header);
-  writeRulePayload(w, r);
-  w.endMessage(start);
-}
+export const writeRuleMessage: MessageWriter<RuleMessageInit> = messageWriter(writeRulePayload);
 
 /** Writes an RTM_GETRULE dump request; strict checking allows no filter but the family. */
 export function writeRuleDumpRequest(w: NetlinkWriter, seq: number, filter: { family?: number } = {}): void {

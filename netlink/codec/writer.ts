@@ -21,6 +21,20 @@ export interface NlMsgHeaderInit {
   pid?: number;
 }
 
+/** Writes a message family's payload (its fixed struct and attributes) after a header. */
+export type PayloadWriter<T> = (w: NetlinkWriter, body: T) => void;
+/** Writes a whole message of one family: header, payload, length. */
+export type MessageWriter<T> = (w: NetlinkWriter, header: NlMsgHeaderInit, body: T) => void;
+
+/** The whole-message writer of a family, from its payload writer (writeLinkMessage = messageWriter(writeLinkPayload)). */
+export function messageWriter<T>(writePayload: PayloadWriter<T>): MessageWriter<T> {
+  return (w, header, body) => {
+    const start = w.beginMessage(header);
+    writePayload(w, body);
+    w.endMessage(start);
+  };
+}
+
 export class NetlinkWriter {
   /** The buffer being written; replaced by a larger one when it fills up. */
   buf: Buffer;

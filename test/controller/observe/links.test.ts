@@ -1,20 +1,19 @@
 /**
- * observe-links.ts reads ObservedLinks straight from link dump bytes; it must answer exactly what
- * toObservedLink(decodeLinkMessage(...)) answers — the same object, or the same
- * NetlinkDecodeError — on real kernel dumps (captured fixtures and a live namespace with tun, tap,
- * veth, bridge links), on hand-made tun messages with odd attributes, and on all of those
- * mutated at random.
+ * observe/links.ts reads ObservedLinks straight from link dump bytes (netlink's LinkFieldReader,
+ * over AttrWalker); it must answer exactly what toObservedLink(decodeLinkMessage(...)) answers —
+ * the same object, or the same NetlinkDecodeError — on real kernel dumps (captured fixtures and a
+ * live namespace with tun, tap, veth, bridge links), on hand-made tun messages with odd
+ * attributes, and on all of those mutated at random. The reader's own fields are held to the
+ * codec's typed fields the same way.
  */
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { decodeObservedLink, observedLinkDump } from '../../../controller/observe/links.js';
 import { toObservedLink } from '../../../controller/observe/convert.js';
-import { Rtnl } from '../../../netlink/index.js';
-import { linkDump } from '../../../netlink/client-dumps.js';
-import { decodeLinkMessage, writeLinkMessage, type LinkMessageInit } from '../../../netlink/codec/link.js';
-import { NetlinkDecodeError } from '../../../netlink/codec/errors.js';
-import { NetlinkWriter } from '../../../netlink/codec/writer.js';
-import * as C from '../../../netlink/constants/index.js';
+import { LinkFieldReader, NetlinkDecodeError, Rtnl, codec, constants as C, linkDump } from '../../../netlink/index.js';
+
+const { NetlinkWriter, decodeLinkMessage, writeLinkMessage } = codec;
+type LinkMessageInit = codec.LinkMessageInit;
 import { fixtureNames, hexBuffers, loadFixture } from '../../fixtures/netlink/fixtures.js';
 import { withNetns } from '../../helpers/netns.js';
 import { describeKernel } from '../../helpers/tiers.js';
@@ -35,6 +34,23 @@ function run(f: () => unknown): Outcome {
 /** Both readings of the link message payload buf[start, end). */
 function both(buf: Buffer, start: number, end: number): [Outcome, Outcome] {
   return [run(() => toObservedLink(decodeLinkMessage(buf, start, end))), run(() => decodeObservedLink(buf, start, end))];
+}
+
+const reader = new LinkFieldReader();
+
+/** The reader's fields and the codec's typed fields they stand for, of the payload buf[start, end). */
+function bothFields(buf: Buffer, start: number, end: number): [Outcome, Outcome] {
+  const codecFields = run(() => {
+    const m = decodeLinkMessage(buf, start, end);
+    const t = m.linkInfo?.tun;
+    const tun = t === undefined ? undefined : { type: t.type, owner: t.owner, group: t.group, pi: t.pi, vnetHdr: t.vnetHdr, persist: t.persist, multiQueue: t.multiQueue };
+    return [m.family, m.linkType, m.ifindex, m.flags, m.ifname, m.mtu, m.txqlen, m.address, m.ifalias, m.linkInfo?.kind, tun];
+  });
+  const readerFields = run(() => {
+    const f = reader.read(buf, start, end);
+    return [f.family, f.linkType, f.ifindex, f.flags, f.ifname, f.mtu, f.txqlen, f.address, f.ifalias, f.kind, f.tun === undefined ? undefined : { ...f.tun }];
+  });
+  return [codecFields, readerFields];
 }
 
 /** [payload start, end) of every RTM_NEWLINK message in a datagram. */
@@ -124,6 +140,8 @@ describe('observed links read from the bytes', () => {
     for (const p of corpus) {
       const [a, b] = both(p, 0, p.length);
       expect(b).toEqual(a);
+      const [x, y] = bothFields(p, 0, p.length);
+      expect(y).toEqual(x);
       if ((b as { ok?: { tun?: unknown } }).ok?.tun !== undefined) withTun++;
     }
     expect(withTun).toBeGreaterThanOrEqual(5);
@@ -154,6 +172,8 @@ describe('observed links read from the bytes', () => {
         }
         const [x, y] = both(b, 0, b.length);
         expect(y).toEqual(x);
+        const [f, g] = bothFields(b, 0, b.length);
+        expect(g).toEqual(f);
       }),
       { numRuns: FUZZ_RUNS },
     );
