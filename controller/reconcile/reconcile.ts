@@ -1,6 +1,6 @@
 /**
  * One reconcile: observe → plan → apply → report (the ReconcileOnce contract of
- * reconcile-types.ts). Each pass trusts nothing from the previous one: it re-lists the kernel.
+ * types.ts). Each pass trusts nothing from the previous one: it re-lists the kernel.
  *
  * Fail static: when the observation cannot be completed (a dump still interrupted after the
  * client's retries, or failing), the pass applies NOTHING and reports 'interrupted'.
@@ -29,7 +29,7 @@ export interface ReconcilerOptions {
   tun?: TunOpener;
   /**
    * Keep the relevant foreign routes between passes while provably unchanged
-   * (observe-cache.ts), so a pass need not dump a 100k-route main table. For long-running
+   * (observe/cache.ts), so a pass need not dump a 100k-route main table. For long-running
    * agents; default false (a one-shot apply or plan lists everything once).
    */
   keepForeignRoutes?: boolean;

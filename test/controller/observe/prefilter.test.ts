@@ -1,5 +1,5 @@
 /**
- * The raw prefilter of full relists (observe-prefilter.ts) never drops a route the scope test
+ * The raw prefilter of full relists (controller/observe/prefilter.ts) never drops a route the scope test
  * keeps: checked on a real kernel's dump of varied routes (IPv4/IPv6, default, host, prefsrc,
  * multipath, through our link or not, declared prefixes of several lengths, other protocols).
  */
