@@ -20,8 +20,9 @@ import { foreignOf, snapshot } from './helpers/snapshot.js';
 /** The reliability goal: 10,000 random reconciles with not one foreign mutation. */
 const RECONCILES = scale(200, 10_000);
 /**
- * The hang guard, from the count: one reconcile and the snapshot after it take ~0.1 s here (3,000
- * in ~300 s on a quiet machine); 1 s each is generous on a busy one. A guard, never a speed claim.
+ * The hang guard, from the count: one reconcile and the snapshot after it take 0.1-0.2 s here
+ * (3,000 in ~300 s on a quiet 2-core machine, 1,000 in 162 s on a busy one); 1 s each is
+ * generous. A guard, never a speed claim.
  */
 const HANG_GUARD_MS = hangGuardMs(RECONCILES, 1_000);
 
