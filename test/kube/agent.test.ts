@@ -432,24 +432,27 @@ describeKube('tunkeeper run --kube against a real API server', () => {
       // "Reboot": the device is gone with the old kernel, and the API server is unreachable.
       await ns.ip('link', 'del', 'dev', 'tk-rb0');
       await cluster.stopApiServer();
+      // One finally stops the second agent whatever fails, also while the API server is down: an
+      // agent left running (its Monitor socket, loop timers, watches) keeps the jest worker alive
+      // ("A worker process has failed to exit gracefully" after this test failed once in CI).
       let second: Agent | undefined;
       try {
-        const passes = new PassRecorder();
-        second = await startTestAgent({ node: 'node-rb', ns, stateDir, tag: 'rb-2', passes });
-        // The pass that brings it back must have ended: the link exists from the middle of that
-        // pass, still with the MTU it was created with (a busy CI machine read 1500 that way).
-        await passes.until('tk-rb0 back from the saved state and ready', convergedWith('tk-rb0'), { guardMs: PATIENCE_MS });
-        const back = await link(ns, 'tk-rb0');
-        expect(back?.mtu).toBe(1380);
-        expect(second.loop.status().prune).toBe(false);
-        const readyz = second.readyz();
-        expect(readyz.ok).toBe(false);
-        expect(readyz.detail).toContain('first sync');
-      } finally {
-        await cluster.startApiServer();
-      }
-      try {
-        const agent = second!;
+        try {
+          const passes = new PassRecorder();
+          second = await startTestAgent({ node: 'node-rb', ns, stateDir, tag: 'rb-2', passes });
+          // The pass that brings it back must have ended: the link exists from the middle of that
+          // pass, still with the MTU it was created with (a busy CI machine read 1500 that way).
+          await passes.until('tk-rb0 back from the saved state and ready', convergedWith('tk-rb0'), { guardMs: PATIENCE_MS });
+          const back = await link(ns, 'tk-rb0');
+          expect(back?.mtu).toBe(1380);
+          expect(second.loop.status().prune).toBe(false);
+          const readyz = second.readyz();
+          expect(readyz.ok).toBe(false);
+          expect(readyz.detail).toContain('first sync');
+        } finally {
+          await cluster.startApiServer();
+        }
+        const agent = second;
         await eventually('ready once the API server answers', async () => agent.readyz().ok);
         expect(await link(ns, 'tk-rb0')).toBeDefined();
       } finally {
