@@ -12,11 +12,16 @@ import { join } from 'node:path';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
 import { Agent, eventually, sample, sleep, tunDeviceYaml } from './helpers/agent.js';
-import { scale } from './helpers/scale.js';
+import { hangGuardMs, scale } from './helpers/scale.js';
 
 const WINDOW_MS = scale(8_000, 60_000);
 const ACTOR_PERIOD_MS = 100;
 const ACTOR_TICKS = WINDOW_MS / ACTOR_PERIOD_MS;
+/**
+ * The hang guard, from the count: a tick is the pause and two `ip` runs (~0.15 s here, ~0.2 s on a
+ * busy machine); 1 s each is generous. Only a guard against a hang; nothing is timed by it.
+ */
+const HANG_GUARD_MS = hangGuardMs(ACTOR_TICKS, 1_000);
 
 const FOUGHT = { name: 'f0', ifname: 'tk-f0', mtu: 1400, addresses: ['192.0.2.1/24'], routes: ['198.51.100.0/24'] };
 const QUIET = { name: 'q0', ifname: 'tk-q0', mtu: 1400, addresses: ['203.0.113.1/24'], routes: ['198.51.100.128/25'] };
@@ -82,5 +87,5 @@ describeKernel('coexistence with another actor changing owned state', () => {
         await rm(dir, { recursive: true, force: true });
       }
     }, 'coexist');
-  });
+  }, HANG_GUARD_MS);
 });
