@@ -16,11 +16,17 @@ import { CliProcess, runCli } from '../helpers/cli.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
 import { sleep, tunDeviceYaml } from './helpers/agent.js';
-import { scale } from './helpers/scale.js';
+import { hangGuardMs, scale } from './helpers/scale.js';
 import { MARKER, foreignOf, ownedLinks, ownedRoutes, snapshot, type Snapshot } from './helpers/snapshot.js';
 
 const DEVICES = scale(200, 500);
 const KILLS = scale(4, 15);
+/**
+ * The hang guard, from the counts: KILLS interrupted applies and the final one, each at most a
+ * whole apply of DEVICES devices; 50 ms a device is generous (the CI size, 5 applies of 200
+ * devices, takes 11-27 s on this 2-core machine). A guard against a hang only.
+ */
+const HANG_GUARD_MS = hangGuardMs(KILLS + 1, DEVICES * 50);
 
 interface Decl {
   name: string;
@@ -165,5 +171,5 @@ describeKernel('crash consistency: SIGKILL during apply', () => {
         await rm(dir, { recursive: true, force: true });
       }
     }, 'crash');
-  });
+  }, HANG_GUARD_MS);
 });

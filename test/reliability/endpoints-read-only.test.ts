@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withNetns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
-import { Agent, eventually, tunDeviceYaml } from './helpers/agent.js';
+import { Agent, eventually, sample, tunDeviceYaml } from './helpers/agent.js';
 
 const DEVICE = { name: 'ro0', ifname: 'tk-ro0', mtu: 1400, addresses: ['192.0.2.1/24'], routes: ['198.51.100.0/24'] };
 
@@ -40,7 +40,11 @@ describeKernel('least privilege: the metrics and health endpoints change nothing
       const agent = new Agent(['-f', dir, '--netns', ns.name]);
       try {
         const snapshot = async () => JSON.stringify([await ns.ipJson('-d', 'link', 'show', 'tk-ro0'), await ns.ipJson('route', 'show', 'proto', '116')]);
-        await eventually(agent.p, 'the declared device', async () => ((await ns.ip('route', 'show', 'proto', '116')).includes('198.51.100.0/24') ? true : undefined));
+        // The pass that made the device has ended (it reports the device ready), not only reached its
+        // route: the snapshot below must not catch the device halfway.
+        await eventually(agent.p, 'the declared device, reported ready', async () =>
+          (await ns.ip('route', 'show', 'proto', '116')).includes('198.51.100.0/24') && sample(await agent.metrics(), 'tunkeeper_managed_devices', 'status="ready"') === 1 ? true : undefined,
+        );
         const url = await agent.url();
         const before = await snapshot();
         let tried = 0;

@@ -20,7 +20,7 @@ import { withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
 import { POLICY, addr, device, route } from '../controller/plan/fixtures.js';
 import { FakeKernel } from './helpers/fake-kernel.js';
-import { scale } from './helpers/scale.js';
+import { hangGuardMs, scale } from './helpers/scale.js';
 
 const A0 = device('a0', { addresses: [addr('192.0.2.1/24')], routes: [route('198.51.100.0/24', { via: '192.0.2.254' })] });
 const B0 = device('b0', { addresses: [addr('203.0.113.1/24')], routes: [route('198.18.0.0/24')] });
@@ -142,6 +142,9 @@ interface IpLink {
   ifindex: number;
 }
 
+/** Passes tried on the real kernel before giving up on seeing enough interrupted ones. */
+const KERNEL_PASSES = 600;
+
 describeKernel('interrupted dumps on a real kernel under concurrent churn', () => {
   it('never prunes from an interrupted pass; prunes on a clean one', async () => {
     await withNetns(async (ns) => {
@@ -171,7 +174,7 @@ describeKernel('interrupted dumps on a real kernel under concurrent churn', () =
       const wanted = scale(3, 20);
       const work = [churn(ns, 300, 'a'), churn(ns, 300, 'b')];
       try {
-        for (let pass = 0; pass < 600 && interrupted < wanted; pass++) {
+        for (let pass = 0; pass < KERNEL_PASSES && interrupted < wanted; pass++) {
           if ((await ifindexOf('tk-a0')) === undefined) {
             // (Re)declare a0 until it exists, then take the declaration away again.
             const made = await rec.reconcile({ desired: [A0, B0], prune: true });
@@ -212,5 +215,8 @@ describeKernel('interrupted dumps on a real kernel under concurrent churn', () =
         rtnl.close();
       }
     }, 'intr');
-  });
+    // The hang guard, from the count: at most KERNEL_PASSES reconciles of a namespace with 8,000
+    // addresses and 60 bridges under churn; 0.5 s each is generous (the whole file takes 35-115 s
+    // at CI size on this 2-core machine). A guard against a hang only.
+  }, hangGuardMs(KERNEL_PASSES, 500));
 });

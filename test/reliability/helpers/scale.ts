@@ -19,3 +19,13 @@ export function reliabilitySize(): ReliabilitySize {
 export function scale(ci: number, long: number): number {
   return reliabilitySize() === 'long' ? long : ci;
 }
+
+/**
+ * A test's hang guard (its jest timeout), sized from its counts: `fixedMs` for setup and teardown
+ * plus a generous `perItemMs` for each of `count` storms, reconciles, rounds. It only ends a run
+ * that has stopped making progress, so it grows with the work asked for; it never says how fast
+ * the work must be (speed is measured in bench/, not asserted here).
+ */
+export function hangGuardMs(count: number, perItemMs: number, fixedMs = 60_000): number {
+  return fixedMs + count * perItemMs;
+}
