@@ -66,8 +66,12 @@ export class KubeApi {
   /** One request; resolves with the parsed JSON body of a 2xx answer, rejects with KubeApiError otherwise. */
   async request<T = unknown>(spec: RequestSpec): Promise<T> {
     const res = await this.#open(spec, spec.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
-    const text = await readAll(res.message, res.deadline);
-    res.deadline.clear();
+    let text: string;
+    try {
+      text = await readAll(res.message, res.deadline);
+    } finally {
+      res.release();
+    }
     const status = res.message.statusCode ?? 0;
     if (status < 200 || status > 299) throw errorFromBody(status, text, `${spec.method} ${spec.path}`);
     return (text === '' ? {} : JSON.parse(text)) as T;
@@ -88,14 +92,19 @@ export class KubeApi {
     const done = (async (): Promise<KubeApiError | undefined> => {
       let res: Opened;
       try {
-        res = await this.#open({ method: 'GET', path, query: { ...query, watch: true } }, idleTimeoutMs, (abort) => (abortNow = abort));
+        res = await this.#open({ method: 'GET', path, query: { ...query, watch: true } }, idleTimeoutMs, (abort) => {
+          // An abort() that came while the request was being prepared has nothing to call yet:
+          // carry it out now, or stop() would wait for the watch's idle timeout.
+          abortNow = abort;
+          if (aborted) abort();
+        });
       } catch (e) {
         return aborted ? undefined : toApiError(e, `watch ${path}`);
       }
       const status = res.message.statusCode ?? 0;
       if (status !== 200) {
         const text = await readAll(res.message, res.deadline).catch(() => '');
-        res.deadline.clear();
+        res.release();
         return errorFromBody(status, text, `watch ${path}`);
       }
       handlers.onOpen?.();
@@ -105,7 +114,7 @@ export class KubeApi {
         const finish = (err: KubeApiError | undefined): void => {
           if (settled) return;
           settled = true;
-          res.deadline.clear();
+          res.release();
           lines.close();
           res.message.destroy();
           resolve(aborted ? undefined : err);
@@ -166,10 +175,17 @@ export class KubeApi {
     return await new Promise((resolve, reject) => {
       const req = send(url, opts);
       const deadline = new Deadline(timeoutMs, () => req.destroy(new KubeApiError(`${spec.method} ${spec.path}: no answer within ${Math.round(timeoutMs / 1000)} s`, 0, 'Timeout')));
-      spec.signal?.addEventListener('abort', () => {
+      const onAbort = (): void => {
         deadline.clear();
         req.destroy(new KubeApiError(`${spec.method} ${spec.path}: aborted`, 0, 'Aborted'));
-      }, { once: true });
+      };
+      // The signal is the agent's lifetime: every request takes its listener off again, or a
+      // long-running agent would gather one per request it ever made.
+      spec.signal?.addEventListener('abort', onAbort, { once: true });
+      const release = (): void => {
+        deadline.clear();
+        spec.signal?.removeEventListener('abort', onAbort);
+      };
       exposeAbort?.(() => {
         deadline.clear();
         req.destroy(new KubeApiError(`${spec.method} ${spec.path}: aborted`, 0, 'Aborted'));
@@ -178,10 +194,10 @@ export class KubeApi {
         // The connection may die before the reader (a microtask away) listens: an 'error' then
         // must not become an uncaught exception. The readers check `errored` themselves.
         message.on('error', () => undefined);
-        resolve({ message, deadline });
+        resolve({ message, deadline, release });
       });
       req.on('error', (e) => {
-        deadline.clear();
+        release();
         reject(toApiError(e, `${spec.method} ${spec.path}`));
       });
       req.end(body);
@@ -192,6 +208,8 @@ export class KubeApi {
 interface Opened {
   message: IncomingMessage;
   deadline: Deadline;
+  /** The request is over: clears its deadline and takes its listener off the caller's signal. */
+  release(): void;
 }
 
 /** A restartable timer: the request deadline, then the watch's idle timer. */
