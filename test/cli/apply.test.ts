@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { runCli } from '../helpers/cli.js';
 import { createNetns, withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
-import { until } from '../helpers/tun-netns.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/', import.meta.url));
 
@@ -198,18 +197,9 @@ ${(over.addresses ?? ['192.0.2.1/24', '2001:db8:1::1/64']).map((a) => `    - ${a
       await ns.ip('route', 'add', '203.0.113.128/25', 'via', '198.18.0.254', 'proto', 'static');
       await ns.ip('route', 'add', '203.0.113.128/25', 'via', '198.18.0.254', 'table', '200', 'proto', 'static');
       await ns.ip('route', 'add', '198.51.100.0/24', 'via', '198.18.0.254', 'table', '300', 'proto', 'static');
-      // The veth ends' own link-local addresses are made once the carrier is up (the kernel's link
-      // watch, after `ip link set up` returned) and then finish DAD, both in the kernel's own time;
-      // wait until both exist and are no longer tentative, so that the snapshots compare what
-      // tunkeeper could change, not the kernel's clock. (Waiting only for "nothing tentative" passed
-      // at once when the addresses did not exist yet.)
-      await until(async () => {
-        const addrs = await ns.ipJson<Array<{ ifname: string; addr_info: Array<{ scope: string; tentative?: boolean }> }>>('-6', 'addr', 'show');
-        return ['v0', 'v1'].every((dev) => {
-          const info = addrs.find((a) => a.ifname === dev)?.addr_info ?? [];
-          return info.some((a) => a.scope === 'link') && info.every((a) => a.tentative !== true);
-        });
-      }, 'the veth ends\' link-local addresses, DAD done');
+      // Snapshots compare what tunkeeper could change, not the kernel's clock: the veth ends'
+      // link-locals must exist and have finished DAD first.
+      await ns.settledLinkLocals('v0', 'v1');
       file = join(dir, 'edge.yaml');
       await writeFile(file, decl());
     });

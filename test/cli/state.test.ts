@@ -36,11 +36,7 @@ describeKernel('tunkeeper state', () => {
     // An address on a foreign link is foreign even when tagged with tunkeeper's IFA_PROTO (116):
     // changing it would change a link tunkeeper does not own.
     await Rtnl.with({ netns: ns.name }, (rtnl) => rtnl.links({ ifname: 'other0' }).then(([l]) => rtnl.addAddress({ ifindex: l!.ifindex, address: '198.51.100.7/32', proto: 116 })));
-    for (let i = 0; i < 100; i++) {
-      const out = await ns.ip('-6', 'addr', 'show', 'dev', 'tk-own0', 'scope', 'link');
-      if (out.includes('fe80::')) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await ns.settledLinkLocals('tk-own0', 'other0');
   });
 
   afterAll(async () => {

@@ -51,6 +51,27 @@ export class Netns {
     return JSON.parse(out.trim() === '' ? '[]' : out) as T;
   }
 
+  /**
+   * Waits until each named link has its IPv6 link-local address and no address of it is still
+   * tentative. The kernel makes the link-local once a link has carrier (its link watch runs after
+   * `ip link set up` returned) and then runs DAD, both in its own time: a test that snapshots or
+   * compares the namespace must wait for that, or it compares the kernel's clock. The limit is a
+   * hang guard only.
+   */
+  async settledLinkLocals(...ifnames: string[]): Promise<void> {
+    const guard = Date.now() + 60_000;
+    for (;;) {
+      const addrs = await this.ipJson<Array<{ ifname: string; addr_info: Array<{ scope: string; tentative?: boolean }> }>>('-6', 'addr', 'show');
+      const settled = ifnames.every((dev) => {
+        const info = addrs.find((a) => a.ifname === dev)?.addr_info ?? [];
+        return info.some((a) => a.scope === 'link') && info.every((a) => a.tentative !== true);
+      });
+      if (settled) return;
+      if (Date.now() > guard) throw new Error(`${ifnames.join(', ')} in ${this.name}: no settled IPv6 link-local address after 60 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async delete(): Promise<void> {
     await execFileAsync('ip', ['netns', 'delete', this.name]).catch(() => undefined);
   }

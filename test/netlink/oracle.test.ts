@@ -424,11 +424,7 @@ describeKernel('oracle: decoded dumps agree with `ip -j -d`', () => {
     ns = await createNetns('oracle');
     for (const args of SETUP) await ns.ip(...args);
     // The veth pair has carrier: wait for the kernel's IPv6 link-local addresses (DAD done).
-    for (let i = 0; i < 100; i++) {
-      const out = await ns.ip('-6', 'addr', 'show', 'dev', 'tk-veth0', 'scope', 'link');
-      if (out.includes('fe80::') && !out.includes('tentative')) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await ns.settledLinkLocals('tk-veth0');
     rtnl = await Rtnl.open({ netns: ns.name });
   });
 
