@@ -141,16 +141,19 @@ async function streamThrough(mode: Mode, route: Route, mb: number): Promise<{ se
       await nsA.ip('route', 'add', route.netB, 'dev', 'tka');
       await nsB.ip('route', 'add', route.netA, 'dev', 'tkb');
       const serverHost = route.b.split('/')[0] as string;
-      const server = runNode(SERVER, { netns: nsB.name, args: [serverHost, '5201'] });
-      // The server prints "listening" first; poll until the port answers through the tunnel.
-      let client: Awaited<ReturnType<typeof runNode>> | undefined;
-      for (let attempt = 0; attempt < 50; attempt++) {
+      const server = runNode(SERVER, { netns: nsB.name, args: [serverHost, '5201'], guardMs: 120_000 });
+      // The server starts in its own time: connect until the port answers through the tunnel.
+      // The limit is a hang guard (a server that never listens fails here, not in a hang).
+      const guard = Date.now() + 60_000;
+      let client: Awaited<ReturnType<typeof runNode>>;
+      for (;;) {
         client = await runNode(CLIENT, { netns: nsA.name, args: [serverHost, '5201', String(mb)] });
         if (client.code === 0 && client.stdout.includes('sha256') && !client.stderr.includes('ECONNREFUSED')) break;
+        if (Date.now() > guard) throw new Error(`the client never got its stream through: ${client.stderr.trim()}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       const done = await server;
-      const sent = JSON.parse((client?.stdout ?? '').trim().split('\n').at(-1) ?? '{}') as { bytes: number; sha256: string };
+      const sent = JSON.parse(client.stdout.trim().split('\n').at(-1) ?? '{}') as { bytes: number; sha256: string };
       const received = JSON.parse(done.stdout.trim().split('\n').at(-1) ?? '{}') as { bytes: number; sha256: string };
       expect(received.bytes).toBe(mb * 1024 * 1024);
       return { sent: sent.sha256, received: received.sha256, bytes: received.bytes, a, b, superPackets: tka.stats().superPackets };
