@@ -506,7 +506,21 @@ describeKernel('oracle: decoded dumps agree with `ip -j -d`', () => {
   }
 
   it('neighbours: address, link, lladdr, state, router flag', async () => {
-    const [ours, links, theirs] = await Promise.all([rtnl.neighbours(), rtnl.links(), ns.ipJson<IpNeigh[]>('neigh', 'show', 'nud', 'all')]);
+    // The kernel adds neighbours of its own while the namespace settles (the bridge's router
+    // solicitations make an ff02::2 entry): compare our dump with an `ip` listing taken before and
+    // after it that saw the same table, so both describe one state. The limit is a hang guard.
+    const links = await rtnl.links();
+    const listing = () => ns.ipJson<IpNeigh[]>('neigh', 'show', 'nud', 'all');
+    const guard = Date.now() + 30_000;
+    let ours: Awaited<ReturnType<typeof rtnl.neighbours>>;
+    let theirs: IpNeigh[];
+    for (;;) {
+      const before = await listing();
+      ours = await rtnl.neighbours();
+      theirs = await listing();
+      if (JSON.stringify(before) === JSON.stringify(theirs)) break;
+      if (Date.now() > guard) throw new Error('the neighbour table never held still for one dump');
+    }
     const names = new Map(links.map((l) => [l.ifindex, l.ifname!]));
     const key = (n: Record<string, unknown>) => `${String(n.dev)} ${String(n.dst)}`;
     const got = new Map(ours.map((n) => clean(ourNeighAsIp(n, names))).map((n) => [key(n), n]));
