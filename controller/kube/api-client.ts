@@ -29,11 +29,16 @@ export class KubeApiError extends Error {
 }
 
 export interface RequestSpec {
-  method: 'GET' | 'POST' | 'PATCH';
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT';
   path: string;
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
+  /**
+   * The Accept header (default application/json). Metadata-only reads ask for
+   * `application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1` (see PARTIAL_METADATA).
+   */
+  accept?: string;
   /** Whole-request deadline, ms. */
   timeoutMs?: number;
   /** Ends the request early (the agent is stopping). */
@@ -53,6 +58,16 @@ export interface WatchHandle {
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Accept headers that make the API server send only metadata (labels, uid, resourceVersion): a
+ * watch of every Node then carries no status, which is most of a Node's bytes and changes with
+ * every kubelet heartbeat that is not a Lease.
+ */
+export const PARTIAL_METADATA = {
+  list: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1',
+  watch: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1',
+} as const;
 
 export class KubeApi {
   constructor(readonly kubeConfig: KubeConfig) {}
@@ -86,13 +101,14 @@ export class KubeApi {
     query: Record<string, string | number | boolean | undefined>,
     handlers: { onOpen?: () => void; onEvent: (e: WatchEvent<T>) => void },
     idleTimeoutMs: number,
+    accept?: string,
   ): WatchHandle {
     let abortNow: (() => void) | undefined;
     let aborted = false;
     const done = (async (): Promise<KubeApiError | undefined> => {
       let res: Opened;
       try {
-        res = await this.#open({ method: 'GET', path, query: { ...query, watch: true } }, idleTimeoutMs, (abort) => {
+        res = await this.#open({ method: 'GET', path, query: { ...query, watch: true }, ...(accept ? { accept } : {}) }, idleTimeoutMs, (abort) => {
           // An abort() that came while the request was being prepared has nothing to call yet:
           // carry it out now, or stop() would wait for the watch's idle timeout.
           abortNow = abort;
@@ -161,7 +177,7 @@ export class KubeApi {
   ): Promise<Opened> {
     const url = new URL(this.server + spec.path);
     for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const opts: RequestOptions = { method: spec.method, headers: { accept: 'application/json' } };
+    const opts: RequestOptions = { method: spec.method, headers: { accept: spec.accept ?? 'application/json' } };
     await this.kubeConfig.applyToHTTPSOptions(opts);
     const headers = (opts.headers ?? {}) as Record<string, string>;
     const body = spec.body === undefined ? undefined : Buffer.from(JSON.stringify(spec.body));

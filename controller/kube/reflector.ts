@@ -11,7 +11,7 @@
  * disconnected: the last known state stays in force.
  */
 import { backoffDelay, type BackoffOptions, type Random } from '../loop/backoff.js';
-import type { KubeApi, KubeApiError, WatchEvent } from './api-client.js';
+import { PARTIAL_METADATA, type KubeApi, type KubeApiError, type WatchEvent } from './api-client.js';
 import type { KubeObject } from './types.js';
 
 export interface ReflectorOptions {
@@ -21,6 +21,8 @@ export interface ReflectorOptions {
   /** For logs and metrics: 'node', 'tundevices'. */
   resource: string;
   fieldSelector?: string;
+  /** Metadata only (PartialObjectMetadata): labels and uid without spec or status. */
+  metadataOnly?: boolean;
   /** Server-side watch timeout, s (jittered up to +50% per watch so a fleet's reconnects spread out). */
   watchTimeoutSeconds?: number;
   /** A watch quiet for longer than this (no event, no bookmark) is presumed dead. Default 150 s (bookmarks come about every minute). */
@@ -46,7 +48,7 @@ export const REFLECTOR_DEFAULTS = {
 };
 
 export class Reflector<T extends KubeObject> {
-  readonly #opts: Required<Omit<ReflectorOptions, 'fieldSelector' | 'idleTimeoutMs'>> & Pick<ReflectorOptions, 'fieldSelector' | 'idleTimeoutMs'>;
+  readonly #opts: Required<Omit<ReflectorOptions, 'fieldSelector' | 'idleTimeoutMs' | 'metadataOnly'>> & Pick<ReflectorOptions, 'fieldSelector' | 'idleTimeoutMs' | 'metadataOnly'>;
   readonly #observer: ReflectorObserver<T>;
   readonly #objects = new Map<string, T>();
   #resourceVersion = '';
@@ -141,6 +143,7 @@ export class Reflector<T extends KubeObject> {
       query: { fieldSelector: this.#opts.fieldSelector },
       timeoutMs: this.#opts.listTimeoutMs,
       signal: this.#lifetime.signal,
+      ...(this.#opts.metadataOnly ? { accept: PARTIAL_METADATA.list } : {}),
     });
     if (this.#stopped) return;
     this.#objects.clear();
@@ -184,6 +187,7 @@ export class Reflector<T extends KubeObject> {
         },
       },
       idle,
+      this.#opts.metadataOnly ? PARTIAL_METADATA.watch : undefined,
     );
     this.#watch = handle;
     const err = await handle.done;
