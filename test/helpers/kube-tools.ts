@@ -1,10 +1,14 @@
 /**
- * The binaries the Kubernetes tier runs: kube-apiserver and kubectl, etcd and helm, each built
- * with the Go toolchain from the module pins in scripts/kube-tools/<tool>/ (go.mod + go.sum, so
- * the versions and every dependency's hash are fixed by the repository; only the Go module proxy
- * is contacted). Builds take minutes, so they are cached outside the repository, in
+ * The binaries the Kubernetes tier runs: kube-apiserver and kubectl, etcd and helm, and the two
+ * GitOps health clients (test/helpers/gitops-clients.ts): `kstatus` (Flux's kstatus library,
+ * sigs.k8s.io/cli-utils) and `argocd-lua-health` (Argo CD's way of running a health.lua, in
+ * gopher-lua). Each is built with the Go toolchain from the module pins in
+ * scripts/kube-tools/<module>/ (go.mod + go.sum, so the versions and every dependency's hash are
+ * fixed by the repository; only the Go module proxy is contacted); the two clients' main.go is our
+ * own code beside its pins. Builds take minutes, so they are cached outside the repository, in
  * `$TUNKEEPER_KUBE_TOOLS_CACHE` or `~/.cache/tunkeeper/kube-tools`, under a key that is the hash
- * of the pins and the Go version: changing a pin or the toolchain builds afresh, nothing else does.
+ * of the pins, the Go version and any of our own sources (`sources`): changing one of those builds
+ * afresh, nothing else does.
  *
  * `node scripts/kube-tools.mjs` (run by .ci/run before the tests) builds what is missing; the
  * tests only look up (kubeToolPaths) and never build, so a missing tool is reported, not waited for.
@@ -23,9 +27,11 @@ const PINS = join(ROOT, 'scripts', 'kube-tools');
 interface ToolSpec {
   /** Folder under scripts/kube-tools/ holding the go.mod that pins it. */
   module: string;
-  /** Go package of the main program. */
+  /** Go package of the main program ('.' for our own main package in the module folder). */
   pkg: string;
   binary: string;
+  /** Our own Go sources in the module folder, hashed into the cache key with the pins. */
+  sources?: readonly string[];
 }
 
 const TOOLS = {
@@ -33,6 +39,8 @@ const TOOLS = {
   kubectl: { module: 'apiserver', pkg: 'k8s.io/kubernetes/cmd/kubectl', binary: 'kubectl' },
   etcd: { module: 'etcd', pkg: 'go.etcd.io/etcd/server/v3', binary: 'etcd' },
   helm: { module: 'helm', pkg: 'helm.sh/helm/v3/cmd/helm', binary: 'helm' },
+  kstatus: { module: 'kstatus', pkg: '.', binary: 'kstatus', sources: ['main.go'] },
+  argocdLua: { module: 'argocd-lua', pkg: '.', binary: 'argocd-lua-health', sources: ['main.go'] },
 } satisfies Record<string, ToolSpec>;
 
 export type KubeToolName = keyof typeof TOOLS;
@@ -55,7 +63,7 @@ function goVersion(): string {
 /** Where a tool's binary lives for the current pins and toolchain. */
 function binaryPath(spec: ToolSpec): string {
   const h = createHash('sha256');
-  for (const f of ['go.mod', 'go.sum']) h.update(readFileSync(join(PINS, spec.module, f)));
+  for (const f of ['go.mod', 'go.sum', ...(spec.sources ?? [])]) h.update(readFileSync(join(PINS, spec.module, f)));
   h.update(goVersion());
   return join(kubeToolsCache(), `${spec.module}-${h.digest('hex').slice(0, 16)}`, spec.binary);
 }
