@@ -13,6 +13,9 @@
  *   metricsAddress: 127.0.0.1:9464  # HOST:PORT, :PORT (all addresses), or "off"
  *   monitorRcvbuf: 4194304        # bytes of netlink receive buffer for the Monitor
  *   stateDir: /var/lib/tunkeeper  # with --kube: where the last complete cluster state is kept
+ *   leaderElectLeaseDuration: 15s # with --kube: the status Lease (client-go's standard timings)
+ *   leaderElectRenewDeadline: 10s #   the holder stands down if it cannot renew for this long
+ *   leaderElectRetryPeriod: 2s    #   the holder renews this often
  */
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isScalar, parseDocument, type Node } from 'yaml';
@@ -32,6 +35,14 @@ export interface Settings {
   monitorRcvbuf: number;
   /** With the cluster source: the directory holding the last complete desired state (fail static across restarts). */
   stateDir: string;
+  /** With the cluster source: the Lease that chooses the one agent writing TunDevice status. */
+  leaderElection: LeaderElectionTimings;
+}
+
+export interface LeaderElectionTimings {
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -41,11 +52,15 @@ export const DEFAULT_SETTINGS: Settings = {
   metricsAddress: { host: '127.0.0.1', port: 9464 },
   monitorRcvbuf: 4 << 20,
   stateDir: '/var/lib/tunkeeper',
+  leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
 };
 
 /** Flags as the command line gives them (strings, or booleans for switches). */
 export interface SettingsFlags {
   routeProtocol?: string;
+  leaderElectLeaseDuration?: string;
+  leaderElectRenewDeadline?: string;
+  leaderElectRetryPeriod?: string;
   allowedPrefixes?: string[];
   allowDefaultRoute?: boolean;
   resyncInterval?: string;
@@ -138,7 +153,28 @@ const SETTINGS: Record<string, SettingSpec> = {
       s.stateDir = v;
     },
   },
+  leaderElectLeaseDuration: leaderTiming('--leader-elect-lease-duration', 'leaseDurationMs'),
+  leaderElectRenewDeadline: leaderTiming('--leader-elect-renew-deadline', 'renewDeadlineMs'),
+  leaderElectRetryPeriod: leaderTiming('--leader-elect-retry-period', 'retryPeriodMs'),
 };
+
+function leaderTiming(flag: string, key: keyof LeaderElectionTimings): SettingSpec {
+  return {
+    flag,
+    apply(v, s) {
+      const ms = duration(v);
+      if (ms < 100) throw new Error(`must be at least 100ms, got ${JSON.stringify(v)}`);
+      s.leaderElection = { ...s.leaderElection, [key]: ms };
+    },
+  };
+}
+
+/** client-go's own checks: the holder must renew well within the lease, and retry within the deadline. */
+function leaderElectionProblem(t: LeaderElectionTimings): string | undefined {
+  if (t.leaseDurationMs <= t.renewDeadlineMs) return `leaderElectLeaseDuration (${t.leaseDurationMs} ms) must be longer than leaderElectRenewDeadline (${t.renewDeadlineMs} ms)`;
+  if (t.renewDeadlineMs <= 1.2 * t.retryPeriodMs) return `leaderElectRenewDeadline (${t.renewDeadlineMs} ms) must be longer than 1.2 × leaderElectRetryPeriod (${t.retryPeriodMs} ms)`;
+  return undefined;
+}
 
 function integer(v: unknown, what: string): number {
   const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v;
@@ -213,7 +249,7 @@ export function parseSettingsText(text: string, file: string, into: Settings = c
 }
 
 function cloneDefaults(): Settings {
-  return { ...DEFAULT_SETTINGS, policy: { ...DEFAULT_SETTINGS.policy, allowedPrefixes: [...DEFAULT_SETTINGS.policy.allowedPrefixes] } };
+  return { ...DEFAULT_SETTINGS, policy: { ...DEFAULT_SETTINGS.policy, allowedPrefixes: [...DEFAULT_SETTINGS.policy.allowedPrefixes] }, leaderElection: { ...DEFAULT_SETTINGS.leaderElection } };
 }
 
 const FLAG_KEYS: Array<[keyof SettingsFlags, string]> = [
@@ -225,6 +261,9 @@ const FLAG_KEYS: Array<[keyof SettingsFlags, string]> = [
   ['metricsAddress', 'metricsAddress'],
   ['monitorRcvbuf', 'monitorRcvbuf'],
   ['stateDir', 'stateDir'],
+  ['leaderElectLeaseDuration', 'leaderElectLeaseDuration'],
+  ['leaderElectRenewDeadline', 'leaderElectRenewDeadline'],
+  ['leaderElectRetryPeriod', 'leaderElectRetryPeriod'],
 ];
 
 /** Defaults, then the file (if any), then the flags. */
@@ -251,6 +290,8 @@ export async function loadSettings(opts: { configFile?: string; flags?: Settings
       problems.push(`${spec.flag} ${(e as Error).message}`);
     }
   }
+  const timing = leaderElectionProblem(settings.leaderElection);
+  if (timing) problems.push(timing);
   if (problems.length > 0) throw new SettingsError(problems);
   return settings;
 }

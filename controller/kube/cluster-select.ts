@@ -35,6 +35,12 @@ export interface SelectedObject {
   generation?: number;
   /** Why the current version is not applied (validation problems, joined). */
   invalid?: string;
+  /**
+   * metadata.generation of the invalid version itself, when an older valid one stays in force: the
+   * Refused condition is about this one (so the fleet summary counts the node as having answered
+   * the current generation), the rest of the status about the version in force.
+   */
+  refusedGeneration?: number;
   /** Why neither this nor another declaration of its name is applied. */
   conflict?: string;
 }
@@ -85,6 +91,7 @@ export function selectForNode(objects: readonly TunDeviceObject[], labels: Label
       valid.set(name, kept);
       entry.invalid = `${message}; the last valid version (generation ${kept.generation ?? '?'}) stays in force until this is fixed`;
       if (kept.generation !== undefined) entry.generation = kept.generation;
+      if (generation !== undefined) entry.refusedGeneration = generation;
       entry.ifname = kept.device.ifname;
       declarations.push(declarationOf(kept.device, 'spec.ifname'));
     } else {
@@ -120,8 +127,18 @@ function rawSelector(obj: TunDeviceObject): LabelSelector | undefined {
   return s !== null && typeof s === 'object' && !Array.isArray(s) ? (s as LabelSelector) : undefined;
 }
 
+/**
+ * The selector an object's nodes are chosen by, read the way the agents read it: the validated
+ * one, else what the raw spec says (an invalid object still reaches the nodes it names, which then
+ * report it refused). For the fleet summary, which has no kept versions.
+ */
+export function nodeSelectorOf(obj: TunDeviceObject): LabelSelector | undefined {
+  const v = validateTunDevice(obj, { context: 'kubernetes', origin: `TunDevice/${obj.metadata?.name ?? ''}` });
+  return v.nodeSelector ?? rawSelector(obj);
+}
+
 /** An unreadable selector counts as selecting the node: its refusal is then reported here. */
-function safeSelects(selector: LabelSelector | undefined, labels: Labels): boolean {
+export function safeSelects(selector: LabelSelector | undefined, labels: Labels): boolean {
   try {
     return selectsNode(selector, labels);
   } catch {

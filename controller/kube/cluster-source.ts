@@ -51,6 +51,8 @@ export interface ClusterSourceOptions {
   random?: Random;
   /** A list or watch had to start again (metrics). */
   onRestart?(resource: string, reason: 'gone' | 'error' | 'timeout'): void;
+  /** Any TunDevice changed, selected here or not, spec or status (the fleet summary reads them all). */
+  onDevicesChanged?(): void;
 }
 
 export class ClusterSource {
@@ -82,6 +84,7 @@ export class ClusterSource {
         if (change === 'disconnected') opts.logger.warn({ resource: r.resource, err: r.lastError }, `lost the ${r.resource} watch; keeping the last known state in force (nothing is deleted) and reconnecting`);
         if (change === 'connected') opts.logger.info({ resource: r.resource }, `${r.resource} watch is back`);
         this.#queueRecompute();
+        if ((r as unknown) === this.#devices) opts.onDevicesChanged?.();
       },
       onRestart: (resource: string, reason: 'gone' | 'error' | 'timeout', err?: KubeApiError) => {
         opts.logger.debug({ resource, reason, err: err?.message }, `${resource}: list/watch restarting (${reason})`);
@@ -117,6 +120,11 @@ export class ClusterSource {
 
   current(): ClusterSnapshot | undefined {
     return this.#latest;
+  }
+
+  /** Every TunDevice as listed and watched (one watch serves this node and the fleet summary); undefined before the first list. */
+  tunDevices(): readonly TunDeviceObject[] | undefined {
+    return this.#devices.synced ? this.#devices.objects() : undefined;
   }
 
   async close(): Promise<void> {

@@ -17,6 +17,8 @@ export interface DeviceStatusInput {
   report?: DeviceReport;
   /** Validation problems of the current version. */
   invalid?: string;
+  /** The generation `invalid` is about, when another (older, valid) one is in force. */
+  refusedGeneration?: number;
   /** A conflict found before planning (two declarations of one name or interface). */
   conflict?: { reason: string; message: string };
 }
@@ -31,10 +33,11 @@ export function buildDeviceStatus(input: DeviceStatusInput, previous: TunDeviceS
   const conditions: TunCondition[] = (['Ready', 'Degraded', 'Conflict', 'Refused'] as const).map((type) => {
     const c = conds[type];
     const prev = before.get(type);
+    const generation = type === 'Refused' && input.invalid !== undefined ? (input.refusedGeneration ?? input.generation) : input.generation;
     return {
       type,
       status: c.status,
-      ...(input.generation !== undefined ? { observedGeneration: input.generation } : {}),
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
       lastTransitionTime: prev && prev.status === c.status ? prev.lastTransitionTime : now,
       reason: c.reason,
       message: c.message.slice(0, MAX_MESSAGE),

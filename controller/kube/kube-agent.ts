@@ -1,7 +1,8 @@
 /**
- * The agent's Kubernetes side, put together: the cluster source feeding the loop, and the
- * reporter turning passes into TunNodeState status and Events. agent.ts starts it when `kube`
- * options are given.
+ * The agent's Kubernetes side, put together: the cluster source feeding the loop, the reporter
+ * turning passes into TunNodeState status and Events, and the status Lease: whichever agent holds
+ * it summarizes every node's report into TunDevice.status (fleet-status.ts). agent.ts starts it
+ * when `kube` options are given.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import equal from 'fast-deep-equal';
@@ -10,9 +11,13 @@ import type { DesiredDevice } from '../model/desired.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ReconcileLoop } from '../loop/loop.js';
 import type { AgentMetrics } from '../telemetry/metrics.js';
+import { randomBytes } from 'node:crypto';
 import { KubeApi } from './api-client.js';
 import { ClusterSource, type ClusterSnapshot } from './cluster-source.js';
 import { EventRecorder } from './events.js';
+import { FleetStatus, type FleetStatusOptions } from './fleet-status.js';
+import { LeaderElector } from './leader.js';
+import { DEFAULT_NAMESPACE } from './types.js';
 import { NodeReporter } from './node-reporter.js';
 import { StateStore } from './state-store.js';
 import { StatusWriter } from './status-writer.js';
@@ -30,6 +35,10 @@ export interface KubeAgentOptions {
   listTimeoutMs?: number;
   statusMinIntervalMs?: number;
   events?: { burst?: number; refillMs?: number; seriesWindowMs?: number };
+  /** The release namespace: where the status Lease is (default tunkeeper-system). */
+  namespace?: string;
+  leaderElection?: { leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  fleetStatus?: Pick<FleetStatusOptions, 'minIntervalMs' | 'persistentFailureMs' | 'debounceMs'>;
 }
 
 export const KUBE_SOURCE = 'kube';
@@ -39,6 +48,8 @@ export interface KubeSide {
   reporter: NodeReporter;
   writer: StatusWriter;
   events: EventRecorder;
+  elector: LeaderElector;
+  fleet: FleetStatus;
   current(): ClusterSnapshot | undefined;
   close(): Promise<void>;
 }
@@ -55,6 +66,7 @@ export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop,
     ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
     ...(opts.listTimeoutMs !== undefined ? { listTimeoutMs: opts.listTimeoutMs } : {}),
     onRestart: (resource, reason) => metrics.kubeWatchRestarts.inc({ resource, reason }),
+    onDevicesChanged: () => fleet.changed(),
   });
   const writer = new StatusWriter({
     api,
@@ -71,9 +83,40 @@ export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop,
     ...opts.events,
     onResult: (result, reason) => metrics.kubeEvents.inc({ result, reason }),
   });
+  const fleet: FleetStatus = new FleetStatus({
+    api,
+    logger: log.child({ component: 'fleet-status' }),
+    devices: () => source.tunDevices(),
+    ...(opts.watchTimeoutSeconds !== undefined ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
+    ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
+    ...(opts.listTimeoutMs !== undefined ? { listTimeoutMs: opts.listTimeoutMs } : {}),
+    ...opts.fleetStatus,
+    onWrite: (result) => metrics.kubeFleetStatusWrites.inc({ result }),
+    onFleetSize: (n) => elector.setFleetSize(n),
+    onRestart: (resource, reason) => metrics.kubeWatchRestarts.inc({ resource, reason }),
+  });
+  const elector: LeaderElector = new LeaderElector({
+    api,
+    namespace: opts.namespace ?? DEFAULT_NAMESPACE,
+    // The node name first, so `kubectl get lease` shows which node leads; a suffix per run, so a
+    // restarted agent is a new holder (its predecessor's lease is not silently inherited).
+    identity: `${opts.nodeName}_${randomBytes(4).toString('hex')}`,
+    logger: log.child({ component: 'leader' }),
+    ...opts.leaderElection,
+    onStartedLeading: () => {
+      metrics.kubeLeader.set(1);
+      fleet.startLeading();
+    },
+    onStoppedLeading: () => {
+      metrics.kubeLeader.set(0);
+      void fleet.stopLeading();
+    },
+  });
   const reporter = new NodeReporter({ writer, events, logger: log, conflicts: () => loop.conflicts(), source: KUBE_SOURCE });
   for (const result of ['written', 'unchanged', 'error']) metrics.kubeStatusWrites.inc({ result }, 0);
+  for (const result of ['written', 'conflict', 'error']) metrics.kubeFleetStatusWrites.inc({ result }, 0);
   metrics.kubeConnected.set(0);
+  metrics.kubeLeader.set(0);
 
   let handed: { devices: DesiredDevice[]; complete: boolean } | undefined;
   let lastProblems = '';
@@ -99,15 +142,21 @@ export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop,
   });
   void reporter.seed();
   await source.start();
+  elector.start();
 
   return {
     source,
     reporter,
     writer,
     events,
+    elector,
+    fleet,
     current: () => source.current(),
     close: async () => {
       subscription.unsubscribe();
+      // The summary's last write first, then the Lease goes (released: the next holder starts at once).
+      await fleet.close();
+      await elector.stop();
       await source.close();
       await Promise.all([writer.close(), events.close()]);
     },

@@ -153,6 +153,8 @@ export class LeaderElector {
   #sleep: { timer: TimerHandle; wake: () => void } | undefined;
   /** The last look lost a race (409): the next look comes at once, but only once in a row. */
   #lostRaceBefore = false;
+  /** The last reason this candidate could not read or create the lease, warned about once. */
+  #problem: string | undefined;
 
   constructor(opts: LeaderElectorOptions) {
     const o = {
@@ -266,7 +268,7 @@ export class LeaderElector {
       lease = await this.#call<LeaseObject>({ method: 'GET', path: this.#leasePath() }, timeoutMs, false);
     } catch (e) {
       if (!isStatus(e, 404)) {
-        this.#o.logger.debug({ err: (e as Error).message }, 'leader election: cannot read the lease');
+        this.#warnOnce('cannot read the status lease', e);
         return 'done';
       }
     }
@@ -290,7 +292,8 @@ export class LeaderElector {
           this.#o.logger.debug('leader election: another agent created the lease first');
           return 'lost-race';
         }
-        this.#o.logger.debug({ err: (e as Error).message }, 'leader election: cannot create the lease');
+        // A missing namespace or a forbidden create: no agent will ever write TunDevice status, so say so.
+        this.#warnOnce('cannot create the status lease', e);
         return 'done';
       }
     }
@@ -353,6 +356,14 @@ export class LeaderElector {
     }
   }
 
+  /** Warns the first time a problem appears (and again when it changes), debug after: a poll repeats it every few seconds. */
+  #warnOnce(what: string, e: unknown): void {
+    const problem = `${what}: ${(e as Error).message}`;
+    const log = problem === this.#problem ? this.#o.logger.debug.bind(this.#o.logger) : this.#o.logger.warn.bind(this.#o.logger);
+    this.#problem = problem;
+    log({ namespace: this.#o.namespace, lease: this.#o.leaseName }, `${problem}; no TunDevice status is written until an agent holds it (retrying)`);
+  }
+
   #acquired(lease: LeaseObject, sentAt: number, why: string): void {
     if (this.#stopped) {
       // Won while stop() was underway: stop() hands it back.
@@ -361,6 +372,7 @@ export class LeaderElector {
       return;
     }
     this.#observe(lease);
+    this.#problem = undefined;
     this.#leading = true;
     this.#term++;
     this.#renewFailures = 0;

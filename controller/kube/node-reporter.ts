@@ -126,6 +126,7 @@ export class NodeReporter {
       const generation = reported?.generation ?? o.generation;
       if (generation !== undefined) input.generation = generation;
       if (o.invalid !== undefined) input.invalid = o.invalid;
+      if (o.refusedGeneration !== undefined) input.refusedGeneration = o.refusedGeneration;
       const c = cross.get(o.name);
       if (o.conflict !== undefined) {
         input.conflict = { reason: 'DeclaredTwice', message: o.conflict };

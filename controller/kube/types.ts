@@ -32,4 +32,7 @@ export const NODES_PATH = '/api/v1/nodes';
 export const EVENTS_NAMESPACE = 'default';
 export const EVENTS_PATH = `/apis/events.k8s.io/v1/namespaces/${EVENTS_NAMESPACE}/events`;
 export const FIELD_MANAGER = 'tunkeeper-agent';
+/** Where the status Lease is when the agent runs outside a Pod and no --namespace is given (the chart's usual release namespace). */
+export const DEFAULT_NAMESPACE = 'tunkeeper-system';
+export const LEADER_LEASE_NAME = 'tunkeeper-status-leader';
 export const REPORTING_CONTROLLER = 'tunkeeper.io/agent';

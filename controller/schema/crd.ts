@@ -14,6 +14,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { Document, visit } from 'yaml';
 import { API_VERSION, GROUP, TUN_DEVICE_KIND, TunDeviceSpecSchema, VERSION } from './tundevice.js';
 import { TUN_NODE_STATE_KIND, TunNodeStateStatusSchema } from './tunnodestate.js';
+import { TunDeviceStatusSchema } from './tundevice-status.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -141,15 +142,14 @@ export function tunDeviceCrd(): JsonObject {
     kind: TUN_DEVICE_KIND,
     plural: 'tundevices',
     shortNames: ['tund'],
-    description: 'A TUN/TAP device that tunkeeper creates and keeps on the selected nodes, with its addresses and routes. Per-node status is in TunNodeState.',
+    description: 'A TUN/TAP device that tunkeeper creates and keeps on the selected nodes, with its addresses and routes. Its status summarizes the selected nodes; per-node detail is in TunNodeState.',
     properties: {
       spec: toStructural(TunDeviceSpecSchema, 'spec'),
-      status: {
-        type: 'object',
-        description: "Empty by design: each node's outcome for this device is in that node's TunNodeState.",
-      },
+      status: toStructural(TunDeviceStatusSchema, 'status'),
     },
     columns: [
+      { name: 'Ready', type: 'string', jsonPath: '.status.ready', description: 'Ready nodes / selected nodes' },
+      { name: 'Status', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: 'The reason of the Ready condition' },
       { name: 'Ifname', type: 'string', jsonPath: '.spec.ifname', description: 'Interface name (empty: the object name)' },
       { name: 'Mode', type: 'string', jsonPath: '.spec.mode' },
       { name: 'MTU', type: 'integer', jsonPath: '.spec.mtu' },
@@ -157,11 +157,11 @@ export function tunDeviceCrd(): JsonObject {
       { name: 'Addresses', type: 'string', jsonPath: '.spec.addresses', priority: 1 },
       AGE,
     ],
-    // Nothing writes this status: what happened on each node is in that node's TunNodeState, so
-    // that N agents writing status do not wake the N agents watching TunDevices. The subresource is
-    // there for what it does to the main resource: metadata.generation then moves only with the
-    // spec (so observedGeneration in TunNodeState means "this spec"), and a status in an applied
-    // manifest is ignored rather than stored.
+    // One writer (the status Lease holder) writes the summary, coalesced: N agents writing here
+    // would wake the N agents watching TunDevices (O(N²)), so each node writes its own
+    // TunNodeState instead. The subresource also makes metadata.generation move only with the
+    // spec (so observedGeneration means "this spec"), and a status in an applied manifest is
+    // ignored rather than stored.
     statusSubresource: true,
   });
 }

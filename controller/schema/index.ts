@@ -3,6 +3,7 @@
  */
 export * from './tundevice.js';
 export * from './tunnodestate.js';
+export * from './tundevice-status.js';
 export * from './problem.js';
 export { validateTunDevice, type TunDeviceValidation, type ValidateOptions, type DeclarationContext } from './validate.js';
 export { parseDeclarations, locate, DEFAULT_YAML_LIMITS, type Declaration, type FieldLocation, type ParsedFile, type ParseOptions, type YamlLimits } from './yaml-declarations.js';

@@ -5,34 +5,17 @@
  * TunDevice.status, so that N agents writing status do not wake N agents watching TunDevices.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { CONDITION_LIST, conditionSchema } from './condition.js';
 
 export const TUN_NODE_STATE_KIND = 'TunNodeState';
 
 export const CONDITION_TYPES = ['Ready', 'Degraded', 'Conflict', 'Refused'] as const;
 export type TunConditionType = (typeof CONDITION_TYPES)[number];
 
-/** metav1.Condition, with the same constraints the API machinery puts on it. */
-export const ConditionSchema = Type.Object(
-  {
-    type: Type.Union(
-      CONDITION_TYPES.map((t) => Type.Literal(t)),
-      {
-        description:
-          'Ready: the device, its addresses and routes are as declared. Degraded: something could not be applied and is being retried. Conflict: another declaration or a foreign link claims the name. Refused: outside the agent\'s policy or invalid.',
-      },
-    ),
-    status: Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')]),
-    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The TunDevice generation this condition was set for.' })),
-    lastTransitionTime: Type.String({ format: 'date-time', description: 'When the condition last changed status.' }),
-    reason: Type.String({
-      minLength: 1,
-      maxLength: 1024,
-      pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
-      description: 'A CamelCase word for programs, e.g. Converged, PolicyRefused, NameTaken.',
-    }),
-    message: Type.String({ maxLength: 32768, description: 'What happened, for people.' }),
-  },
-  { additionalProperties: false },
+/** metav1.Condition for the per-node conditions. */
+export const ConditionSchema = conditionSchema(
+  CONDITION_TYPES,
+  "Ready: the device, its addresses and routes are as declared. Degraded: something could not be applied and is being retried. Conflict: another declaration or a foreign link claims the name. Refused: outside the agent's policy or invalid.",
 );
 
 export const DeviceStatusSchema = Type.Object(
@@ -42,11 +25,7 @@ export const DeviceStatusSchema = Type.Object(
     ifindex: Type.Optional(Type.Integer({ minimum: 1, description: 'The kernel\'s interface index; absent while the device does not exist.' })),
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The TunDevice generation last reconciled on this node.' })),
     conditions: Type.Optional(
-      Type.Array(ConditionSchema, {
-        maxItems: 8,
-        'x-kubernetes-list-type': 'map',
-        'x-kubernetes-list-map-keys': ['type'],
-      }),
+      Type.Array(ConditionSchema, { maxItems: 8, ...CONDITION_LIST }),
     ),
     lastError: Type.Optional(Type.String({ maxLength: 32768, description: 'The last error applying this device, if any.' })),
   },

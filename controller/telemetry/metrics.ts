@@ -58,6 +58,12 @@ const METRICS = {
   ),
   kubeConnected: gauge('tunkeeper_kube_connected', 'Whether the cluster source has listed and is currently watching the API server (1) or not (0)'),
   kubeStatusWrites: counter('tunkeeper_kube_status_writes_total', 'TunNodeState writes by result (written, unchanged: skipped as identical, error: retried with backoff)', ['result']),
+  kubeLeader: gauge('tunkeeper_kube_status_leader', 'Whether this agent holds the status Lease and writes TunDevice status (1) or not (0)'),
+  kubeFleetStatusWrites: counter(
+    'tunkeeper_kube_fleet_status_writes_total',
+    'TunDevice status writes by the Lease holder, by result (written; conflict: the object moved on, recomputed; error: retried with backoff)',
+    ['result'],
+  ),
   kubeEvents: counter(
     'tunkeeper_kube_events_total',
     'Kubernetes Events by result (created, series: a repeat counted on an earlier Event, rate-limited, error) and reason',

@@ -5,6 +5,7 @@
  * `helm install` into a cluster without the CRDs, apply the examples, `kubectl get tundevices`.
  * No kubelet runs, so no agent pod ever starts; the agent's half of the path is test/kube's.
  */
+import { kubectlHeader, kubectlTable } from '../helpers/kubectl-table.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -195,6 +196,14 @@ describeKube('the Helm chart against a real API server', () => {
         ['patch', 'tunnodestates.tunkeeper.io', { subresource: 'status' }],
         ['create', 'events.events.k8s.io', { namespace: 'default' }],
         ['patch', 'events.events.k8s.io', { namespace: 'default' }],
+        // The status Lease holder: every report, and TunDevice status (not its spec).
+        ['list', 'tunnodestates.tunkeeper.io'],
+        ['watch', 'tunnodestates.tunkeeper.io'],
+        ['patch', 'tundevices.tunkeeper.io', { subresource: 'status' }],
+        // The Lease, in the release namespace only.
+        ['create', 'leases.coordination.k8s.io', { namespace: NS }],
+        ['get', 'leases.coordination.k8s.io/tunkeeper-status-leader', { namespace: NS }],
+        ['update', 'leases.coordination.k8s.io/tunkeeper-status-leader', { namespace: NS }],
       ];
       const answers = await Promise.all(allowed.map(([verb, resource, opts]) => canI(verb, resource, opts)));
       expect(answers).toEqual(answers.map((a) => a.replace(/: \w+$/, ': yes')));
@@ -202,12 +211,17 @@ describeKube('the Helm chart against a real API server', () => {
 
     it('may do nothing the agent must not do', async () => {
       const denied: Array<[string, string, { namespace?: string; subresource?: string }?]> = [
-        // TunDevices are the admin's: read by informer only, never written, status included.
+        // TunDevices are the admin's: read by informer only, never written; status by server-side apply only.
         ...['get', 'create', 'update', 'patch', 'delete', 'deletecollection'].map((v): [string, string] => [v, 'tundevices.tunkeeper.io']),
-        ['patch', 'tundevices.tunkeeper.io', { subresource: 'status' }],
         ['update', 'tundevices.tunkeeper.io', { subresource: 'status' }],
-        // Its TunNodeState: server-side apply only, never deleted or replaced, not listed.
-        ...['list', 'watch', 'update', 'delete', 'deletecollection'].map((v): [string, string] => [v, 'tunnodestates.tunkeeper.io']),
+        // TunNodeStates: server-side apply only, never deleted or replaced.
+        ...['update', 'delete', 'deletecollection'].map((v): [string, string] => [v, 'tunnodestates.tunkeeper.io']),
+        // Leases: only its own, only in the release namespace, never deleted, never listed or watched.
+        ['get', 'leases.coordination.k8s.io/kube-controller-manager', { namespace: NS }],
+        ['update', 'leases.coordination.k8s.io/another-lease', { namespace: NS }],
+        ...['list', 'watch', 'delete', 'patch'].map((v): [string, string, { namespace: string }] => [v, 'leases.coordination.k8s.io', { namespace: NS }]),
+        ...['create', 'get', 'update'].map((v): [string, string, { namespace: string }] => [v, 'leases.coordination.k8s.io', { namespace: 'kube-system' }]),
+        ['update', 'leases.coordination.k8s.io/tunkeeper-status-leader', { namespace: 'kube-node-lease' }],
         ['update', 'tunnodestates.tunkeeper.io', { subresource: 'status' }],
         // Nodes: read only.
         ...['create', 'update', 'patch', 'delete'].map((v): [string, string] => [v, 'nodes']),
@@ -249,13 +263,17 @@ describeKube('the Helm chart against a real API server', () => {
         'tundevices.tunkeeper.io [] list',
         'tundevices.tunkeeper.io [] watch',
         'tunnodestates.tunkeeper.io [] get',
+        'tunnodestates.tunkeeper.io [] list',
+        'tunnodestates.tunkeeper.io [] watch',
         'tunnodestates.tunkeeper.io [] create',
         'tunnodestates.tunkeeper.io [] patch',
         'tunnodestates.tunkeeper.io/status [] patch',
+        'tundevices.tunkeeper.io/status [] patch',
       ];
+      const lease = ['leases.coordination.k8s.io [] create', 'leases.coordination.k8s.io [tunkeeper-status-leader] get', 'leases.coordination.k8s.io [tunkeeper-status-leader] update'];
       for (const [namespace, expected] of [
         ['default', [...contract, 'events.events.k8s.io [] create', 'events.events.k8s.io [] patch']],
-        [NS, contract],
+        [NS, [...contract, ...lease]],
         ['kube-system', contract],
       ] as const) {
         const mine = permissionSet(await kubectlOk(['auth', 'can-i', '--list', '--namespace', namespace, ...agent]));
@@ -323,13 +341,15 @@ describeKube('the Helm chart against a real API server', () => {
       const applied = await kubectlOk(['apply', '-f', join(ROOT, 'examples', example)]);
       expect(applied).toMatch(/^tundevice\.tunkeeper\.io\/\S+ created/m);
     }
-    const table = (await kubectlOk(['get', 'tundevices'])).trim().split('\n');
-    expect(table[0]!.split(/\s+/)).toEqual(['NAME', 'IFNAME', 'MODE', 'MTU', 'AGE']);
-    expect(table.slice(1).map((row) => row.split(/\s+/).slice(0, 4))).toContainEqual(['tk-p2p', 'tk-p2p0', 'tun', '1420']);
-    expect(table.length - 1).toBe(EXAMPLES.length);
-    const wide = (await kubectlOk(['get', 'tund', 'tk-p2p', '-o', 'wide'])).trim().split('\n');
-    expect(wide[0]!.split(/\s+/)).toEqual(['NAME', 'IFNAME', 'MODE', 'MTU', 'UP', 'ADDRESSES', 'AGE']);
-    expect(wide[1]).toContain('192.0.2.1/30');
+    const listing = await kubectlOk(['get', 'tundevices']);
+    expect(kubectlHeader(listing)).toEqual(['NAME', 'READY', 'STATUS', 'IFNAME', 'MODE', 'MTU', 'AGE']);
+    // No agent runs here (no kubelet), so no status has been written: READY and STATUS are empty.
+    const table = kubectlTable(listing);
+    expect(table).toContainEqual(expect.objectContaining({ NAME: 'tk-p2p', READY: '', STATUS: '', IFNAME: 'tk-p2p0', MODE: 'tun', MTU: '1420' }));
+    expect(table.length).toBe(EXAMPLES.length);
+    const wide = await kubectlOk(['get', 'tund', 'tk-p2p', '-o', 'wide']);
+    expect(kubectlHeader(wide)).toEqual(['NAME', 'READY', 'STATUS', 'IFNAME', 'MODE', 'MTU', 'UP', 'ADDRESSES', 'AGE']);
+    expect(kubectlTable(wide)[0]!.ADDRESSES).toContain('192.0.2.1/30');
 
     // Helm never deletes CRDs, so uninstalling the agents leaves every TunDevice in place.
     const uninstall = await cluster.helm(['uninstall', 'tunkeeper', '--namespace', 'tunkeeper-system']);

@@ -132,11 +132,11 @@ describeKube('the Helm chart, rendered', () => {
 
   it('default values: a DaemonSet on the host network with only NET_ADMIN, /dev/net/tun, NODE_NAME, probes, the state directory', async () => {
     const r = await helm.template({ release: 'tunkeeper', namespace: 'tunkeeper-system' });
-    expect(r.kinds()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Role', 'RoleBinding', 'ServiceAccount']);
+    expect(r.kinds()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount']);
     expectStandardLabels(r, 'tunkeeper');
     for (const o of r.objects) {
       if (o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding') expect(o.metadata.namespace).toBeUndefined();
-      else expect([o.kind, o.metadata.namespace]).toEqual([o.kind, o.kind.startsWith('Role') ? 'default' : 'tunkeeper-system']);
+      else expect([o.kind, o.metadata.name, o.metadata.namespace]).toEqual([o.kind, o.metadata.name, o.metadata.name.endsWith('-events') ? 'default' : 'tunkeeper-system']);
     }
 
     const ds = r.one('DaemonSet', 'tunkeeper');
@@ -162,7 +162,10 @@ describeKube('the Helm chart, rendered', () => {
       capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] },
       seccompProfile: { type: 'RuntimeDefault' },
     });
-    expect(agent.env).toEqual([{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }]);
+    expect(agent.env).toEqual([
+      { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    ]);
     expect(agent.ports).toEqual([{ name: 'metrics', containerPort: 9464, protocol: 'TCP' }]);
     expect(agent.livenessProbe).toMatchObject({ httpGet: { path: '/healthz', port: 'metrics' } });
     expect(agent.readinessProbe).toMatchObject({ httpGet: { path: '/readyz', port: 'metrics' } });
@@ -188,9 +191,17 @@ describeKube('the Helm chart, rendered', () => {
     expect(r.one('ClusterRole', 'tk-tunkeeper').rules).toEqual([
       { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['tunkeeper.io'], resources: ['tundevices'], verbs: ['list', 'watch'] },
-      { apiGroups: ['tunkeeper.io'], resources: ['tunnodestates'], verbs: ['get', 'create', 'patch'] },
+      { apiGroups: ['tunkeeper.io'], resources: ['tunnodestates'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
+      { apiGroups: ['tunkeeper.io'], resources: ['tundevices/status'], verbs: ['patch'] },
       { apiGroups: ['tunkeeper.io'], resources: ['tunnodestates/status'], verbs: ['patch'] },
     ]);
+    const leader = r.one('Role', 'tk-tunkeeper-leader');
+    expect(leader.metadata.namespace).toBe('net');
+    expect(leader.rules).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['tunkeeper-status-leader'], verbs: ['get', 'update'] },
+    ]);
+    expect(r.one('RoleBinding', 'tk-tunkeeper-leader')).toMatchObject({ metadata: { namespace: 'net' }, roleRef: { kind: 'Role', name: 'tk-tunkeeper-leader' } });
     const role = r.one('Role', 'tk-tunkeeper-events');
     expect(role.metadata.namespace).toBe('default');
     expect(role.rules).toEqual([{ apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] }]);
@@ -206,7 +217,7 @@ describeKube('the Helm chart, rendered', () => {
 
   it('custom values: names, image digest, settings, port, Service, tolerations, strategy and labels follow the values', async () => {
     const r = await helm.template({ release: 'edge', values: CUSTOM_VALUES });
-    expect(r.kinds()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    expect(r.kinds()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount']);
     expectStandardLabels(r, 'edge');
     const ds = r.one('DaemonSet', 'edge-agent');
     const spec = podSpec(ds);

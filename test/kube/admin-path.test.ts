@@ -6,6 +6,7 @@
  * test's own in place of the node), then `kubectl apply` an example, `kubectl get tundevices`, and
  * the node's TunNodeState says Ready while the kernel has the device.
  */
+import { kubectlHeader, kubectlTable } from '../helpers/kubectl-table.js';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -100,7 +101,8 @@ describeKube("a cluster admin's path: helm install, apply a TunDevice, read tund
     await cluster.createNode(NODE, { 'kubernetes.io/os': 'linux' });
 
     await withNetns(async (ns: Netns) => {
-      const env: NodeJS.ProcessEnv = { ...process.env, NODE_NAME: NODE };
+      // As the DaemonSet passes them (downward API): the node, and the release namespace for the status Lease.
+      const env: NodeJS.ProcessEnv = { ...process.env, NODE_NAME: NODE, POD_NAMESPACE: NAMESPACE };
       delete env.KUBERNETES_SERVICE_HOST;
       delete env.KUBECONFIG;
       const agent = new CliProcess(
@@ -110,9 +112,9 @@ describeKube("a cluster admin's path: helm install, apply a TunDevice, read tund
       try {
         expect(await kubectl('apply', '-f', join(ROOT, 'examples', 'point-to-point.yaml'))).toMatch(/tundevice\.tunkeeper\.io\/tk-p2p created/);
 
-        const table = (await kubectl('get', 'tundevices')).trim().split('\n');
-        expect(table[0]!.split(/\s+/)).toEqual(['NAME', 'IFNAME', 'MODE', 'MTU', 'AGE']);
-        expect(table[1]!.split(/\s+/).slice(0, 4)).toEqual(['tk-p2p', 'tk-p2p0', 'tun', '1420']);
+        const listed = await kubectl('get', 'tundevices');
+        expect(kubectlHeader(listed)).toEqual(['NAME', 'READY', 'STATUS', 'IFNAME', 'MODE', 'MTU', 'AGE']);
+        expect(kubectlTable(listed)[0]).toMatchObject({ NAME: 'tk-p2p', IFNAME: 'tk-p2p0', MODE: 'tun', MTU: '1420' });
 
         const state = await eventually('tk-p2p Ready in the TunNodeState', async () => {
           const s = JSON.parse(await kubectl('get', 'tunnodestate', NODE, '-o', 'json')) as NodeState;
@@ -130,6 +132,18 @@ describeKube("a cluster admin's path: helm install, apply a TunDevice, read tund
         const row = (await kubectl('get', 'tunnodestate', NODE)).trim().split('\n');
         expect(row[0]!.split(/\s+/).slice(0, 4)).toEqual(['NAME', 'DEVICES', 'READY', 'LAST']);
         expect(row[1]!.split(/\s+/).slice(0, 3)).toEqual([NODE, '1', '1']);
+
+        // The agent holds the status Lease (the only one), with only the chart's RBAC: the summary
+        // reaches the TunDevice, and `kubectl wait` sees it.
+        const wait = await cluster.kubectl(['wait', '--for=condition=Ready', 'tundevice/tk-p2p', '--timeout=120s']);
+        expect({ code: wait.code, stderr: wait.stderr }).toEqual({ code: 0, stderr: '' });
+        const ready = await eventually('READY 1/1 in kubectl get tundevices', async () => {
+          const row = kubectlTable(await kubectl('get', 'tundevices'))[0];
+          return row?.READY === '1/1' ? row : undefined;
+        });
+        expect(ready).toMatchObject({ NAME: 'tk-p2p', READY: '1/1', STATUS: 'Ready' });
+        const lease = JSON.parse(await kubectl('get', 'lease', 'tunkeeper-status-leader', '-n', NAMESPACE, '-o', 'json')) as { spec: { holderIdentity: string } };
+        expect(lease.spec.holderIdentity).toMatch(new RegExp(`^${NODE}_`));
       } finally {
         agent.kill('SIGTERM');
         const r = await agent.exited;

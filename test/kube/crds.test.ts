@@ -79,7 +79,7 @@ describeKube('the CRDs in a real API server', () => {
     const get = await cluster.kubectl(['get', 'tundevices']);
     expect(get.code).toBe(0);
     const header = get.stdout.split('\n')[0];
-    expect(header).toMatch(/NAME\s+IFNAME\s+MODE/);
+    expect(header).toMatch(/NAME\s+READY\s+STATUS\s+IFNAME\s+MODE/);
     for (const n of names) expect(get.stdout).toContain(n);
   });
 

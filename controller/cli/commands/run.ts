@@ -21,6 +21,7 @@ interface RunOptions extends Omit<SettingsFlags, 'allowedPrefixes'> {
   kube?: boolean;
   nodeName?: string;
   kubeconfig?: string;
+  namespace?: string;
   netns?: string;
   config?: string;
 }
@@ -46,6 +47,10 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
       .option('--allow-default-route', 'let declarations own the default route')
       .option('--resync-interval <duration>', 'full resync at least this often, e.g. 30s, 5m (0: off; default 5m)')
       .addOption(new Option('--log-level <level>', 'log level (default info)').choices([...LOG_LEVELS]))
+      .option('--namespace <name>', 'with --kube: the namespace of the status Lease (default: $POD_NAMESPACE, else tunkeeper-system)')
+      .option('--leader-elect-lease-duration <duration>', 'with --kube: the status Lease duration (default 15s)')
+      .option('--leader-elect-renew-deadline <duration>', 'with --kube: the Lease holder stands down if it cannot renew for this long (default 10s)')
+      .option('--leader-elect-retry-period <duration>', 'with --kube: the Lease holder renews this often (default 2s)')
       .option('--monitor-rcvbuf <bytes>', 'netlink receive buffer of the Monitor (default 4 MiB)')
       .action(async (opts: RunOptions) => {
         const paths = opts.file ?? [];
@@ -54,7 +59,7 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
         if (opts.kube && (nodeName === undefined || nodeName === '')) {
           throw new Error('--kube needs the node name: set NODE_NAME (the DaemonSet passes spec.nodeName) or give --node-name');
         }
-        if (!opts.kube && (opts.nodeName !== undefined || opts.kubeconfig !== undefined)) throw new Error('--node-name and --kubeconfig go with --kube');
+        if (!opts.kube && (opts.nodeName !== undefined || opts.kubeconfig !== undefined || opts.namespace !== undefined)) throw new Error('--node-name, --kubeconfig and --namespace go with --kube');
         const settings = await loadSettings({
           ...(opts.config !== undefined ? { configFile: opts.config } : {}),
           flags: {
@@ -66,6 +71,9 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
             ...(opts.metricsAddress !== undefined ? { metricsAddress: opts.metricsAddress } : {}),
             ...(opts.monitorRcvbuf !== undefined ? { monitorRcvbuf: opts.monitorRcvbuf } : {}),
             ...(opts.stateDir !== undefined ? { stateDir: opts.stateDir } : {}),
+            ...(opts.leaderElectLeaseDuration !== undefined ? { leaderElectLeaseDuration: opts.leaderElectLeaseDuration } : {}),
+            ...(opts.leaderElectRenewDeadline !== undefined ? { leaderElectRenewDeadline: opts.leaderElectRenewDeadline } : {}),
+            ...(opts.leaderElectRetryPeriod !== undefined ? { leaderElectRetryPeriod: opts.leaderElectRetryPeriod } : {}),
           },
         });
         const logger = createLogger(settings.logLevel, ctx.stdout);
@@ -73,9 +81,12 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
         if (opts.kube) {
           // Imported here, not at the top: a file-only agent never loads the Kubernetes client (controller/agent/agent.ts).
           const { loadKubeConfig } = await import('../../kube/kubeconfig.js');
+          const { DEFAULT_NAMESPACE } = await import('../../kube/types.js');
           const { kubeConfig, from } = loadKubeConfig(opts.kubeconfig !== undefined ? { file: opts.kubeconfig } : {});
           logger.info({ node: nodeName, credentials: from, server: kubeConfig.getCurrentCluster()?.server }, 'cluster source: watching TunDevices for this node');
-          kube = { kubeConfig, nodeName: nodeName!, stateDir: settings.stateDir };
+          // In a Pod the Lease is in the agent's own namespace (the chart passes it as POD_NAMESPACE).
+          const namespace = opts.namespace ?? (process.env.POD_NAMESPACE || DEFAULT_NAMESPACE);
+          kube = { kubeConfig, nodeName: nodeName!, stateDir: settings.stateDir, namespace, leaderElection: settings.leaderElection };
         }
         const agent = await startAgent({
           paths,

@@ -46,6 +46,9 @@ describe('settings file', () => {
         'metricsAddress: "[::1]:9100"',
         'monitorRcvbuf: 8388608',
         'stateDir: /srv/tunkeeper',
+        'leaderElectLeaseDuration: 30s',
+        'leaderElectRenewDeadline: 20s',
+        'leaderElectRetryPeriod: 4s',
       ].join('\n'),
       'agent.yaml',
     );
@@ -56,8 +59,16 @@ describe('settings file', () => {
       metricsAddress: { host: '::1', port: 9100 },
       monitorRcvbuf: 8 << 20,
       stateDir: '/srv/tunkeeper',
+      leaderElection: { leaseDurationMs: 30_000, renewDeadlineMs: 20_000, retryPeriodMs: 4_000 },
     });
     expect(() => parseSettingsText('stateDir: state\n', 'agent.yaml')).toThrow('agent.yaml:1:11: stateDir must be an absolute path');
+  });
+
+  it('refuses Lease timings that cannot work, as client-go does', async () => {
+    await expect(loadSettings({ flags: { leaderElectRenewDeadline: '15s' } })).rejects.toThrow('leaderElectLeaseDuration (15000 ms) must be longer than leaderElectRenewDeadline (15000 ms)');
+    await expect(loadSettings({ flags: { leaderElectRetryPeriod: '9s' } })).rejects.toThrow('leaderElectRenewDeadline (10000 ms) must be longer than 1.2 × leaderElectRetryPeriod (9000 ms)');
+    await expect(loadSettings({ flags: { leaderElectRetryPeriod: '10ms' } })).rejects.toThrow('--leader-elect-retry-period must be at least 100ms');
+    expect((await loadSettings({ flags: { leaderElectLeaseDuration: '3s', leaderElectRenewDeadline: '2s', leaderElectRetryPeriod: '500ms' } })).leaderElection).toEqual({ leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 });
   });
 
   it('accepts an empty file', () => {

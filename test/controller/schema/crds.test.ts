@@ -69,7 +69,7 @@ describe('CRDs', () => {
       expect(columns).toContain('Age');
       if (names.kind === 'TunDevice') {
         expect(names.shortNames).toEqual(['tund']);
-        expect(columns.slice(0, 3)).toEqual(['Ifname', 'Mode', 'MTU']);
+        expect(columns.slice(0, 5)).toEqual(['Ready', 'Status', 'Ifname', 'Mode', 'MTU']);
         const specSchema = (schema.properties as Record<string, Node>).spec;
         expect(specSchema.default).toEqual({});
         const props = specSchema.properties as Record<string, Node>;
