@@ -137,6 +137,7 @@ function verdict(report: NodeReport | undefined, device: string, g: number): Ver
   const cond = (t: TunCondition['type']) => e.conditions?.find((c) => c.type === t);
   const refused = cond('Refused');
   if (refused?.status === 'True' && (refused.observedGeneration ?? e.observedGeneration) === g) return { kind: 'refused', reason: refused.reason, message: refused.message };
+  if ((e.observedGeneration ?? 0) > g) return { kind: 'notReporting', reason: 'Unreadable', message: `reports generation ${e.observedGeneration}, newer than the object's ${g}: not written by its agent` };
   if (e.observedGeneration !== g) {
     const last = e.observedGeneration === undefined ? 'no generation' : `generation ${e.observedGeneration}`;
     return { kind: 'notReporting', reason: 'NotReporting', message: `last reported ${last}; waiting for ${g}` };

@@ -16,15 +16,16 @@
  * recomputes from the newer object its watch brings. A failed write is retried with a jittered,
  * capped backoff; the last summary stays on the object meanwhile (nothing is ever removed).
  *
- * A TunNodeState that is not what an agent writes (a hand-made object, garbage) does not count:
- * its node is "not reporting", with the reason, and it is logged once per version.
+ * A TunNodeState that is not what an agent writes (garbage written by hand that the CRD let
+ * through) does not count: its node is "not reporting", with the reason, and it is logged once per
+ * version.
  */
 import equal from 'fast-deep-equal';
 import type { Logger } from '../telemetry/logger.js';
 import { backoffDelay, type BackoffOptions, type Random } from '../loop/backoff.js';
 import { fieldMessage } from '../schema/problem.js';
 import { structuralProblems } from '../schema/structural.js';
-import { TunNodeStateStatusSchema, type TunDeviceStatus, type TunNodeStateStatus } from '../schema/tunnodestate.js';
+import { CONDITION_TYPES, TunNodeStateStatusSchema, type TunDeviceStatus, type TunNodeStateStatus } from '../schema/tunnodestate.js';
 import { API_VERSION, TUN_DEVICE_KIND, type LabelSelector } from '../schema/tundevice.js';
 import type { TunDeviceFleetStatus } from '../schema/tundevice-status.js';
 import { KubeApiError, type KubeApi } from './api-client.js';
@@ -221,7 +222,7 @@ export class FleetStatus {
       seen.add(node);
       let cached = this.#reports.get(node);
       if (!cached || cached.rv !== rv) {
-        cached = { rv, report: parseReport(o.status) };
+        cached = { rv, report: parseReport(o) };
         this.#reports.set(node, cached);
         if ('unreadable' in cached.report) this.#o.logger.warn({ node, resourceVersion: rv, problem: cached.report.unreadable }, `TunNodeState ${node} is not what an agent writes; it does not count (the node counts as not reporting)`);
       }
@@ -311,12 +312,31 @@ export class FleetStatus {
   }
 }
 
-function parseReport(status: unknown): NodeReport {
+/**
+ * A node's report, if it reads as one. The CRD already refuses a status of the wrong shape; what
+ * passes it but no agent would write (by hand, or by a broken client) does not count:
+ * - counts that disagree with the list (an agent writes them from it);
+ * - an entry without exactly the four condition types an agent always writes;
+ * - Ready True next to Refused or Conflict True.
+ * A generation newer than the object's is caught per device (device-summary.ts).
+ */
+function parseReport(o: NodeStateObject): NodeReport {
+  const status = o.status;
   if (status === undefined) return { devices: new Map() };
   const { problems } = structuralProblems(TunNodeStateStatusSchema, status);
   if (problems.length > 0) return { unreadable: problems.slice(0, 3).map(fieldMessage).join('; ') };
   const s = status as TunNodeStateStatus;
-  return { devices: new Map((s.devices ?? []).map((d: TunDeviceStatus) => [d.name, d])) };
+  const devices = s.devices ?? [];
+  const isTrue = (d: TunDeviceStatus, type: string) => d.conditions?.some((c) => c.type === type && c.status === 'True') === true;
+  if (s.deviceCount !== undefined && s.deviceCount !== devices.length) return { unreadable: `deviceCount ${s.deviceCount} but ${devices.length} devices listed` };
+  const ready = devices.filter((d) => isTrue(d, 'Ready')).length;
+  if (s.readyCount !== undefined && s.readyCount !== ready) return { unreadable: `readyCount ${s.readyCount} but ${ready} devices listed Ready` };
+  for (const d of devices) {
+    const types = (d.conditions ?? []).map((c) => c.type).sort();
+    if (types.join() !== [...CONDITION_TYPES].sort().join()) return { unreadable: `device ${d.name}: conditions ${types.join(', ') || 'none'}, not ${CONDITION_TYPES.join(', ')}` };
+    if (isTrue(d, 'Ready') && (isTrue(d, 'Refused') || isTrue(d, 'Conflict'))) return { unreadable: `device ${d.name}: Ready and ${isTrue(d, 'Refused') ? 'Refused' : 'Conflict'} both True` };
+  }
+  return { devices: new Map(devices.map((d) => [d.name, d])) };
 }
 
 /**

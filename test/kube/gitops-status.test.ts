@@ -28,8 +28,9 @@ const NAMESPACE = 'tk-gitops';
 const LABEL = 'tunkeeper.io/gitops-test';
 /** Short Lease timings, so a failover is seconds, not the default 15 s. */
 const LEASE = ['--leader-elect-lease-duration', '3s', '--leader-elect-renew-deadline', '2s', '--leader-elect-retry-period', '500ms'];
-/** A guard against hangs, never a speed claim. */
-const PATIENCE_MS = 120_000;
+/** A guard against hangs, never a speed claim; each test's own guard is above it, so a wait fails with its message. */
+const PATIENCE_MS = 90_000;
+const TEST_GUARD_MS = 3 * PATIENCE_MS;
 
 interface Condition {
   type: string;
@@ -99,16 +100,23 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     return `${k.status}/${a.status}`;
   };
   /** Waits until the device's status says `pred`, at the object's current generation. */
-  const statusOf = (name: string, what: string, pred: (d: TunDevice) => boolean) =>
-    until(`${name}: ${what}`, async () => {
-      const d = await device(name);
-      return d.status?.observedGeneration === d.metadata.generation && pred(d) ? d : undefined;
-    });
+  const statusOf = async (name: string, what: string, pred: (d: TunDevice) => boolean) => {
+    let last: TunDevice | undefined;
+    try {
+      return await until(`${name}: ${what}`, async () => {
+        const d = (last = await device(name));
+        return d.status?.observedGeneration === d.metadata.generation && pred(d) ? d : undefined;
+      });
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; last seen: generation ${last?.metadata.generation}, status ${JSON.stringify(last?.status)}`);
+    }
+  };
 
   const startAgent = async (node: string, extra: string[] = []) => {
     const ns = agents.get(node)?.ns ?? (await createNetns('gitops'));
     const args = [
-      'run', '--kube', '--kubeconfig', cluster.kubeconfigPath, '--node-name', node, '--namespace', NAMESPACE, '--netns', ns.name,
+      // Through the harness's outage proxy, so the outage step can cut them off from the API server.
+      'run', '--kube', '--kubeconfig', cluster.proxyKubeconfigPath, '--node-name', node, '--namespace', NAMESPACE, '--netns', ns.name,
       '--state-dir', join(work, node), '--metrics-address', '127.0.0.1:0', '--log-level', 'info', ...LEASE, ...extra,
     ];
     const p = new CliProcess(args);
@@ -158,7 +166,7 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     expect(kubectlTable(listing)).toContainEqual(expect.objectContaining({ NAME: 'gw', READY: '3/3', STATUS: 'Ready', IFNAME: 'tk-gw0' }));
     // One holder, named after its node.
     expect((await lease()).spec.holderIdentity).toMatch(/^g[123]_/);
-  });
+  }, TEST_GUARD_MS);
 
   it('a spec change is InProgress / Progressing until every node reports the new generation, then Current / Healthy', async () => {
     // The object as the API server returned it from the update: generation 2, status still about 1.
@@ -169,7 +177,7 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     expect(d.status).toMatchObject({ observedGeneration: 2, ready: '3/3' });
     expect(await verdicts(d)).toBe('Current/Healthy');
     for (const a of agents.values()) expect(await a.ns.ip('link', 'show', 'tk-gw0')).toContain('mtu 1380');
-  });
+  }, TEST_GUARD_MS);
 
   it('a device one node refuses: Stalled, kstatus Failed, Argo CD Degraded, and kubectl wait times out', async () => {
     await apply(deviceYaml('edge', 'tun-edge0', 1400, '198.51.100.1/24'));
@@ -186,7 +194,33 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     console.log(`kubectl get tundevices:\n${listing}`);
     expect(kubectlTable(listing)).toContainEqual(expect.objectContaining({ NAME: 'edge', READY: '2/3', STATUS: 'Refused' }));
     await kubectl('delete', 'tundevice', 'edge');
-  });
+  }, TEST_GUARD_MS);
+
+  it('a hand-written TunNodeState does not count (and is logged); a deleted Node drops out of the counts', async () => {
+    await cluster.createNode('g5', { [LABEL]: 'yes' });
+    await statusOf('gw', 'g5 not reporting', (x) => x.status?.failingNodes?.some((f) => f.node === 'g5' && f.reason === 'NotReporting') === true);
+    // Someone writes a report for g5 by hand, claiming gw Ready at its current generation; the CRD
+    // lets it through, but no agent writes a device Ready and Refused at once, or counts that disagree.
+    const generation = (await device('gw')).metadata.generation;
+    const at = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const created = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'tunkeeper.io/v1alpha1', kind: 'TunNodeState', metadata: { name: 'g5' } }) });
+    expect({ code: created.code, err: created.stderr }).toEqual({ code: 0, err: '' });
+    const fake = {
+      deviceCount: 1,
+      readyCount: 1,
+      devices: [{ name: 'gw', ifname: 'tk-gw0', observedGeneration: generation, conditions: ['Ready', 'Degraded', 'Conflict', 'Refused'].map((type) => ({ type, status: type === 'Ready' || type === 'Refused' ? 'True' : 'False', observedGeneration: generation, lastTransitionTime: at, reason: 'Faked', message: 'by hand' })) }],
+    };
+    await kubectl('patch', 'tunnodestate', 'g5', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: fake }));
+    const d = await statusOf('gw', 'g5 unreadable', (x) => x.status?.failingNodes?.some((f) => f.node === 'g5' && f.reason === 'Unreadable') === true);
+    expect(d.status).toMatchObject({ ready: '3/4', nodes: { selected: 4, ready: 3, notReporting: 1 } });
+    expect(d.status!.failingNodes!.find((f) => f.node === 'g5')!.message).toBe('its TunNodeState is not readable: device gw: Ready and Refused both True');
+    const holder = (await lease()).spec.holderIdentity!.split('_')[0]!;
+    expect(agents.get(holder)!.p.stdout).toMatch(/TunNodeState g5 is not what an agent writes/);
+    // The Node goes: so does its place in the counts (its TunNodeState stays, counting for nothing).
+    await kubectl('delete', 'node', 'g5');
+    const back = await statusOf('gw', 'Ready 3/3 without g5', (x) => cond(x, 'Ready')?.status === 'True');
+    expect(back.status).toMatchObject({ ready: '3/3', nodes: { selected: 3 }, failingNodes: [] });
+  }, TEST_GUARD_MS);
 
   it('a new matching Node without an agent makes the device not Ready (not reporting), its agent\'s first report Ready again', async () => {
     await cluster.createNode('g4', { [LABEL]: 'yes' });
@@ -197,7 +231,7 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     await startAgent('g4');
     const d = await statusOf('gw', 'Ready 4/4', (x) => cond(x, 'Ready')?.status === 'True' && x.status?.ready === '4/4');
     expect(await verdicts(d)).toBe('Current/Healthy');
-  });
+  }, TEST_GUARD_MS);
 
   it('leader failover: SIGKILL the holder; another takes over, and a change made after the kill ends Ready at the new generation', async () => {
     const before = await lease();
@@ -227,7 +261,33 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     const d = await statusOf('gw', 'Ready at generation 3', (x) => cond(x, 'Ready')?.status === 'True');
     expect(d.status).toMatchObject({ observedGeneration: 3, ready: '4/4' });
     expect(await verdicts(d)).toBe('Current/Healthy');
-  });
+  }, TEST_GUARD_MS);
+
+  it('the API server unreachable: the last summary stays, nothing is removed, and the status catches up afterwards', async () => {
+    const leaderOf = async () => {
+      const flags = await Promise.all([...agents.keys()].map(async (n) => sample(await metrics(n), 'tunkeeper_kube_status_leader')));
+      return flags.reduce((a, b) => a + b, 0);
+    };
+    expect(await until('one agent leading', async () => ((await leaderOf()) === 1 ? true : undefined))).toBe(true);
+    cluster.setProxyMode('blackhole');
+    try {
+      // The holder cannot renew: it stands down (the event), and no agent writes anything.
+      await until('the holder standing down', async () => ((await leaderOf()) === 0 ? true : undefined));
+      // The admin still reaches the API server; the agents do not.
+      const changed = await apply(deviceYaml('gw', 'tk-gw0', 1340, '192.0.2.1/24'));
+      expect(changed.metadata.generation).toBe(4);
+      // The last summary is still on the object (about generation 3), and every device still stands.
+      expect(changed.status).toMatchObject({ observedGeneration: 3, ready: '4/4' });
+      expect(await verdicts(changed)).toBe('InProgress/Progressing');
+      for (const a of agents.values()) expect(await a.ns.ip('link', 'show', 'tk-gw0')).toContain('mtu 1360');
+    } finally {
+      cluster.setProxyMode('pass');
+    }
+    const d = await statusOf('gw', 'Ready at generation 4 after the outage', (x) => cond(x, 'Ready')?.status === 'True');
+    expect(d.status).toMatchObject({ observedGeneration: 4, ready: '4/4' });
+    expect(await verdicts(d)).toBe('Current/Healthy');
+    for (const a of agents.values()) expect(await a.ns.ip('link', 'show', 'tk-gw0')).toContain('mtu 1340');
+  }, TEST_GUARD_MS);
 
   it('a quiet cluster sees no status writes: not of TunDevices, not of TunNodeStates', async () => {
     const rvs = async () => JSON.parse(await kubectl('get', 'tundevices,tunnodestates', '-o', 'json')) as { items: Array<{ kind: string; metadata: { name: string; resourceVersion: string } }> };
@@ -249,5 +309,5 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     await until('ten Lease renewals', async () => Date.parse((await lease()).spec.renewTime!) >= renewals0 + 10 * 500);
     expect(await writes()).toEqual(writes0);
     expect((await rvs()).items.map((o) => `${o.kind}/${o.metadata.name}@${o.metadata.resourceVersion}`)).toEqual(before.items.map((o) => `${o.kind}/${o.metadata.name}@${o.metadata.resourceVersion}`));
-  });
+  }, TEST_GUARD_MS);
 });

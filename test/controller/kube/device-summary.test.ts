@@ -121,6 +121,12 @@ describe('fleet summary', () => {
     expect(s.failingNodes![0]).toMatchObject({ node: 'a', reason: 'Unreadable' });
   });
 
+  it('does not count a report of a generation newer than the object (no agent can have seen it)', () => {
+    const s = run({ nodes: [node('a')], reports: new Map([['a', entry({ generation: 99, report: report('ready') })]]) });
+    expect(s.nodes).toMatchObject({ ready: 0, notReporting: 1 });
+    expect(s.failingNodes![0]).toMatchObject({ node: 'a', reason: 'Unreadable', message: expect.stringContaining('generation 99, newer') });
+  });
+
   it('is Ready with no node selected (nothing to do), and says so', () => {
     const s = run({ nodes: [node('x', { pool: 'core' })], reports: new Map() });
     expect(s).toMatchObject({ ready: '0/0', nodes: { selected: 0 } });
