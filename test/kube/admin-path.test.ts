@@ -15,25 +15,13 @@ import { fileURLToPath } from 'node:url';
 import { CliProcess } from '../helpers/cli.js';
 import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
+import { pollUntil } from '../helpers/poll.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const NAMESPACE = 'tunkeeper-system';
 const NODE = 'node-admin';
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const eventually = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => pollUntil(what, probe, timeoutMs, 250);
 
 interface Condition {
   type: string;

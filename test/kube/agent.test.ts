@@ -22,24 +22,12 @@ import { convergedWith, PassRecorder } from '../helpers/agent-passes.js';
 import { CliProcess } from '../helpers/cli.js';
 import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
+import { pollUntil } from '../helpers/poll.js';
 
 /** Generous: a guard against hangs, never a speed claim. */
 const PATIENCE_MS = 90_000;
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, guardMs = PATIENCE_MS): Promise<T> {
-  const start = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - start > guardMs) throw new Error(`gave up waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const eventually = <T>(what: string, probe: () => Promise<T | undefined | false>, guardMs = PATIENCE_MS): Promise<T> => pollUntil(what, probe, guardMs);
 
 interface LinkJson {
   ifname: string;

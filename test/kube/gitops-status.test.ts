@@ -21,6 +21,7 @@ import { httpGet } from '../helpers/http.js';
 import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { kubectlHeader, kubectlTable } from '../helpers/kubectl-table.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
+import { pollUntil } from '../helpers/poll.js';
 import { sample } from '../reliability/helpers/agent.js';
 
 const HEALTH_LUA = fileURLToPath(new URL('../../../charts/tunkeeper/health/argocd-tundevice.lua', import.meta.url));
@@ -47,20 +48,7 @@ interface Lease {
   spec: { holderIdentity?: string; leaseTransitions?: number; renewTime?: string; acquireTime?: string; leaseDurationSeconds?: number };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>): Promise<T> {
-  const start = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - start > PATIENCE_MS) throw new Error(`gave up waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined | false>): Promise<T> => pollUntil(what, probe, PATIENCE_MS);
 
 const cond = (d: TunDevice, type: string) => d.status?.conditions?.find((c) => c.type === type);
 

@@ -22,6 +22,7 @@ import { KubeApi, type WatchHandle } from '../../controller/kube/api-client.js';
 import { LeaderElector, parseMicroTime, type LeaseObject } from '../../controller/kube/leader.js';
 import { createLogger } from '../../controller/telemetry/logger.js';
 import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { pollUntil } from '../helpers/poll.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const NAMESPACE = 'tk-leader-test';
@@ -223,21 +224,7 @@ describeKube('status leader election against a real API server', () => {
   };
   const lease = async (name: string): Promise<LeaseObject> => JSON.parse(await kubectl('get', 'lease', name, '-n', NAMESPACE, '-o', 'json')) as LeaseObject;
 
-  /** Polls the API server until `probe` gives something (what the server shows has no callback). */
-  async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>): Promise<T> {
-    const start = Date.now();
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await probe();
-        if (v !== undefined && v !== false) return v;
-      } catch (e) {
-        last = e;
-      }
-      if (Date.now() - start > PATIENCE_MS) throw new Error(`gave up waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const eventually = <T>(what: string, probe: () => Promise<T | undefined | false>): Promise<T> => pollUntil(what, probe, PATIENCE_MS);
 
   beforeAll(async () => {
     cluster = await startKubeCluster({ crds: false });
