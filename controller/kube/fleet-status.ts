@@ -63,7 +63,10 @@ export interface FleetStatusOptions {
   watchTimeoutSeconds?: number;
   idleTimeoutMs?: number;
   listTimeoutMs?: number;
+  /** Wall clock, epoch ms: condition timestamps and how long a node has been failing. */
   now?: () => number;
+  /** Monotonic ms, for pacing writes: a wall clock stepped back must not stall them. */
+  clock?: () => number;
   onWrite?(result: FleetWriteResult): void;
   /** How many agents have reported (TunNodeStates): the Lease tells candidates, to pace their polls. */
   onFleetSize?(n: number): void;
@@ -84,7 +87,7 @@ interface Pending {
 }
 
 export class FleetStatus {
-  readonly #o: FleetStatusOptions & Required<Pick<FleetStatusOptions, 'debounceMs' | 'minIntervalMs' | 'persistentFailureMs' | 'backoff' | 'requestTimeoutMs' | 'random' | 'now'>>;
+  readonly #o: FleetStatusOptions & Required<Pick<FleetStatusOptions, 'debounceMs' | 'minIntervalMs' | 'persistentFailureMs' | 'backoff' | 'requestTimeoutMs' | 'random' | 'now' | 'clock'>>;
   #nodes: Reflector<KubeObject> | undefined;
   #states: Reflector<NodeStateObject> | undefined;
   #leading = false;
@@ -92,6 +95,8 @@ export class FleetStatus {
   #debounce: NodeJS.Timeout | undefined;
   #recheck: NodeJS.Timeout | undefined;
   #writeTimer: NodeJS.Timeout | undefined;
+  /** When the armed write timer fires (clock ms): a write due sooner re-arms it. */
+  #writeTimerAt = 0;
   #writing: Promise<void> | undefined;
   readonly #pending = new Map<string, Pending>();
   readonly #lastWriteAt = new Map<string, number>();
@@ -104,7 +109,7 @@ export class FleetStatus {
   #lifetime = new AbortController();
 
   constructor(opts: FleetStatusOptions) {
-    this.#o = { ...FLEET_STATUS_DEFAULTS, random: Math.random, now: Date.now, ...opts };
+    this.#o = { ...FLEET_STATUS_DEFAULTS, random: Math.random, now: Date.now, clock: () => performance.now(), ...opts };
   }
 
   get leading(): boolean {
@@ -144,11 +149,12 @@ export class FleetStatus {
     this.#debounce = this.#recheck = this.#writeTimer = undefined;
     const [nodes, states] = [this.#nodes, this.#states];
     this.#nodes = this.#states = undefined;
-    await Promise.all([nodes?.stop(), states?.stop(), this.#writing]);
+    // Cleared before waiting: a new term may start while the old watches and write wind down.
     this.#pending.clear();
     this.#failures.clear();
     this.#reports.clear();
     this.#fleetSize = -1;
+    await Promise.all([nodes?.stop(), states?.stop(), this.#writing]);
   }
 
   async close(): Promise<void> {
@@ -242,16 +248,22 @@ export class FleetStatus {
     return selector;
   }
 
-  /** One write at a time; each object at most once per minIntervalMs, and not while backing off. */
+  /**
+   * One write at a time; each object at most once per minIntervalMs, and not while it backs off.
+   * The timer is for the object due first: one backing off never holds up the others.
+   */
   #scheduleWrite(): void {
-    if (!this.#leading || this.#writing || this.#writeTimer || this.#pending.size === 0) return;
-    const now = this.#o.now();
+    if (!this.#leading || this.#writing || this.#pending.size === 0) return;
+    const now = this.#o.clock();
     let next: { name: string; at: number } | undefined;
     for (const name of this.#pending.keys()) {
-      const at = (this.#lastWriteAt.get(name) ?? 0) + this.#delayFor(name);
+      const at = (this.#lastWriteAt.get(name) ?? -Infinity) + this.#delayFor(name);
       if (!next || at < next.at) next = { name, at };
     }
     if (!next) return;
+    if (this.#writeTimer && this.#writeTimerAt <= next.at) return;
+    clearTimeout(this.#writeTimer);
+    this.#writeTimerAt = next.at;
     const { name } = next;
     this.#writeTimer = setTimeout(
       () => {
@@ -275,7 +287,9 @@ export class FleetStatus {
     const p = this.#pending.get(name);
     if (!p || !this.#leading) return;
     this.#pending.delete(name);
-    this.#lastWriteAt.set(name, this.#o.now());
+    this.#lastWriteAt.set(name, this.#o.clock());
+    // This term's signal: a write aborted by stopLeading must not count as this term's (or the next one's) failure.
+    const signal = this.#lifetime.signal;
     try {
       await this.#o.api.request({
         method: 'PATCH',
@@ -285,15 +299,19 @@ export class FleetStatus {
         body: { apiVersion: API_VERSION, kind: TUN_DEVICE_KIND, metadata: { name, resourceVersion: p.resourceVersion }, status: p.status },
         contentType: 'application/apply-patch+yaml',
         timeoutMs: this.#o.requestTimeoutMs,
-        signal: this.#lifetime.signal,
+        signal,
       });
       this.#failures.delete(name);
       this.#o.onWrite?.('written');
       this.#o.logger.debug({ device: name, ready: p.status.ready, observedGeneration: p.status.observedGeneration }, 'TunDevice status written');
     } catch (e) {
-      if (!this.#leading) return;
+      if (signal.aborted || !this.#leading) return;
       const err = e as KubeApiError;
-      if (err instanceof KubeApiError && err.statusCode === 404) return; // deleted: its watch event drops it
+      if (err instanceof KubeApiError && err.statusCode === 404) {
+        // Deleted meanwhile (its watch event drops it); said, in case it is a CRD without the status subresource.
+        this.#o.logger.info({ device: name, err: err.message }, `TunDevice ${name} is gone; its status is not written`);
+        return;
+      }
       if (err instanceof KubeApiError && err.statusCode === 409) {
         // The object moved on (a spec change, or another writer): its watch event brings the newer
         // version and a recompute; meanwhile do not hammer it.

@@ -251,6 +251,28 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     expect(await verdicts(d)).toBe('Current/Healthy');
   }, TEST_GUARD_MS);
 
+  it('only the holder watches the fleet: one TunNodeState watch and one more Node watch in all, whatever the number of agents', async () => {
+    // The API server's own count of open watches, by resource (apiserver_longrunning_requests).
+    // Before the outage step: a watch dropped while black-holed lingers in the harness's proxy
+    // until the server's watch timeout.
+    const watches = async () => {
+      const m = await kubectl('get', '--raw', '/metrics');
+      const count = (resource: string) => sample(m.split('\n').filter((l) => l.includes('verb="WATCH"') && l.includes(`resource="${resource}"`)).map((l) => l.replace(/\{.*\}/, '')).join('\n'), 'apiserver_longrunning_requests');
+      return { tundevices: count('tundevices'), nodes: count('nodes'), tunnodestates: count('tunnodestates') };
+    };
+    const n = agents.size;
+    // Each agent: its own Node and every TunDevice; the holder: every Node (metadata) and every TunNodeState.
+    const expected = { tundevices: n, nodes: n + 1, tunnodestates: 1 };
+    let last: unknown;
+    const seen = await until(`watches ${JSON.stringify(expected)}`, async () => {
+      const w = (last = await watches());
+      return JSON.stringify(w) === JSON.stringify(expected) ? w : undefined;
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}; last seen ${JSON.stringify(last)}`);
+    });
+    expect(seen).toEqual(expected);
+  }, TEST_GUARD_MS);
+
   it('the API server unreachable: the last summary stays, nothing is removed, and the status catches up afterwards', async () => {
     const leaderOf = async () => {
       const flags = await Promise.all([...agents.keys()].map(async (n) => sample(await metrics(n), 'tunkeeper_kube_status_leader')));
