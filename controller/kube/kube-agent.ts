@@ -1,7 +1,7 @@
 /**
  * The agent's Kubernetes side, put together: the cluster source feeding the loop, the reporter
  * turning passes into TunNodeState status and Events, and the status Lease: whichever agent holds
- * it summarizes every node's report into TunDevice.status (fleet-status.ts). agent.ts starts it
+ * it summarizes every node's report into TunDevice.status (fleet/fleet-status.ts). agent.ts starts it
  * when `kube` options are given.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -15,8 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { KubeApi } from './api-client.js';
 import { ClusterSource, type ClusterSnapshot } from './cluster-source.js';
 import { EventRecorder } from './events.js';
-import { FleetStatus, type FleetStatusOptions } from './fleet-status.js';
-import { LeaderElector } from './leader.js';
+import { FleetStatus, type FleetStatusOptions } from './fleet/fleet-status.js';
+import { LeaderElector } from './fleet/leader.js';
 import { DEFAULT_NAMESPACE } from './types.js';
 import { NodeReporter } from './node-reporter.js';
 import { StateStore } from './state-store.js';

@@ -1,6 +1,6 @@
 /**
  * TunDevice.status: the fleet summary, written by one agent at a time (the holder of the status
- * Lease, controller/kube/fleet-status.ts) from every selected node's TunNodeState. It is what
+ * Lease, controller/kube/fleet/fleet-status.ts) from every selected node's TunNodeState. It is what
  * GitOps tools read, so its shape follows the conventions they understand:
  * - kstatus (Flux): top-level observedGeneration, and the abnormal-true conditions Reconciling and
  *   Stalled, never both True;

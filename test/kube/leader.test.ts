@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi, type WatchHandle } from '../../controller/kube/api-client.js';
-import { LeaderElector, parseMicroTime, type LeaseObject } from '../../controller/kube/leader.js';
+import { LeaderElector, parseMicroTime, type LeaseObject } from '../../controller/kube/fleet/leader.js';
 import { createLogger } from '../../controller/telemetry/logger.js';
 import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { pollUntil } from '../helpers/poll.js';
@@ -262,7 +262,7 @@ describeKube('status leader election against a real API server', () => {
   const child = (node: string, leaseName: string): Child =>
     new Child(`${node}_${randomBytes(3).toString('hex')}`, {
       apiClient: pathToFileURL(join(ROOT, 'dist', 'controller', 'kube', 'api-client.js')).href,
-      leader: pathToFileURL(join(ROOT, 'dist', 'controller', 'kube', 'leader.js')).href,
+      leader: pathToFileURL(join(ROOT, 'dist', 'controller', 'kube', 'fleet', 'leader.js')).href,
       logger: pathToFileURL(join(ROOT, 'dist', 'controller', 'telemetry', 'logger.js')).href,
       kubeConfig: restricted,
       namespace: NAMESPACE,

@@ -9,10 +9,10 @@
  * (The real API server is exercised by test/kube/leader.test.ts.)
  */
 import { describe, expect, it } from '@jest/globals';
-import { KubeApiError, type KubeApi, type RequestSpec } from '../../../controller/kube/api-client.js';
-import { FLEET_SIZE_ANNOTATION, LEADER_DEFAULTS, LeaderElector, microTime, parseMicroTime, type LeaseObject, type LeaderElectorOptions } from '../../../controller/kube/leader.js';
-import { ManualClock } from '../../../controller/loop/manual-clock.js';
-import { createLogger } from '../../../controller/telemetry/logger.js';
+import { KubeApiError, type KubeApi, type RequestSpec } from '../../../../controller/kube/api-client.js';
+import { FLEET_SIZE_ANNOTATION, LEADER_DEFAULTS, LeaderElector, microTime, parseMicroTime, type LeaseObject, type LeaderElectorOptions } from '../../../../controller/kube/fleet/leader.js';
+import { ManualClock } from '../../../../controller/loop/manual-clock.js';
+import { createLogger } from '../../../../controller/telemetry/logger.js';
 
 const NS = 'tunkeeper-system';
 const NAME = LEADER_DEFAULTS.leaseName;

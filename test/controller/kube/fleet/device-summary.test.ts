@@ -4,11 +4,11 @@
  * and the leader: what a node writes is what the summary reads.
  */
 import { describe, expect, it } from '@jest/globals';
-import { buildDeviceStatus, type DeviceStatusInput } from '../../../controller/kube/conditions.js';
-import { summarize, type NodeMeta, type NodeReport, type SummaryInput } from '../../../controller/kube/device-summary.js';
-import type { Finding } from '../../../controller/plan/actions.js';
-import type { DeviceReport } from '../../../controller/reconcile/types.js';
-import { MAX_FAILING_NODES, type TunDeviceFleetStatus } from '../../../controller/schema/tundevice-status.js';
+import { buildDeviceStatus, type DeviceStatusInput } from '../../../../controller/kube/conditions.js';
+import { summarize, type NodeMeta, type NodeReport, type SummaryInput } from '../../../../controller/kube/fleet/device-summary.js';
+import type { Finding } from '../../../../controller/plan/actions.js';
+import type { DeviceReport } from '../../../../controller/reconcile/types.js';
+import { MAX_FAILING_NODES, type TunDeviceFleetStatus } from '../../../../controller/schema/tundevice-status.js';
 
 const T0 = Date.parse('2026-12-07T10:00:00Z');
 const MIN = 60_000;

@@ -45,11 +45,11 @@
  * stop(). onStartedLeading and onStoppedLeading strictly alternate (started first), and a throw
  * in either is logged, never fatal.
  */
-import type { Logger } from '../telemetry/logger.js';
-import { backoffDelay, type BackoffOptions, type Random } from '../loop/backoff.js';
-import { systemClock, type Clock, type TimerHandle } from '../loop/clock.js';
-import { KubeApiError, type KubeApi, type RequestSpec } from './api-client.js';
-import type { ObjectMeta } from './types.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { backoffDelay, type BackoffOptions, type Random } from '../../loop/backoff.js';
+import { systemClock, type Clock, type TimerHandle } from '../../loop/clock.js';
+import { KubeApiError, type KubeApi, type RequestSpec } from '../api-client.js';
+import type { ObjectMeta } from '../types.js';
 
 export const FLEET_SIZE_ANNOTATION = 'tunkeeper.io/fleet-size';
 

@@ -21,18 +21,18 @@
  * version.
  */
 import equal from 'fast-deep-equal';
-import type { Logger } from '../telemetry/logger.js';
-import { backoffDelay, type BackoffOptions, type Random } from '../loop/backoff.js';
-import { fieldMessage } from '../schema/problem.js';
-import { structuralProblems } from '../schema/structural.js';
-import { CONDITION_TYPES, TunNodeStateStatusSchema, type TunDeviceStatus, type TunNodeStateStatus } from '../schema/tunnodestate.js';
-import { API_VERSION, TUN_DEVICE_KIND, type LabelSelector } from '../schema/tundevice.js';
-import type { TunDeviceFleetStatus } from '../schema/tundevice-status.js';
-import { KubeApiError, type KubeApi } from './api-client.js';
-import { nodeSelectorOf } from './cluster-select.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { backoffDelay, type BackoffOptions, type Random } from '../../loop/backoff.js';
+import { fieldMessage } from '../../schema/problem.js';
+import { structuralProblems } from '../../schema/structural.js';
+import { CONDITION_TYPES, TunNodeStateStatusSchema, type TunDeviceStatus, type TunNodeStateStatus } from '../../schema/tunnodestate.js';
+import { API_VERSION, TUN_DEVICE_KIND, type LabelSelector } from '../../schema/tundevice.js';
+import type { TunDeviceFleetStatus } from '../../schema/tundevice-status.js';
+import { KubeApiError, type KubeApi } from '../api-client.js';
+import { nodeSelectorOf } from '../cluster-select.js';
 import { summarize, type NodeMeta, type NodeReport } from './device-summary.js';
-import { Reflector, type ReflectorChange } from './reflector.js';
-import { NODES_PATH, TUN_DEVICES_PATH, TUN_NODE_STATES_PATH, type KubeObject, type TunDeviceObject } from './types.js';
+import { Reflector, type ReflectorChange } from '../reflector.js';
+import { NODES_PATH, TUN_DEVICES_PATH, TUN_NODE_STATES_PATH, type KubeObject, type TunDeviceObject } from '../types.js';
 
 export const FLEET_FIELD_MANAGER = 'tunkeeper-fleet-status';
 

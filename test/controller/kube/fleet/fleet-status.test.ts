@@ -16,15 +16,15 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
-import { KubeApi, KubeApiError, PARTIAL_METADATA, type RequestSpec, type WatchEvent, type WatchHandle } from '../../../controller/kube/api-client.js';
-import { buildDeviceStatus, buildNodeStatus } from '../../../controller/kube/conditions.js';
-import { FleetStatus, type FleetStatusOptions, type FleetWriteResult } from '../../../controller/kube/fleet-status.js';
-import { NODES_PATH, TUN_DEVICES_PATH, TUN_NODE_STATES_PATH, type KubeObject, type TunDeviceObject } from '../../../controller/kube/types.js';
-import { backoffDelay, type BackoffOptions } from '../../../controller/loop/backoff.js';
-import type { DeviceReport } from '../../../controller/reconcile/types.js';
-import type { TunDeviceFleetStatus } from '../../../controller/schema/tundevice-status.js';
-import type { TunNodeStateStatus } from '../../../controller/schema/tunnodestate.js';
-import { createLogger } from '../../../controller/telemetry/logger.js';
+import { KubeApi, KubeApiError, PARTIAL_METADATA, type RequestSpec, type WatchEvent, type WatchHandle } from '../../../../controller/kube/api-client.js';
+import { buildDeviceStatus, buildNodeStatus } from '../../../../controller/kube/conditions.js';
+import { FleetStatus, type FleetStatusOptions, type FleetWriteResult } from '../../../../controller/kube/fleet/fleet-status.js';
+import { NODES_PATH, TUN_DEVICES_PATH, TUN_NODE_STATES_PATH, type KubeObject, type TunDeviceObject } from '../../../../controller/kube/types.js';
+import { backoffDelay, type BackoffOptions } from '../../../../controller/loop/backoff.js';
+import type { DeviceReport } from '../../../../controller/reconcile/types.js';
+import type { TunDeviceFleetStatus } from '../../../../controller/schema/tundevice-status.js';
+import type { TunNodeStateStatus } from '../../../../controller/schema/tunnodestate.js';
+import { createLogger } from '../../../../controller/telemetry/logger.js';
 
 const DEBOUNCE = 10;
 /** leaderOf's minIntervalMs unless a test sets its own. */

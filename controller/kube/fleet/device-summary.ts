@@ -18,8 +18,8 @@
  *   degraded (its agent retries);
  * - Ready True when every selected node is ready (also when no node is selected: nothing to do).
  */
-import type { LabelSelector } from '../schema/tundevice.js';
-import type { TunCondition, TunDeviceStatus } from '../schema/tunnodestate.js';
+import type { LabelSelector } from '../../schema/tundevice.js';
+import type { TunCondition, TunDeviceStatus } from '../../schema/tunnodestate.js';
 import {
   MAX_FAILING_NODES,
   MAX_NODE_MESSAGE,
@@ -28,9 +28,9 @@ import {
   type FleetConditionType,
   type NodeCounts,
   type TunDeviceFleetStatus,
-} from '../schema/tundevice-status.js';
-import { safeSelects } from './cluster-select.js';
-import type { Labels } from './selector.js';
+} from '../../schema/tundevice-status.js';
+import { safeSelects } from '../cluster-select.js';
+import type { Labels } from '../selector.js';
 
 export interface NodeMeta {
   name: string;
