@@ -111,6 +111,14 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     agents.set(node, { ns, p, args });
     return p;
   };
+  /** The API server's own count of open watches, by resource (apiserver_longrunning_requests). */
+  const watches = async () => {
+    const m = await kubectl('get', '--raw', '/metrics');
+    const count = (resource: string) => sample(m.split('\n').filter((l) => l.includes('verb="WATCH"') && l.includes(`resource="${resource}"`)).map((l) => l.replace(/\{.*\}/, '')).join('\n'), 'apiserver_longrunning_requests');
+    return { tundevices: count('tundevices'), nodes: count('nodes'), tunnodestates: count('tunnodestates') };
+  };
+  /** The watches open before any agent (the API server's own informers watch Nodes too). */
+  let baseline: Awaited<ReturnType<typeof watches>>;
   const metrics = async (node: string) => {
     const p = agents.get(node)!.p;
     const url = p.lines().map((l) => { try { return (JSON.parse(l) as { url?: string }).url; } catch { return undefined; } }).find((u) => typeof u === 'string');
@@ -123,6 +131,7 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     work = await mkdtemp(join(tmpdir(), 'tk-gitops-'));
     await kubectl('create', 'namespace', NAMESPACE);
     for (const node of ['g1', 'g2', 'g3']) await cluster.createNode(node, { [LABEL]: 'yes' });
+    baseline = await watches();
     // g3's agent allows only tk- names: a tun- device is refused there and only there.
     await startAgent('g1');
     await startAgent('g2');
@@ -252,17 +261,11 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
   }, TEST_GUARD_MS);
 
   it('only the holder watches the fleet: one TunNodeState watch and one more Node watch in all, whatever the number of agents', async () => {
-    // The API server's own count of open watches, by resource (apiserver_longrunning_requests).
     // Before the outage step: a watch dropped while black-holed lingers in the harness's proxy
     // until the server's watch timeout.
-    const watches = async () => {
-      const m = await kubectl('get', '--raw', '/metrics');
-      const count = (resource: string) => sample(m.split('\n').filter((l) => l.includes('verb="WATCH"') && l.includes(`resource="${resource}"`)).map((l) => l.replace(/\{.*\}/, '')).join('\n'), 'apiserver_longrunning_requests');
-      return { tundevices: count('tundevices'), nodes: count('nodes'), tunnodestates: count('tunnodestates') };
-    };
     const n = agents.size;
     // Each agent: its own Node and every TunDevice; the holder: every Node (metadata) and every TunNodeState.
-    const expected = { tundevices: n, nodes: n + 1, tunnodestates: 1 };
+    const expected = { tundevices: baseline.tundevices + n, nodes: baseline.nodes + n + 1, tunnodestates: baseline.tunnodestates + 1 };
     let last: unknown;
     const seen = await until(`watches ${JSON.stringify(expected)}`, async () => {
       const w = (last = await watches());
@@ -270,6 +273,7 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     }).catch((e: Error) => {
       throw new Error(`${e.message}; last seen ${JSON.stringify(last)}`);
     });
+    console.log(`open watches, by the API server's count: ${JSON.stringify(seen)} with ${n} agents (before any agent: ${JSON.stringify(baseline)})`);
     expect(seen).toEqual(expected);
   }, TEST_GUARD_MS);
 
