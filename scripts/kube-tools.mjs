@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds (once, cached outside the repository) the programs the Kubernetes test tier runs:
-// kube-apiserver, kubectl, etcd and helm, from the Go module pins in scripts/kube-tools/.
+// kube-apiserver, kubectl, etcd, helm and the GitOps health clients (kstatus, Argo CD's Lua
+// health check runner), from the Go module pins in scripts/kube-tools/.
 // `.ci/run` runs this before the tests; `--print` only prints where they are. `--if-possible`
 // (what `npm test` uses) turns a failed build into a warning outside CI: the Kubernetes tier is then
 // skipped with its reason; with CI=true it still fails, since nothing may be skipped there.
