@@ -324,4 +324,20 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     expect(await writes()).toEqual(writes0);
     expect((await rvs()).items.map((o) => `${o.kind}/${o.metadata.name}@${o.metadata.resourceVersion}`)).toEqual(before.items.map((o) => `${o.kind}/${o.metadata.name}@${o.metadata.resourceVersion}`));
   }, TEST_GUARD_MS);
+
+  it('SIGTERM: the holder releases the Lease on its way out and another agent takes it', async () => {
+    const before = await lease();
+    const holderNode = before.spec.holderIdentity!.split('_')[0]!;
+    const holder = agents.get(holderNode)!;
+    holder.p.kill('SIGTERM');
+    const exit = await holder.p.exited;
+    expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null });
+    expect(holder.p.stdout).toMatch(/released the status lease/);
+    const after = await until('another holder', async () => {
+      const l = await lease();
+      return l.spec.holderIdentity && !l.spec.holderIdentity.startsWith(`${holderNode}_`) ? l : undefined;
+    });
+    expect(after.spec.leaseTransitions).toBe((before.spec.leaseTransitions ?? 0) + 1);
+    console.log(`hand-over on SIGTERM: ${before.spec.holderIdentity} released, ${after.spec.holderIdentity} acquired at ${after.spec.acquireTime} (the old lease was renewed at ${before.spec.renewTime}, lease ${before.spec.leaseDurationSeconds} s)`);
+  }, TEST_GUARD_MS);
 });
