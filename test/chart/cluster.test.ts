@@ -297,6 +297,9 @@ describeKube('the Helm chart against a real API server', () => {
     const kube = await notes('notes-kube', []);
     expect(kube).toContain('kind: TunDevice');
     expect(kube).toContain('kubectl get tundevices');
+    expect(kube).toContain('kubectl wait --for=condition=Ready tundevice/tk-hello');
+    expect(kube).toContain('tunkeeper/tunkeeper-status-leader');
+    expect(kube).toContain('health/argocd-tundevice.lua');
     expect(kube).toContain('kubectl get tunnodestate <node-name> -o yaml');
     expect(kube).toContain('tk-, tun-, tap-');
     const standalone = await notes('notes-files', ['mode=standalone', 'standalone.existingConfigMap=site-tunnels']);
