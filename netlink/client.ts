@@ -44,7 +44,7 @@ import { ACK_BUDGET, type BatchResult, type RtnlRequest } from './ops/request.js
 import { InFlightTable, budgetOf, type RequestJob, type Segment } from './client-inflight.js';
 import { addAddress, deleteAddress, replaceAddress, type AddressKey, type AddressSpec } from './ops/address.js';
 import { deleteLink, getLink, setLink, type LinkRef, type LinkSetSpec } from './ops/link.js';
-import { addRoute, deleteRoute, replaceRoute, type RouteKey, type RouteSpec } from './ops/route.js';
+import { addRoute, deleteRoute, getRoute, replaceRoute, type RouteGetOptions, type RouteKey, type RouteSpec } from './ops/route.js';
 
 export interface RtnlOptions {
   /** Network namespace name (/run/netns/NAME) or path: the socket is opened there. */
@@ -290,6 +290,26 @@ export class Rtnl {
   }
   async deleteRoute(key: RouteKey): Promise<void> {
     await this.request(deleteRoute(key));
+  }
+
+  /**
+   * The kernel's own route lookup for one destination, `ip route get DST [oif..] [fibmatch]`:
+   * the route a packet to `dst` (address text, or its 4 or 16 bytes) would take, after policy
+   * rules and longest-prefix match. Without fibMatch the answer is the resolved result, a host
+   * route (/32, flagged RTM_F_CLONED; /128 for IPv6) with oif, gateway, prefsrc and the table the
+   * rules chose; with fibMatch it is the FIB entry that matched: its real prefix, protocol,
+   * scope, table and next hops. Rejects with a NetlinkRequestError carrying the kernel's errno
+   * and ext-ack text (ENETUNREACH when nothing routes it, EHOSTUNREACH when no FIB entry matches
+   * a lookup bound to a link, ENODEV for a missing IPv4 link...). Concurrent lookups are
+   * pipelined together; getRoute() builds the request for a batch.
+   */
+  async getRoute(dst: string | Uint8Array, opts: RouteGetOptions = {}): Promise<RouteMessage> {
+    const req = getRoute({ ...opts, dst });
+    const [route] = await this.request(req);
+    if (route === undefined) {
+      throw new NetlinkRequestError({ errno: EPROTO, operation: req.operation, target: safeTarget(req), detail: 'the kernel acknowledged the lookup without a route in answer' });
+    }
+    return route as RouteMessage;
   }
 
   /** Closes the socket; everything pending fails with EBADF. Idempotent. */

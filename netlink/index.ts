@@ -4,6 +4,7 @@
  *   const rtnl = await Rtnl.open({ netns: 'blue' });
  *   const routes = await rtnl.routes({ table: 100, protocol: 116 });   // complete, consistent
  *   const results = await rtnl.batch(plan.map((r) => addRoute(r)));    // pipelined, one result each
+ *   const used = await rtnl.getRoute('198.51.100.7', { fibMatch: true }); // the kernel's lookup
  *
  *   const monitor = await Monitor.open({ netns: 'blue' });
  *   monitor.subscribe((event) => scheduleReconcile());                // a WAKE-UP, never a delta
@@ -35,7 +36,7 @@ export {
 } from './errors.js';
 export * from './ops/index.js';
 export { NetlinkDecodeError, NetlinkEncodeError, isNetlinkDecodeError } from './codec/errors.js';
-export { routeTable, type RouteMessage, type RouteMetrics, type RouteNexthop, type RouteVia } from './codec/route.js';
+export { routeTable, type RouteMessage, type RouteMetrics, type RouteNexthop, type RouteVia, type RouteGetQuery } from './codec/route.js';
 export { ruleTable, type RuleMessage } from './codec/rule.js';
 export { addressFlags, type AddressMessage } from './codec/address.js';
 export type { LinkMessage, LinkInfo, TunInfo } from './codec/link.js';

@@ -72,6 +72,7 @@ export {
   writeRouteMessage,
   writeRoutePayload,
   writeRouteDumpRequest,
+  writeRouteGetRequest,
   routeTable,
   type RouteMessage,
   type RouteMessageInit,
@@ -80,6 +81,7 @@ export {
   type RouteVia,
   type RouteCacheInfo,
   type RouteDumpFilter,
+  type RouteGetQuery,
 } from './route.js';
 export {
   decodeNeighbourMessage,

@@ -24,7 +24,7 @@ import { s32Field, u32Field, u8Field, type WithOptional } from './fixed.js';
 import { formatIp, ipByteLength, writeIp } from './ip.js';
 import { messageWriter, type NetlinkWriter, type MessageWriter } from './writer.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../constants/netlink.js';
-import { AF_INET, AF_INET6, AF_UNSPEC, RTM_GETROUTE } from '../constants/rtnetlink.js';
+import { AF_INET, AF_INET6, AF_UNSPEC, RTM_F_FIB_MATCH, RTM_F_LOOKUP_TABLE, RTM_GETROUTE } from '../constants/rtnetlink.js';
 import * as R from '../constants/route.js';
 
 /** RTA_METRICS: the RTAX_* values of a route. */
@@ -416,4 +416,76 @@ export function writeRouteDumpRequest(w: NetlinkWriter, seq: number, filter: Rou
   }
   if (filter.oif !== undefined) r.oif = filter.oif;
   writeRouteMessage(w, { type: RTM_GETROUTE, flags: NLM_F_REQUEST | NLM_F_DUMP, seq }, r);
+}
+
+/**
+ * One route lookup, as `ip route get` asks it: not a dump, the kernel runs its own FIB lookup
+ * (policy rules included) for the packet described and answers with ONE RTM_NEWROUTE.
+ *
+ * Only what the kernel accepts in a strict-checked get goes in (inet_rtm_valid_getroute_req,
+ * inet6_rtm_valid_getroute_req): the rtmsg header carries nothing but the family, the full-length
+ * dst_len/src_len and rtm_flags; RTA_TABLE is refused ("Unsupported attribute"), so a lookup cannot
+ * be pinned to a table — the rules choose it, and the answer names it.
+ */
+export interface RouteGetQuery {
+  /** The destination address, IPv4 or IPv6: it sets the family (and dst_len 32 or 128). */
+  dst: string;
+  /** RTA_SRC (`from`): the packet's source address, same family; src_len is then full length. */
+  src?: string;
+  /** RTA_IIF (`iif`): look the packet up as if it arrived on this link (input routing). */
+  iif?: number;
+  /** RTA_OIF (`oif`, `dev`): the lookup is bound to this output link. */
+  oif?: number;
+  /** RTA_MARK (`mark`): the packet's firewall mark. 0 is not sent, as `ip` does (same lookup). */
+  mark?: number;
+  /** RTA_UID (`uid`): the lookup is made for a socket of this user (uidrange rules). */
+  uid?: number;
+  /**
+   * RTM_F_FIB_MATCH (`fibmatch`): answer with the FIB entry that matched — its own prefix,
+   * protocol, scope, table and next hops — instead of the resolved host route (/32 or /128).
+   */
+  fibMatch?: boolean;
+}
+
+/**
+ * Writes an RTM_GETROUTE lookup request byte for byte as iproute2's `ip route get` does: rtmsg
+ * with the family, dst_len (and src_len) at full length and, for IPv4, RTM_F_LOOKUP_TABLE (so the
+ * answer carries the table the lookup ended in; without it IPv4 reports main whatever the rules
+ * chose, and IPv6 refuses the flag: it always reports the real table), RTM_F_FIB_MATCH when
+ * asked; then RTA_DST, RTA_SRC, RTA_UID, RTA_IIF, RTA_OIF, RTA_MARK, the order `ip route get DST
+ * from SRC uid UID iif DEV oif DEV mark MARK` writes them in. `flags` are the nlmsg_flags
+ * (`ip` sends NLM_F_REQUEST alone; a client that wants the ack after the answer adds NLM_F_ACK).
+ */
+export function writeRouteGetRequest(w: NetlinkWriter, seq: number, q: RouteGetQuery, flags = NLM_F_REQUEST): void {
+  const v6 = ipByteLength(q.dst) === 16;
+  const r: RouteMessageInit = {
+    family: v6 ? AF_INET6 : AF_INET,
+    dstLen: v6 ? 128 : 32,
+    flags: (v6 ? 0 : RTM_F_LOOKUP_TABLE) | (q.fibMatch === true ? RTM_F_FIB_MATCH : 0),
+    dst: q.dst,
+  };
+  const order: number[] = [R.RTA_DST];
+  if (q.src !== undefined) {
+    r.src = q.src;
+    r.srcLen = ipByteLength(q.src) * 8;
+    order.push(R.RTA_SRC);
+  }
+  if (q.uid !== undefined) {
+    r.uid = q.uid;
+    order.push(R.RTA_UID);
+  }
+  if (q.iif !== undefined) {
+    r.iif = q.iif;
+    order.push(R.RTA_IIF);
+  }
+  if (q.oif !== undefined) {
+    r.oif = q.oif;
+    order.push(R.RTA_OIF);
+  }
+  if (q.mark !== undefined && q.mark !== 0) {
+    r.mark = q.mark;
+    order.push(R.RTA_MARK);
+  }
+  r.attrOrder = order;
+  writeRouteMessage(w, { type: RTM_GETROUTE, flags, seq }, r);
 }

@@ -1,11 +1,15 @@
 /**
  * Route requests: add (fails if the route exists), replace (creates or overwrites), delete.
  * Written straight into the send buffer with the writer's primitives: programming 65k routes
- * must not cost an intermediate object per attribute.
+ * must not cost an intermediate object per attribute. And get: the kernel's own lookup of one
+ * destination (`ip route get`), answered with the route it would use.
  */
 import { NetlinkEncodeError } from '../codec/errors.js';
+import type { NlMsgHeader } from '../codec/header.js';
+import { formatIp } from '../codec/ip.js';
+import { decodeRouteMessage, writeRouteGetRequest, type RouteGetQuery } from '../codec/route.js';
 import type { NetlinkWriter } from '../codec/writer.js';
-import { NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST } from '../constants/netlink.js';
+import { NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NLMSG_HDRLEN } from '../constants/netlink.js';
 import {
   AF_INET,
   AF_INET6,
@@ -33,7 +37,7 @@ import {
 } from '../constants/rtnetlink.js';
 import { RTA_DST, RTA_GATEWAY, RTA_METRICS, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTAX_MTU, RTMSG_LEN } from '../constants/route.js';
 import { checkPrefix, checkUint, parseAddress, type Prefix } from './prefix.js';
-import type { RtnlRequest } from './request.js';
+import { ACK_BUDGET, type RtnlRequest } from './request.js';
 
 export type RouteTypeName = 'unicast' | 'local' | 'broadcast' | 'anycast' | 'multicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw';
 
@@ -318,4 +322,101 @@ export function replaceRoute(spec: RouteSpec): RtnlRequest {
  */
 export function deleteRoute(key: RouteKey): RtnlRequest {
   return new RouteRequest('route delete', key, 'delete', RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK);
+}
+
+/** What a route lookup may say about the packet besides its destination (`ip route get` options). */
+export interface RouteGetOptions {
+  /** Output link (RTA_OIF, `oif`/`dev`): only routes through it can answer. */
+  oif?: number;
+  /** Source address (RTA_SRC, `from`), of the destination's family. */
+  src?: string;
+  /** Input link (RTA_IIF, `iif`): route the packet as if it arrived there (forwarding). */
+  iif?: number;
+  /** Firewall mark (RTA_MARK, `mark`): fwmark rules apply. 0 is the same as none. */
+  mark?: number;
+  /** User id (RTA_UID, `uid`): uidrange rules apply. */
+  uid?: number;
+  /**
+   * RTM_F_FIB_MATCH (`fibmatch`): answer with the FIB entry that matched — its real prefix,
+   * protocol, scope, table and next hops — rather than the resolved host route (dst_len 32 or
+   * 128, with prefsrc and cache info; IPv4 flags it RTM_F_CLONED).
+   */
+  fibMatch?: boolean;
+}
+
+/** A route lookup: the destination (address text, or its 4 or 16 bytes) and its options. */
+export interface RouteGetSpec extends RouteGetOptions {
+  dst: string | Uint8Array;
+}
+
+class RouteGetRequest implements RtnlRequest {
+  readonly operation = 'route get';
+  // One RTM_NEWROUTE and the ack; IPv4 builds its answer in a page-sized buffer, so more than two acks' worth.
+  readonly replyBudget = 4 * ACK_BUDGET;
+  readonly #q: RouteGetQuery;
+
+  constructor(spec: RouteGetSpec) {
+    if (spec === null || typeof spec !== 'object') throw new NetlinkEncodeError('route get', 'must be an object');
+    let dst: { family: number; address: string };
+    if (spec.dst instanceof Uint8Array) {
+      const address = formatIp(spec.dst, 0, spec.dst.length);
+      if (address === undefined) throw new NetlinkEncodeError('route get.dst', `${spec.dst.length} bytes are neither an IPv4 (4) nor an IPv6 (16) address`);
+      dst = { family: spec.dst.length === 4 ? AF_INET : AF_INET6, address };
+    } else {
+      // An address, not a prefix: the kernel looks up one destination (`ip` turns /n into /32).
+      dst = parseAddress(spec.dst, 'route get.dst');
+    }
+    const q: RouteGetQuery = { dst: dst.address };
+    if (spec.src !== undefined) {
+      const src = parseAddress(spec.src, 'route get.src');
+      if (src.family !== dst.family) throw new NetlinkEncodeError('route get.src', `${spec.src} is of another family than ${dst.address}`);
+      q.src = src.address;
+    }
+    if (spec.iif !== undefined) q.iif = checkUint(spec.iif, 'route get.iif', 0x7fffffff, 1);
+    if (spec.oif !== undefined) q.oif = checkUint(spec.oif, 'route get.oif', 0x7fffffff, 1);
+    if (spec.mark !== undefined) q.mark = checkUint(spec.mark, 'route get.mark');
+    if (spec.uid !== undefined) q.uid = checkUint(spec.uid, 'route get.uid');
+    if (spec.fibMatch !== undefined) {
+      if (typeof spec.fibMatch !== 'boolean') throw new NetlinkEncodeError('route get.fibMatch', 'must be a boolean');
+      q.fibMatch = spec.fibMatch;
+    }
+    if ((spec as { table?: unknown }).table !== undefined) {
+      // The kernel refuses RTA_TABLE in a lookup: the rules pick the table, the answer names it.
+      throw new NetlinkEncodeError('route get.table', 'a lookup cannot be pinned to a table (the kernel refuses RTA_TABLE in RTM_GETROUTE); the answer carries the table the rules chose');
+    }
+    this.#q = q;
+  }
+
+  /** As `ip route get` would be typed, e.g. '198.51.100.7 oif 3 fibmatch'. */
+  get target(): string {
+    const q = this.#q;
+    let t = q.dst;
+    if (q.src !== undefined) t += ` from ${q.src}`;
+    if (q.uid !== undefined) t += ` uid ${q.uid}`;
+    if (q.iif !== undefined) t += ` iif ${q.iif}`;
+    if (q.oif !== undefined) t += ` oif ${q.oif}`;
+    if (q.mark !== undefined && q.mark !== 0) t += ` mark ${q.mark}`;
+    if (q.fibMatch === true) t += ' fibmatch';
+    return t;
+  }
+
+  write(w: NetlinkWriter, seq: number): void {
+    // NLM_F_ACK: the ack after the answer is what tells the client the request is finished.
+    writeRouteGetRequest(w, seq, this.#q, NLM_F_REQUEST | NLM_F_ACK);
+  }
+
+  decodeReply(buf: Buffer, off: number, h: NlMsgHeader): unknown {
+    return h.type === RTM_NEWROUTE ? decodeRouteMessage(buf, off + NLMSG_HDRLEN, off + h.length) : undefined;
+  }
+}
+
+/**
+ * `ip route get`: RTM_GETROUTE for one destination, the kernel's own lookup (policy rules,
+ * more specific routes, oif binding, marks and all). Its reply is the decoded RouteMessage of
+ * the route the kernel would use; an unroutable destination fails with the kernel's errno
+ * (ENETUNREACH, EHOSTUNREACH; ENODEV for a missing IPv4 oif/iif, where IPv6 answers a missing
+ * oif with ENETUNREACH). Many go pipelined in one batch.
+ */
+export function getRoute(spec: RouteGetSpec): RtnlRequest {
+  return new RouteGetRequest(spec);
 }
