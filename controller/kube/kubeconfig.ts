@@ -3,10 +3,14 @@
  * service account the DaemonSet runs as; outside, `--kubeconfig`, else $KUBECONFIG, else
  * ~/.kube/config (client-node's own search).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { DEFAULT_NAMESPACE } from './types.js';
+
+/** Where a Pod's service account says which namespace it is in. */
+export const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 export interface KubeConfigChoice {
   /** An explicit kubeconfig file (`--kubeconfig`). */
@@ -34,4 +38,19 @@ export function loadKubeConfig(choice: KubeConfigChoice = {}): { kubeConfig: Kub
   if (!existsSync(file)) throw new Error(`no API server credentials: not in a Pod, no --kubeconfig, no KUBECONFIG and no ${file}`);
   kc.loadFromFile(file);
   return { kubeConfig: kc, from: file };
+}
+
+/**
+ * The release namespace (where the status Lease is): `--namespace`; else, in a Pod, its own (the
+ * chart passes POD_NAMESPACE; a Pod without it still has its service account's namespace file);
+ * else tunkeeper-system.
+ */
+export function releaseNamespace(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, saFile = SERVICE_ACCOUNT_NAMESPACE_FILE): { namespace: string; from: string } {
+  if (flag !== undefined && flag !== '') return { namespace: flag, from: '--namespace' };
+  if (env.POD_NAMESPACE) return { namespace: env.POD_NAMESPACE, from: 'POD_NAMESPACE' };
+  if (env.KUBERNETES_SERVICE_HOST && existsSync(saFile)) {
+    const ns = readFileSync(saFile, 'utf8').trim();
+    if (ns !== '') return { namespace: ns, from: saFile };
+  }
+  return { namespace: DEFAULT_NAMESPACE, from: 'default' };
 }

@@ -80,12 +80,11 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
         let kube: AgentOptions['kube'];
         if (opts.kube) {
           // Imported here, not at the top: a file-only agent never loads the Kubernetes client (controller/agent/agent.ts).
-          const { loadKubeConfig } = await import('../../kube/kubeconfig.js');
-          const { DEFAULT_NAMESPACE } = await import('../../kube/types.js');
+          const { loadKubeConfig, releaseNamespace } = await import('../../kube/kubeconfig.js');
           const { kubeConfig, from } = loadKubeConfig(opts.kubeconfig !== undefined ? { file: opts.kubeconfig } : {});
           logger.info({ node: nodeName, credentials: from, server: kubeConfig.getCurrentCluster()?.server }, 'cluster source: watching TunDevices for this node');
-          // In a Pod the Lease is in the agent's own namespace (the chart passes it as POD_NAMESPACE).
-          const namespace = opts.namespace ?? (process.env.POD_NAMESPACE || DEFAULT_NAMESPACE);
+          const { namespace, from: namespaceFrom } = releaseNamespace(opts.namespace);
+          logger.info({ namespace, from: namespaceFrom }, 'the status Lease is in this namespace');
           kube = { kubeConfig, nodeName: nodeName!, stateDir: settings.stateDir, namespace, leaderElection: settings.leaderElection };
         }
         const agent = await startAgent({
