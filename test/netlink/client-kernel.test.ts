@@ -1,9 +1,10 @@
 /** Typed operations against the real kernel, in a namespace of their own, checked with `ip -j`. */
 import { describe, expect, it, beforeAll, afterAll } from '@jest/globals';
-import { NetlinkRequestError, Rtnl, addRoute, type BatchResult } from '../../netlink/index.js';
+import { Rtnl, addRoute, type BatchResult } from '../../netlink/index.js';
 import * as K from '../../netlink/constants/index.js';
 import { createNetns, withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
+import { failure } from '../helpers/netlink-failure.js';
 
 interface IpLink {
   ifindex: number;
@@ -37,14 +38,6 @@ async function link(ns: Netns, name: string): Promise<IpLink | undefined> {
   return all.find((l) => l.ifname === name);
 }
 
-async function failure(p: Promise<unknown>): Promise<NetlinkRequestError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(NetlinkRequestError);
-  return e as NetlinkRequestError;
-}
 
 describeKernel('Rtnl operations on the real kernel', () => {
   let ns: Netns;

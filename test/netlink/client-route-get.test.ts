@@ -4,9 +4,10 @@
  * (The kernel's own answers are checked against `ip route get` in route-get-oracle.test.ts.)
  */
 import { describe, expect, it } from '@jest/globals';
-import { NetlinkEncodeError, NetlinkRequestError, Rtnl, getRoute, type RouteMessage } from '../../netlink/index.js';
+import { NetlinkEncodeError, Rtnl, getRoute, type RouteMessage } from '../../netlink/index.js';
 import { FakeNetlinkSocket, fakeAck, fakeError, fakeReply, type FakeHandler, type FakeRequest } from '../../netlink/testing/index.js';
 import * as K from '../../netlink/constants/index.js';
+import { failure } from '../helpers/netlink-failure.js';
 
 async function withClient<T>(handler: FakeHandler, fn: (rtnl: Rtnl, fake: FakeNetlinkSocket) => Promise<T>): Promise<T> {
   const fake = new FakeNetlinkSocket({ handler });
@@ -31,14 +32,6 @@ const resolver: FakeHandler = (req: FakeRequest) => {
   ];
 };
 
-async function failure(p: Promise<unknown>): Promise<NetlinkRequestError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(NetlinkRequestError);
-  return e as NetlinkRequestError;
-}
 
 describe('Rtnl.getRoute on the wire', () => {
   it('sends one RTM_GETROUTE (not a dump) asking an ack, with the lookup ip would send', async () => {

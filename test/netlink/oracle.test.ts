@@ -7,6 +7,7 @@ import { Rtnl, routeTable, ruleTable, type AddressMessage, type LinkMessage, typ
 import * as K from '../../netlink/constants/index.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
+import { routeFlags } from '../helpers/iproute-print.js';
 
 /** What the namespace holds: tun/tap/veth/bridge, IPv4/IPv6 addresses, routes of many kinds. */
 const SETUP: string[][] = [
@@ -282,19 +283,6 @@ interface IpRoute {
   pref?: string;
 }
 
-/** iproute2's print_rt_flags. */
-function routeFlags(flags: number): string[] {
-  const out: string[] = [];
-  if (flags & K.RTNH_F_DEAD) out.push('dead');
-  if (flags & K.RTNH_F_ONLINK) out.push('onlink');
-  if (flags & K.RTNH_F_PERVASIVE) out.push('pervasive');
-  if (flags & K.RTNH_F_OFFLOAD) out.push('offload');
-  if (flags & K.RTNH_F_TRAP) out.push('trap');
-  if (flags & K.RTM_F_NOTIFY) out.push('notify');
-  if (flags & K.RTNH_F_LINKDOWN) out.push('linkdown');
-  if (flags & K.RTNH_F_UNRESOLVED) out.push('unresolved');
-  return out;
-}
 
 const PREF: Record<number, string> = { 0: 'medium', 1: 'high', 3: 'low' };
 

@@ -11,6 +11,7 @@ import { writeRouteMessage, type NetlinkWriter, type NlMsgHeader } from '../../n
 import * as K from '../../netlink/constants/index.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { describeKernel } from '../helpers/tiers.js';
+import { routeFlags } from '../helpers/iproute-print.js';
 
 /**
  * Links up first, then addresses and routes: a route made while its link has no carrier yet is
@@ -58,19 +59,6 @@ function scenario(fn: (w: World) => Promise<void>, extra: string[][] = []): Prom
 
 // ---- our RouteMessage in the shape `ip -d -N -j route get` prints it (iproute2 print_route) ----
 
-/** iproute2's print_rt_flags. */
-function routeFlags(flags: number): string[] {
-  const out: string[] = [];
-  if (flags & K.RTNH_F_DEAD) out.push('dead');
-  if (flags & K.RTNH_F_ONLINK) out.push('onlink');
-  if (flags & K.RTNH_F_PERVASIVE) out.push('pervasive');
-  if (flags & K.RTNH_F_OFFLOAD) out.push('offload');
-  if (flags & K.RTNH_F_TRAP) out.push('trap');
-  if (flags & K.RTM_F_NOTIFY) out.push('notify');
-  if (flags & K.RTNH_F_LINKDOWN) out.push('linkdown');
-  if (flags & K.RTNH_F_UNRESOLVED) out.push('unresolved');
-  return out;
-}
 
 /** iproute2's print_cache_flags: the RTCF_* bits (linux/in_route.h) of a cloned IPv4 result. */
 const CACHE_FLAGS: Array<[number, string]> = [
