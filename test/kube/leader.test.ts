@@ -40,11 +40,37 @@ interface LogLine {
 }
 
 /** Electors in this process on one Lease, with what they told us. */
+/** Predicates checked at every notify() (a leadership change, a child's event line), each with a hang guard. */
+class Waiters {
+  readonly #checks = new Set<() => void>();
+
+  waitFor(pred: () => boolean, gaveUp: () => string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (pred()) return resolve();
+      const check = (): void => {
+        if (!pred()) return;
+        clearTimeout(guard);
+        this.#checks.delete(check);
+        resolve();
+      };
+      const guard = setTimeout(() => {
+        this.#checks.delete(check);
+        reject(new Error(gaveUp()));
+      }, PATIENCE_MS);
+      this.#checks.add(check);
+    });
+  }
+
+  notify(): void {
+    for (const c of [...this.#checks]) c();
+  }
+}
+
 class Group {
   readonly members: Array<{ node: string; e: LeaderElector; events: string[]; logs: LogLine[] }> = [];
   leading = 0;
   maxLeading = 0;
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new Waiters();
 
   constructor(
     readonly kubeConfig: KubeConfig,
@@ -84,20 +110,7 @@ class Group {
 
   /** Resolves when `pred` holds, checked at every leadership change; rejects after the hang guard. */
   waitFor(what: string, pred: () => boolean): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (pred()) return resolve();
-      const check = (): void => {
-        if (!pred()) return;
-        clearTimeout(guard);
-        this.#waiters.delete(check);
-        resolve();
-      };
-      const guard = setTimeout(() => {
-        this.#waiters.delete(check);
-        reject(new Error(`gave up waiting for ${what} after ${PATIENCE_MS / 1000} s\n${this.#recentLogs()}`));
-      }, PATIENCE_MS);
-      this.#waiters.add(check);
-    });
+    return this.#waiters.waitFor(pred, () => `gave up waiting for ${what} after ${PATIENCE_MS / 1000} s\n${this.#recentLogs()}`);
   }
 
   async stopAll(): Promise<void> {
@@ -105,7 +118,7 @@ class Group {
   }
 
   #notify(): void {
-    for (const w of [...this.#waiters]) w();
+    this.#waiters.notify();
   }
 
   #recentLogs(): string {
@@ -149,7 +162,7 @@ say('running');
 class Child {
   readonly proc: ChildProcess;
   readonly events: string[] = [];
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new Waiters();
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr = '';
 
@@ -168,7 +181,7 @@ class Child {
       for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
         this.events.push((JSON.parse(buf.slice(0, i)) as { event: string }).event);
         buf = buf.slice(i + 1);
-        for (const w of [...this.#waiters]) w();
+        this.#waiters.notify();
       }
     });
     this.proc.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
@@ -180,20 +193,7 @@ class Child {
   }
 
   waitFor(what: string, pred: () => boolean): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (pred()) return resolve();
-      const check = (): void => {
-        if (!pred()) return;
-        clearTimeout(guard);
-        this.#waiters.delete(check);
-        resolve();
-      };
-      const guard = setTimeout(() => {
-        this.#waiters.delete(check);
-        reject(new Error(`gave up waiting for ${what} from the child ${this.identity} (events: ${this.events.join(', ')}; stderr: ${this.stderr.slice(-2000)})`));
-      }, PATIENCE_MS);
-      this.#waiters.add(check);
-    });
+    return this.#waiters.waitFor(pred, () => `gave up waiting for ${what} from the child ${this.identity} (events: ${this.events.join(', ')}; stderr: ${this.stderr.slice(-2000)})`);
   }
 }
 
