@@ -35,6 +35,33 @@ export interface DesiredRoute {
   onLink: boolean;
 }
 
+/**
+ * A check that the device works, run on the node after each change (spec.probes):
+ * - route: the kernel's own route lookup (RTM_GETROUTE) for `to` must leave through the device;
+ * - ping: an ICMP/ICMPv6 echo to `to`, sent through the device, must be answered.
+ */
+export interface DesiredProbe {
+  kind: 'route' | 'ping';
+  family: IpFamily;
+  /** Canonical text of the address. */
+  to: string;
+}
+
+/** How a new generation is brought in (spec.rollout). */
+export interface DesiredRollout {
+  /** Nodes moving to a new generation at once: a count, or a percentage of the selected nodes ("25%"). */
+  maxUnavailable: number | string;
+  /** A probe passes if it succeeds within this long after the change, retried meanwhile. */
+  probeTimeoutSeconds: number;
+}
+
+export const DEFAULT_ROLLOUT: DesiredRollout = { maxUnavailable: '100%', probeTimeoutSeconds: 30 };
+
+/** How a probe is named in status, metrics and logs: `route 198.51.100.7`. */
+export function probeKey(p: DesiredProbe): string {
+  return `${p.kind} ${p.to}`;
+}
+
 export interface DesiredDevice {
   /** metadata.name of the TunDevice: the ownership marker is `tunkeeper:<name>` in ifalias. */
   name: string;
@@ -53,6 +80,10 @@ export interface DesiredDevice {
   packetInfo: boolean;
   addresses: DesiredAddress[];
   routes: DesiredRoute[];
+  /** spec.probes; absent or empty: nothing to check beyond the kernel state itself. */
+  probes?: DesiredProbe[];
+  /** spec.rollout; absent: DEFAULT_ROLLOUT. */
+  rollout?: DesiredRollout;
   /** Where the declaration came from, for messages: `path:line:col` or `TunDevice/<name>`. */
   origin: string;
 }
