@@ -12,6 +12,7 @@
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DesiredDevice } from '../model/desired.js';
+import { persistedDeviceProblem } from '../model/desired-shape.js';
 
 export const STATE_FILE_NAME = 'kube-desired-state.json';
 export const STATE_FORMAT_VERSION = 1;
@@ -90,13 +91,8 @@ function checkState(v: unknown, node: string): string | undefined {
   if (!Array.isArray(v.devices)) return 'has no device list';
   if (!isRecord(v.generations) || !Object.values(v.generations).every((g) => Number.isSafeInteger(g))) return 'has no generation map';
   for (const [i, d] of v.devices.entries()) {
-    if (!isRecord(d)) return `devices[${i}] is not an object`;
-    const strings = ['name', 'ifname', 'mode', 'origin'];
-    for (const k of strings) if (typeof d[k] !== 'string') return `devices[${i}].${k} is not a string`;
-    if (d.mode !== 'tun' && d.mode !== 'tap') return `devices[${i}].mode is neither tun nor tap`;
-    if (!Number.isSafeInteger(d.mtu)) return `devices[${i}].mtu is not an integer`;
-    for (const k of ['up', 'multiQueue', 'vnetHdr', 'packetInfo']) if (typeof d[k] !== 'boolean') return `devices[${i}].${k} is not a boolean`;
-    if (!Array.isArray(d.addresses) || !Array.isArray(d.routes)) return `devices[${i}] has no address or route list`;
+    const problem = persistedDeviceProblem(d, `devices[${i}]`);
+    if (problem) return problem;
   }
   return undefined;
 }
