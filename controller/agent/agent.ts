@@ -24,6 +24,8 @@ import type { ReconcileOnce } from '../reconcile/types.js';
 import type { KubeAgentOptions, KubeSide } from '../kube/kube-agent.js';
 import type { Settings } from './settings.js';
 import { FileSource, type FileSnapshot } from '../sources/files.js';
+import { RolloutGate, type ProbeRun } from '../rollout/gate.js';
+import { RolloutStore } from '../rollout/store.js';
 
 export interface AgentReconciler {
   reconcile: ReconcileOnce;
@@ -31,6 +33,13 @@ export interface AgentReconciler {
 }
 
 export type ReconcilerFactory = (opts: { netns?: string; policy: Policy }) => AgentReconciler | Promise<AgentReconciler>;
+
+/** Runs a device's probes in the managed namespace (controller/probe/); opened when first needed. */
+export interface AgentProber {
+  run: ProbeRun;
+  close(): void | Promise<void>;
+}
+export type ProberFactory = (opts: { netns?: string; policy: Policy }) => AgentProber | Promise<AgentProber>;
 
 export interface AgentOptions {
   /** Files and directories of TunDevice declarations (may be empty when `kube` is given). */
@@ -41,6 +50,8 @@ export interface AgentOptions {
   settings: Settings;
   logger: Logger;
   createReconciler: ReconcilerFactory;
+  /** Default: controller/probe's runner, loaded when a declared device first has probes. */
+  createProber?: ProberFactory;
   clock?: Clock;
   random?: Random;
   /** A pass running longer than this makes /healthz fail (default 2 minutes). */
@@ -99,6 +110,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         {
           passStarted: () => kube?.reporter.passStarted(),
           passFinished: (p) => {
+            gate.passFinished(p);
             kube?.reporter.passFinished(p);
             reportConflicts();
           },
@@ -106,6 +118,44 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       ),
     });
     cleanups.push(() => loop.stop());
+
+    // Probes, rollback and rollout slots: the gate decides which version of each device the loop
+    // gets (rollout/gate.ts). Its memory is in the state dir; it writes there only for devices
+    // with probes or a rollout limit.
+    let prober: Promise<AgentProber> | undefined;
+    const proberOpts = { policy: settings.policy, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) };
+    const createProber = opts.createProber ?? (async (o: { netns?: string; policy: Policy }) => (await import('./prober.js')).createAgentProber(o));
+    const gate = new RolloutGate({
+      store: new RolloutStore(settings.stateDir),
+      probe: async (device, signal) => (await (prober ??= Promise.resolve(createProber(proberOpts)))).run(device, signal),
+      mayMove: (source, device, generation) => source !== kubeSide?.KUBE_SOURCE || (kube?.mayMove(device, generation) ?? false),
+      onEffective: (source, devices, complete) => loop.updateSource(source, devices, complete),
+      onChange: () => kube?.reporter.rolloutChanged(),
+      onProbed: (device, results, verdict) => {
+        for (const r of results) {
+          metrics.probeResults.inc({ kind: r.probe.split(' ')[0] ?? 'probe', result: r.passed ? 'passed' : 'failed' });
+          metrics.probePassing.set({ device: device.name, probe: r.probe }, r.passed ? 1 : 0);
+        }
+        if (verdict !== 'passed') metrics.rollbacks.inc({ outcome: verdict });
+        const failed = results.find((r) => !r.passed);
+        if (verdict === 'passed') logger.info({ device: device.name, ifname: device.ifname, probes: results.map((r) => r.probe) }, `${device.ifname}: every probe passed; this version is now the one to roll back to`);
+        else
+          logger.warn(
+            { device: device.name, ifname: device.ifname, probe: failed?.probe, verdict },
+            verdict === 'rolledBack'
+              ? `${device.ifname}: probe ${failed?.probe} failed (${failed?.message}); the last good version is back in force`
+              : `${device.ifname}: probe ${failed?.probe} failed (${failed?.message}); no earlier version passed its probes here, so the device stays as declared`,
+          );
+      },
+      onSaveError: (err) => logger.warn({ err, dir: settings.stateDir }, 'cannot save the rollout memory (last good versions); a restart would forget them'),
+    });
+    cleanups.push(async () => {
+      gate.close();
+      await gate.idle();
+      if (prober) await (await prober).close();
+    });
+    const memoryProblem = await gate.load();
+    if (memoryProblem) logger.warn({ dir: settings.stateDir }, memoryProblem);
 
     const monitor = await Monitor.open({ rcvbuf: settings.monitorRcvbuf, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) });
     cleanups.push(() => monitor.close());
@@ -142,14 +192,14 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
           }
           logger.info({ source: FILES_SOURCE, devices: snap.devices.length, complete: snap.complete, files: snap.files.length }, 'desired state read');
           metrics.sourceComplete.set({ source: FILES_SOURCE }, snap.complete ? 1 : 0);
-          loop.updateSource(FILES_SOURCE, snap.devices, snap.complete);
+          gate.update(FILES_SOURCE, snap.devices, snap.complete);
         }),
       );
       await source.start();
     }
 
     if (opts.kube && kubeSide) {
-      kube = await kubeSide.startKubeSide(opts.kube, loop, logger, metrics);
+      kube = await kubeSide.startKubeSide(opts.kube, loop, gate, logger, metrics);
       const side = kube;
       cleanups.push(() => side.close());
     }

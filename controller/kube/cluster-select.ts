@@ -11,7 +11,7 @@
  * - Two selected objects naming one interface: neither is applied, both are reported (the same
  *   rule and wording as for files, conflicts.ts), and pruning stops while it lasts.
  */
-import type { DesiredDevice } from '../model/desired.js';
+import type { DesiredDevice, DesiredRollout } from '../model/desired.js';
 import { fieldMessage } from '../schema/problem.js';
 import type { LabelSelector } from '../schema/tundevice.js';
 import { validateTunDevice } from '../schema/validate.js';
@@ -128,13 +128,15 @@ function rawSelector(obj: TunDeviceObject): LabelSelector | undefined {
 }
 
 /**
- * The selector an object's nodes are chosen by, read the way the agents read it: the validated
- * one, else what the raw spec says (an invalid object still reaches the nodes it names, which then
- * report it refused). For the fleet summary, which has no kept versions.
+ * What the fleet summary needs from an object's spec, read the way the agents read it: the
+ * selector its nodes are chosen by (the validated one, else what the raw spec says: an invalid
+ * object still reaches the nodes it names, which then report it refused), and its rollout when the
+ * spec is valid (an invalid one is rolled out nowhere: every node refuses it).
  */
-export function nodeSelectorOf(obj: TunDeviceObject): LabelSelector | undefined {
+export function fleetSpecOf(obj: TunDeviceObject): { selector: LabelSelector | undefined; rollout?: DesiredRollout } {
   const v = validateTunDevice(obj, { context: 'kubernetes', origin: `TunDevice/${obj.metadata?.name ?? ''}` });
-  return v.nodeSelector ?? rawSelector(obj);
+  const selector = v.nodeSelector ?? rawSelector(obj);
+  return v.device?.rollout ? { selector, rollout: v.device.rollout } : { selector };
 }
 
 /** An unreadable selector counts as selecting the node: its refusal is then reported here. */

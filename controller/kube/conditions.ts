@@ -7,7 +7,8 @@
  * changes (as the API conventions say); reason and message may change without a transition.
  */
 import type { DeviceReport } from '../reconcile/types.js';
-import type { TunCondition, TunConditionType, TunDeviceStatus, TunNodeStateStatus } from '../schema/tunnodestate.js';
+import type { DeviceView, Phase } from '../rollout/gate.js';
+import type { ProbeStatus, RolloutPhase, TunCondition, TunConditionType, TunDeviceStatus, TunNodeStateStatus } from '../schema/tunnodestate.js';
 
 export interface DeviceStatusInput {
   name: string;
@@ -21,6 +22,8 @@ export interface DeviceStatusInput {
   refusedGeneration?: number;
   /** A conflict found before planning (two declarations of one name or interface). */
   conflict?: { reason: string; message: string };
+  /** What the rollout gate says about the device on this node (probes, rollback, slot). */
+  rollout?: DeviceView;
 }
 
 type Cond = { status: TunCondition['status']; reason: string; message: string };
@@ -48,10 +51,95 @@ export function buildDeviceStatus(input: DeviceStatusInput, previous: TunDeviceS
   if (input.generation !== undefined) status.observedGeneration = input.generation;
   const failures = input.report?.failures ?? [];
   if (failures.length > 0) status.lastError = failureText(input.report!).slice(0, MAX_MESSAGE);
+  const v = input.rollout;
+  if (v && (v.probeKeys.length > 0 || v.phase === 'waiting' || v.rejected)) {
+    status.rollout = { phase: PHASE_NAMES[v.phase], message: rolloutText(v) ?? phaseText(v) };
+    if (v.generation !== undefined) status.rollout.generation = v.generation;
+    if (v.inForceGeneration !== undefined) status.rollout.inForceGeneration = v.inForceGeneration;
+    if (v.probeKeys.length > 0) status.probes = probeStatuses(v);
+  }
   return status;
 }
 
+const PHASE_NAMES: Record<Phase, RolloutPhase> = {
+  settled: 'Settled',
+  waiting: 'Waiting',
+  applying: 'Applying',
+  probing: 'Probing',
+  rolledBack: 'RolledBack',
+  probeFailed: 'ProbeFailed',
+};
+
+const gen = (g: number | undefined): string => (g === undefined ? 'the declared version' : `generation ${g}`);
+
+function phaseText(v: DeviceView): string {
+  switch (v.phase) {
+    case 'settled':
+      return v.probeKeys.length > 0 ? `${gen(v.generation)} passed its probes here` : `${gen(v.generation)} is in force`;
+    case 'applying':
+      return `moving to ${gen(v.generation)}`;
+    case 'probing':
+      return `${gen(v.generation)} applied; waiting for its probes to pass`;
+    default:
+      return '';
+  }
+}
+
+/** The sentence for the states that change Ready and Degraded; undefined for the others. */
+function rolloutText(v: DeviceView): string | undefined {
+  const r = v.rejected;
+  switch (v.phase) {
+    case 'waiting':
+      return v.nothingInForce
+        ? `${gen(v.generation)} waits for a rollout slot; nothing is in force here yet`
+        : `${gen(v.generation)} waits for a rollout slot; ${gen(v.inForceGeneration)} stays in force meanwhile`;
+    case 'rolledBack':
+      return `${gen(r?.generation ?? v.generation)} failed probe ${r?.probe ?? '?'}: ${r?.message ?? ''}; rolled back to ${gen(v.good?.generation)}, which passed its probes here (it is not tried again until the spec changes)`;
+    case 'probeFailed':
+      return `${gen(r?.generation ?? v.generation)} failed probe ${r?.probe ?? '?'}: ${r?.message ?? ''}; no earlier generation passed its probes on this node, so it stays as declared`;
+    default:
+      return undefined;
+  }
+}
+
+function probeStatuses(v: DeviceView): ProbeStatus[] {
+  const results = new Map(v.probes.map((p) => [p.probe, p]));
+  return v.probeKeys.map((probe) => {
+    const r = results.get(probe);
+    if (!r) return { probe, result: 'Pending', message: v.phase === 'probing' ? 'running' : 'not run yet for this generation' };
+    return { probe, result: r.passed ? 'Passed' : 'Failed', message: r.message.slice(0, 1024), attempts: r.attempts, lastProbeTime: r.at.replace(/\.\d{3}Z$/, 'Z') };
+  });
+}
+
+/** Probes and rollback change what Ready and Degraded say (after conflicts and refusals). */
+function applyRollout(out: Record<TunConditionType, Cond>, v: DeviceView): void {
+  if (out.Conflict.status === 'True' || out.Refused.status === 'True') return;
+  const text = rolloutText(v);
+  switch (v.phase) {
+    case 'probing':
+      out.Ready = { status: 'Unknown', reason: 'Probing', message: phaseText(v) };
+      break;
+    case 'waiting':
+      if (v.nothingInForce) out.Ready = { status: 'Unknown', reason: 'WaitingForRollout', message: text! };
+      break;
+    case 'rolledBack':
+      out.Ready = { status: 'False', reason: 'RolledBack', message: text! };
+      out.Degraded = { status: 'True', reason: 'RolledBack', message: text! };
+      break;
+    case 'probeFailed':
+      out.Ready = { status: 'False', reason: 'ProbeFailed', message: text! };
+      out.Degraded = { status: 'True', reason: 'ProbeFailed', message: text! };
+      break;
+  }
+}
+
 function decide(input: DeviceStatusInput): Record<TunConditionType, Cond> {
+  const out = decideFromReport(input);
+  if (input.rollout) applyRollout(out, input.rollout);
+  return out;
+}
+
+function decideFromReport(input: DeviceStatusInput): Record<TunConditionType, Cond> {
   const ok = {
     Degraded: { status: 'False', reason: 'AsDeclared', message: 'every change was applied' },
     Conflict: { status: 'False', reason: 'NoConflict', message: 'no other declaration or link claims this device' },

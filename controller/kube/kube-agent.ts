@@ -10,6 +10,8 @@ import type { Subscription } from 'rxjs';
 import type { DesiredDevice } from '../model/desired.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ReconcileLoop } from '../loop/loop.js';
+import type { RolloutGate } from '../rollout/gate.js';
+import type { TunDeviceFleetStatus } from '../schema/tundevice-status.js';
 import type { AgentMetrics } from '../telemetry/metrics.js';
 import { randomBytes } from 'node:crypto';
 import { KubeApi } from './api-client.js';
@@ -38,7 +40,7 @@ export interface KubeAgentOptions {
   /** The release namespace: where the status Lease is (default tunkeeper-system). */
   namespace?: string;
   leaderElection?: { leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
-  fleetStatus?: Pick<FleetStatusOptions, 'minIntervalMs' | 'persistentFailureMs' | 'debounceMs'>;
+  fleetStatus?: Pick<FleetStatusOptions, 'minIntervalMs' | 'persistentFailureMs' | 'debounceMs' | 'slotGraceMs'>;
 }
 
 export const KUBE_SOURCE = 'kube';
@@ -51,10 +53,12 @@ export interface KubeSide {
   elector: LeaderElector;
   fleet: FleetStatus;
   current(): ClusterSnapshot | undefined;
+  /** Whether the status Lease holder granted this node a slot to move `device` to `generation`. */
+  mayMove(device: DesiredDevice, generation: number | undefined): boolean;
   close(): Promise<void>;
 }
 
-export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop, logger: Logger, metrics: AgentMetrics): Promise<KubeSide> {
+export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop, gate: RolloutGate, logger: Logger, metrics: AgentMetrics): Promise<KubeSide> {
   const log = logger.child({ source: KUBE_SOURCE, node: opts.nodeName });
   const api = new KubeApi(opts.kubeConfig);
   const source = new ClusterSource({
@@ -66,7 +70,11 @@ export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop,
     ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
     ...(opts.listTimeoutMs !== undefined ? { listTimeoutMs: opts.listTimeoutMs } : {}),
     onRestart: (resource, reason) => metrics.kubeWatchRestarts.inc({ resource, reason }),
-    onDevicesChanged: () => fleet.changed(),
+    onDevicesChanged: () => {
+      fleet.changed();
+      // A grant may have come or gone (TunDevice.status.rollout).
+      gate.recheck();
+    },
   });
   const writer = new StatusWriter({
     api,
@@ -112,13 +120,13 @@ export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop,
       void fleet.stopLeading();
     },
   });
-  const reporter = new NodeReporter({ writer, events, logger: log, conflicts: () => loop.conflicts(), source: KUBE_SOURCE });
+  const reporter = new NodeReporter({ writer, events, logger: log, conflicts: () => loop.conflicts(), source: KUBE_SOURCE, gate });
   for (const result of ['written', 'unchanged', 'error']) metrics.kubeStatusWrites.inc({ result }, 0);
   for (const result of ['written', 'conflict', 'error']) metrics.kubeFleetStatusWrites.inc({ result }, 0);
   metrics.kubeConnected.set(0);
   metrics.kubeLeader.set(0);
 
-  let handed: { devices: DesiredDevice[]; complete: boolean } | undefined;
+  let handed: { devices: DesiredDevice[]; complete: boolean; generations: Record<string, number> } | undefined;
   let lastProblems = '';
   let wasConnected = false;
   const subscription: Subscription = source.snapshots$.subscribe((snap) => {
@@ -134,11 +142,11 @@ export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop,
     }
     // The reporter first, so that a pass started by updateSource sees this snapshot's generations.
     reporter.sourceChanged(snap);
-    const next = { devices: snap.devices, complete: snap.complete };
+    const next = { devices: snap.devices, complete: snap.complete, generations: snap.generations };
     if (handed && equal(handed, next)) return;
     handed = next;
     log.info({ devices: snap.devices.length, complete: snap.complete, fromDisk: snap.fromDisk, synced: snap.synced, selected: snap.objects.length }, 'desired state read');
-    loop.updateSource(KUBE_SOURCE, snap.devices, snap.complete);
+    gate.update(KUBE_SOURCE, snap.devices, snap.complete, snap.generations);
   });
   void reporter.seed();
   await source.start();
@@ -152,6 +160,11 @@ export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop,
     elector,
     fleet,
     current: () => source.current(),
+    mayMove: (device, generation) => {
+      const obj = source.tunDevices()?.find((d) => d.metadata?.name === device.name) as { status?: TunDeviceFleetStatus } | undefined;
+      const r = obj?.status?.rollout;
+      return r !== undefined && r.generation === generation && r.granted.some((x) => x.node === opts.nodeName);
+    },
     close: async () => {
       subscription.unsubscribe();
       // The summary's last write first, then the Lease goes (released: the next holder starts at once).

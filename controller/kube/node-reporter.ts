@@ -13,6 +13,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { PassReport } from '../loop/loop.js';
 import type { CrossSourceConflict } from '../loop/desired-sources.js';
 import type { DeviceReport } from '../reconcile/types.js';
+import type { RolloutGate } from '../rollout/gate.js';
 import type { TunDeviceStatus } from '../schema/tunnodestate.js';
 import type { ClusterSnapshot } from './cluster-source.js';
 import { buildDeviceStatus, buildNodeStatus, type DeviceStatusInput } from './conditions.js';
@@ -27,6 +28,8 @@ export interface NodeReporterOptions {
   conflicts(): CrossSourceConflict[];
   /** The source name of the cluster in the loop. */
   source: string;
+  /** The rollout gate: the version in force per device, probes, rollback, slot. */
+  gate?: Pick<RolloutGate, 'view' | 'generationsInForce'>;
   now?: () => Date;
 }
 
@@ -72,7 +75,9 @@ export class NodeReporter {
   }
 
   passStarted(): void {
-    this.#generationsAtStart = { ...(this.#snapshot?.generations ?? {}) };
+    // The generation of each version the pass applies: with the gate, the one in force (the
+    // previous generation while this node waits for a slot, or after a rollback).
+    this.#generationsAtStart = { ...(this.#snapshot?.generations ?? {}), ...(this.#o.gate?.generationsInForce() ?? {}) };
   }
 
   passFinished(p: PassReport): void {
@@ -109,6 +114,11 @@ export class NodeReporter {
     this.#refresh();
   }
 
+  /** The gate changed a device's phase or probe results. */
+  rolloutChanged(): void {
+    this.#refresh();
+  }
+
   /** Builds the status from what is known now and hands it to the writer. */
   #refresh(): void {
     const snap = this.#snapshot;
@@ -123,8 +133,12 @@ export class NodeReporter {
       const input: DeviceStatusInput = { name: o.name };
       const ifname = o.ifname ?? reported?.report.ifname;
       if (ifname !== undefined) input.ifname = ifname;
-      const generation = reported?.generation ?? o.generation;
+      const view = this.#o.gate?.view(o.name);
+      // Probing, or rejected: the node is answering the declared generation, whatever is in force.
+      const answering = view && (view.phase === 'probing' || view.phase === 'rolledBack' || view.phase === 'probeFailed') ? view.generation : undefined;
+      const generation = answering ?? reported?.generation ?? o.generation;
       if (generation !== undefined) input.generation = generation;
+      if (view && o.invalid === undefined) input.rollout = view;
       if (o.invalid !== undefined) input.invalid = o.invalid;
       if (o.refusedGeneration !== undefined) input.refusedGeneration = o.refusedGeneration;
       const c = cross.get(o.name);

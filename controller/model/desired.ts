@@ -57,6 +57,14 @@ export interface DesiredRollout {
 
 export const DEFAULT_ROLLOUT: DesiredRollout = { maxUnavailable: '100%', probeTimeoutSeconds: 30 };
 
+/**
+ * Whether a rollout limits how many nodes move at once. 100% (the default) lets every node move
+ * as soon as it sees a change, with no leader involved, as before rollouts existed.
+ */
+export function limitsRollout(maxUnavailable: number | string = DEFAULT_ROLLOUT.maxUnavailable): boolean {
+  return maxUnavailable !== '100%';
+}
+
 /** How a probe is named in status, metrics and logs: `route 198.51.100.7`. */
 export function probeKey(p: DesiredProbe): string {
   return `${p.kind} ${p.to}`;

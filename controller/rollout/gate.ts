@@ -18,7 +18,7 @@
  * source meanwhile (fail static: it may exist from an earlier run).
  */
 import equal from 'fast-deep-equal';
-import { DEFAULT_ROLLOUT, type DesiredDevice } from '../model/desired.js';
+import { limitsRollout, probeKey, type DesiredDevice } from '../model/desired.js';
 import type { PassReport } from '../loop/loop.js';
 import type { DeviceMemory, RejectedVersion, RememberedVersion, RolloutStore } from './store.js';
 
@@ -60,6 +60,8 @@ export interface DeviceView {
   inForceGeneration?: number;
   /** Nothing is in force (waiting for a first slot). */
   nothingInForce: boolean;
+  /** The declared version's probes, by probeKey(). */
+  probeKeys: string[];
   /** The latest probe results for the declared version. */
   probes: ProbeResult[];
   rejected?: RejectedVersion;
@@ -73,7 +75,7 @@ export interface GateOptions {
    * May this node move `device` (at `generation`) now? Absent: always (files, or no rollout
    * limit). Called on every decision; `recheck()` after the answer may have changed.
    */
-  mayMove?(device: DesiredDevice, generation: number | undefined): boolean;
+  mayMove?(source: string, device: DesiredDevice, generation: number | undefined): boolean;
   /** The devices the loop should have for a source now. */
   onEffective(source: string, devices: DesiredDevice[], complete: boolean): void;
   /** Something a status shows changed (phase, probe results). */
@@ -107,7 +109,6 @@ export function sameVersion(a: DesiredDevice, b: DesiredDevice): boolean {
 }
 
 const hasProbes = (d: DesiredDevice): boolean => (d.probes?.length ?? 0) > 0;
-const limitsRollout = (d: DesiredDevice): boolean => (d.rollout?.maxUnavailable ?? DEFAULT_ROLLOUT.maxUnavailable) !== '100%';
 
 export class RolloutGate {
   readonly #o: GateOptions;
@@ -201,7 +202,7 @@ export class RolloutGate {
     if (!e) return undefined;
     const m = this.#memory.get(name);
     const inForce = this.#inForce(e);
-    const view: DeviceView = { name, phase: this.#phase(e), nothingInForce: inForce === undefined, probes: e.results };
+    const view: DeviceView = { name, phase: this.#phase(e), nothingInForce: inForce === undefined, probeKeys: (e.declared.probes ?? []).map(probeKey), probes: e.results };
     if (e.generation !== undefined) view.generation = e.generation;
     const g = inForce === undefined ? undefined : inForce === e.declared ? e.generation : m?.good?.generation;
     if (g !== undefined) view.inForceGeneration = g;
@@ -231,7 +232,7 @@ export class RolloutGate {
   }
 
   #may(e: Entry): boolean {
-    return !limitsRollout(e.declared) || !this.#o.mayMove || this.#o.mayMove(e.declared, e.generation);
+    return !limitsRollout(e.declared.rollout?.maxUnavailable) || !this.#o.mayMove || this.#o.mayMove(e.source, e.declared, e.generation);
   }
 
   #phase(e: Entry): Phase {
@@ -330,7 +331,7 @@ export class RolloutGate {
   #save(): void {
     const store = this.#o.store;
     if (!store) return;
-    const matters = [...this.#entries.values()].some((e) => hasProbes(e.declared) || limitsRollout(e.declared)) || [...this.#memory.values()].some((m) => m.rejected);
+    const matters = [...this.#entries.values()].some((e) => hasProbes(e.declared) || limitsRollout(e.declared.rollout?.maxUnavailable)) || [...this.#memory.values()].some((m) => m.rejected);
     if (!matters) return;
     store.save(this.#memory).catch((err: unknown) => this.#o.onSaveError?.(err));
   }

@@ -48,6 +48,38 @@ export const FailingNodeSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** How many reclaimed slots the status remembers (the nodes longest ago reclaimed drop off). */
+export const MAX_RECLAIMED = 50;
+
+export const RolloutSlotsSchema = Type.Object(
+  {
+    generation: Type.Integer({ minimum: 0, description: 'The generation being rolled out.' }),
+    maxUnavailable: Type.Integer({ minimum: 1, description: 'spec.rollout.maxUnavailable resolved against the selected nodes.' }),
+    granted: Type.Array(
+      Type.Object(
+        {
+          node: Type.String({ description: 'A node allowed to move to the generation now.' }),
+          since: Type.String({ format: 'date-time', description: 'When it was granted; a grant unanswered after probeTimeoutSeconds plus a grace is reclaimed.' }),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'The nodes holding a slot: moving until their probes pass or they roll back.' },
+    ),
+    done: count('Selected nodes that have answered the generation (probes passed, refused, or in conflict).'),
+    waiting: count('Selected nodes waiting for a slot; they keep their last good generation in force.'),
+    reclaimed: Type.Optional(
+      Type.Array(
+        Type.Object({ node: Type.String(), at: Type.String({ format: 'date-time' }) }, { additionalProperties: false }),
+        { maxItems: MAX_RECLAIMED, description: 'Slots taken back from nodes that did not answer in time (their agent died or stopped reporting); they are granted again last.' },
+      ),
+    ),
+    haltedBy: Type.Optional(
+      Type.Array(Type.String(), { maxItems: 10, description: 'Nodes that rolled the generation back: no further node starts it (the Stalled condition says why).' }),
+    ),
+  },
+  { additionalProperties: false, description: 'The rollout of the current generation across nodes (spec.rollout.maxUnavailable below 100%), granted by the agent holding the status Lease.' },
+);
+
 export const TunDeviceStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The metadata.generation this status describes.' })),
@@ -61,6 +93,7 @@ export const TunDeviceStatusSchema = Type.Object(
       }),
     ),
     moreFailingNodes: Type.Optional(count('How many more nodes are not Ready than failingNodes names.')),
+    rollout: Type.Optional(RolloutSlotsSchema),
   },
   { additionalProperties: false, description: 'The summary over every selected node, written by the agent holding the status Lease. Per-node detail is in TunNodeState.' },
 );
@@ -68,4 +101,5 @@ export const TunDeviceStatusSchema = Type.Object(
 export type FleetCondition = Static<typeof FleetConditionSchema>;
 export type NodeCounts = Static<typeof NodeCountsSchema>;
 export type FailingNode = Static<typeof FailingNodeSchema>;
+export type RolloutSlots = Static<typeof RolloutSlotsSchema>;
 export type TunDeviceFleetStatus = Static<typeof TunDeviceStatusSchema>;

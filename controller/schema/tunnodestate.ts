@@ -18,6 +18,37 @@ export const ConditionSchema = conditionSchema(
   "Ready: the device, its addresses and routes are as declared. Degraded: something could not be applied and is being retried. Conflict: another declaration or a foreign link claims the name. Refused: outside the agent's policy or invalid.",
 );
 
+export const ROLLOUT_PHASES = ['Settled', 'Waiting', 'Applying', 'Probing', 'RolledBack', 'ProbeFailed'] as const;
+export type RolloutPhase = (typeof ROLLOUT_PHASES)[number];
+export const MAX_PROBE_RESULTS = 16;
+
+export const ProbeStatusSchema = Type.Object(
+  {
+    probe: Type.String({ maxLength: 64, description: 'Which probe: `route 198.51.100.7` or `ping 192.0.2.254`.' }),
+    result: Type.Union([Type.Literal('Passed'), Type.Literal('Failed'), Type.Literal('Pending')], { description: 'The last result for the generation in `rollout.generation`.' }),
+    message: Type.String({ maxLength: 1024, description: "The kernel's answer, e.g. `198.51.100.7 → dev eth1 via a foreign route 198.51.100.0/25 proto static`." }),
+    attempts: Type.Optional(Type.Integer({ minimum: 0, description: 'How many times it was tried before this result.' })),
+    lastProbeTime: Type.Optional(Type.String({ format: 'date-time', description: 'When it was last tried.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const RolloutStatusSchema = Type.Object(
+  {
+    generation: Type.Optional(Type.Integer({ minimum: 0, description: 'The declared generation this is about.' })),
+    phase: Type.Union(
+      ROLLOUT_PHASES.map((p) => Type.Literal(p)),
+      {
+        description:
+          'Settled: the declared generation passed its probes here. Waiting: for a rollout slot (the previous generation stays in force). Applying, Probing: moving to it. RolledBack: it failed a probe and the last good generation is back in force. ProbeFailed: it failed a probe and there was no earlier one to go back to.',
+      },
+    ),
+    inForceGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The generation in force on this node now (differs while waiting or after a rollback).' })),
+    message: Type.Optional(Type.String({ maxLength: 2048 })),
+  },
+  { additionalProperties: false },
+);
+
 export const DeviceStatusSchema = Type.Object(
   {
     name: Type.String({ description: 'metadata.name of the TunDevice.' }),
@@ -28,6 +59,8 @@ export const DeviceStatusSchema = Type.Object(
       Type.Array(ConditionSchema, { maxItems: 8, ...CONDITION_LIST }),
     ),
     lastError: Type.Optional(Type.String({ maxLength: 32768, description: 'The last error applying this device, if any.' })),
+    rollout: Type.Optional(RolloutStatusSchema),
+    probes: Type.Optional(Type.Array(ProbeStatusSchema, { maxItems: MAX_PROBE_RESULTS, description: 'The probes of the declared generation and their last results here.' })),
   },
   { additionalProperties: false },
 );
@@ -59,5 +92,7 @@ export const TunNodeStateSchema = Type.Object(
 );
 
 export type TunCondition = Static<typeof ConditionSchema>;
+export type ProbeStatus = Static<typeof ProbeStatusSchema>;
+export type RolloutStatus = Static<typeof RolloutStatusSchema>;
 export type TunDeviceStatus = Static<typeof DeviceStatusSchema>;
 export type TunNodeStateStatus = Static<typeof TunNodeStateStatusSchema>;

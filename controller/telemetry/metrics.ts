@@ -51,6 +51,17 @@ const METRICS = {
     ['source'],
   ),
   sourceConflicts: gauge('tunkeeper_source_conflicts', 'Declarations contested by another source (applied from neither)'),
+  probeResults: counter(
+    'tunkeeper_probe_results_total',
+    'Probe outcomes after a change, by kind (route, ping) and result (passed; failed: still failing when the probe timeout ran out)',
+    ['kind', 'result'],
+  ),
+  probePassing: gauge('tunkeeper_probe_passing', 'Whether a probe passed (1) or failed (0) when the device last changed, by device and probe', ['device', 'probe']),
+  rollbacks: counter(
+    'tunkeeper_rollbacks_total',
+    'New versions that failed a probe, by outcome (rolledBack: the last good version is back in force; probeFailed: there was none, the device stays as declared)',
+    ['outcome'],
+  ),
   kubeWatchRestarts: counter(
     'tunkeeper_kube_watch_restarts_total',
     'Lists and watches of the API server started again, by resource and reason (gone: 410 relist; error; timeout: no answer or a frozen stream)',

@@ -18,6 +18,7 @@
  *   degraded (its agent retries);
  * - Ready True when every selected node is ready (also when no node is selected: nothing to do).
  */
+import { DEFAULT_ROLLOUT, limitsRollout, type DesiredRollout } from '../../model/desired.js';
 import type { LabelSelector } from '../../schema/tundevice.js';
 import type { TunCondition, TunDeviceStatus } from '../../schema/tunnodestate.js';
 import {
@@ -30,6 +31,7 @@ import {
   type TunDeviceFleetStatus,
 } from '../../schema/tundevice-status.js';
 import { safeSelects } from '../cluster-select.js';
+import { grantSlots, SLOT_DEFAULTS } from './rollout-slots.js';
 import type { Labels } from '../selector.js';
 
 export interface NodeMeta {
@@ -43,6 +45,10 @@ export type NodeReport = { devices: ReadonlyMap<string, TunDeviceStatus> } | { u
 export interface SummaryInput {
   name: string;
   generation: number;
+  /** spec.rollout, validated (absent: the defaults: every node moves at once). */
+  rollout?: DesiredRollout;
+  /** A rollout slot unanswered for probeTimeoutSeconds plus this long is reclaimed. */
+  slotGraceMs?: number;
   selector: LabelSelector | undefined;
   nodes: Iterable<NodeMeta>;
   reports: ReadonlyMap<string, NodeReport>;
@@ -75,10 +81,13 @@ export function summarize(input: SummaryInput): Summary {
   const failing: Array<{ node: string; v: Verdict }> = [];
   let persistent = 0;
   let recheckAt: number | undefined;
+  const entries = new Map<string, TunDeviceStatus | undefined>();
   for (const node of input.nodes) {
     if (!safeSelects(input.selector, node.labels)) continue;
     counts.selected++;
-    const v = verdict(input.reports.get(node.name), input.name, g);
+    const report = input.reports.get(node.name);
+    entries.set(node.name, report && 'devices' in report ? report.devices.get(input.name) : undefined);
+    const v = verdict(report, input.name, g);
     counts[v.kind]++;
     if (v.kind === 'ready') continue;
     failing.push({ node: node.name, v });
@@ -89,7 +98,22 @@ export function summarize(input: SummaryInput): Summary {
     }
   }
 
-  const stalled = counts.refused > 0 ? 'Refused' : counts.conflicted > 0 ? 'Conflict' : persistent > 0 ? 'ApplyFailing' : undefined;
+  const rollout = input.rollout ?? DEFAULT_ROLLOUT;
+  const slots = limitsRollout(rollout.maxUnavailable)
+    ? grantSlots({
+        generation: g,
+        maxUnavailable: rollout.maxUnavailable,
+        probeTimeoutSeconds: rollout.probeTimeoutSeconds,
+        nodes: entries,
+        previous: input.previous?.rollout,
+        now: input.now,
+        slotGraceMs: input.slotGraceMs ?? SLOT_DEFAULTS.slotGraceMs,
+      })
+    : undefined;
+  if (slots?.recheckAt !== undefined) recheckAt = Math.min(recheckAt ?? Infinity, slots.recheckAt);
+  // A node that rolled the generation back (or could not, having nothing to go back to) halts it.
+  const rolledBack = failing.filter((f) => ROLLBACK_REASONS.has(f.v.reason));
+  const stalled = rolledBack.length > 0 ? 'RolloutHalted' : counts.refused > 0 ? 'Refused' : counts.conflicted > 0 ? 'Conflict' : persistent > 0 ? 'ApplyFailing' : undefined;
   const allReady = counts.ready === counts.selected;
   const progressing = !allReady && stalled === undefined;
   const tally = tallyText(counts, g);
@@ -103,7 +127,9 @@ export function summarize(input: SummaryInput): Summary {
     Reconciling: progressing
       ? { status: 'True', reason: counts.notReporting > 0 ? 'Progressing' : 'Retrying', message: tally }
       : { status: 'False', reason: stalled ? 'Stalled' : 'Ready', message: stalled ? 'progress needs a person: see Stalled' : tally },
-    Stalled: stalled
+    Stalled: stalled === 'RolloutHalted'
+      ? { status: 'True', reason: stalled, message: haltedText(g, rolledBack) }
+      : stalled
       ? { status: 'True', reason: stalled, message: stalledText(stalled, counts, firstOf(stalled === 'Refused' ? 'refused' : stalled === 'Conflict' ? 'conflicted' : 'degraded'), input.persistentFailureMs) }
       : { status: 'False', reason: 'NotStalled', message: 'no node needs a person' },
   };
@@ -126,6 +152,7 @@ export function summarize(input: SummaryInput): Summary {
     failingNodes,
     moreFailingNodes: failing.length - failingNodes.length,
   };
+  if (slots) status.rollout = slots.rollout;
   return recheckAt === undefined ? { status } : { status, recheckAt };
 }
 
@@ -150,6 +177,16 @@ function verdict(report: NodeReport | undefined, device: string, g: number): Ver
   const degraded = cond('Degraded');
   const since = Date.parse(degraded?.status === 'True' ? degraded.lastTransitionTime : ready.lastTransitionTime);
   return { kind: 'degraded', reason: ready.reason, message: degraded?.status === 'True' ? degraded.message : ready.message, ...(Number.isNaN(since) ? {} : { since }) };
+}
+
+const ROLLBACK_REASONS = new Set(['RolledBack', 'ProbeFailed']);
+
+function haltedText(g: number, nodes: Array<{ node: string; v: Verdict }>): string {
+  const first = nodes[0]!;
+  return `the rollout of generation ${g} is halted: ${nodes.length} node${nodes.length === 1 ? '' : 's'} failed its probes (${nodes
+    .slice(0, 3)
+    .map((n) => n.node)
+    .join(', ')}${nodes.length > 3 ? ', …' : ''}), e.g. ${first.node}: ${shorten(first.v.message)}; no further node starts it, and a new generation starts a new rollout`;
 }
 
 function tallyText(c: NodeCounts, g: number): string {

@@ -26,10 +26,10 @@ import { backoffDelay, type BackoffOptions, type Random } from '../../loop/backo
 import { fieldMessage } from '../../schema/problem.js';
 import { structuralProblems } from '../../schema/structural.js';
 import { CONDITION_TYPES, TunNodeStateStatusSchema, type TunDeviceStatus, type TunNodeStateStatus } from '../../schema/tunnodestate.js';
-import { API_VERSION, TUN_DEVICE_KIND, type LabelSelector } from '../../schema/tundevice.js';
+import { API_VERSION, TUN_DEVICE_KIND } from '../../schema/tundevice.js';
 import type { TunDeviceFleetStatus } from '../../schema/tundevice-status.js';
 import { KubeApiError, type KubeApi } from '../api-client.js';
-import { nodeSelectorOf } from '../cluster-select.js';
+import { fleetSpecOf } from '../cluster-select.js';
 import { summarize, type NodeMeta, type NodeReport } from './device-summary.js';
 import { Reflector, type ReflectorChange } from '../reflector.js';
 import { NODES_PATH, TUN_DEVICES_PATH, TUN_NODE_STATES_PATH, type KubeObject, type TunDeviceObject } from '../types.js';
@@ -57,6 +57,8 @@ export interface FleetStatusOptions {
   debounceMs?: number;
   minIntervalMs?: number;
   persistentFailureMs?: number;
+  /** A rollout slot unanswered for the probe timeout plus this long is reclaimed (rollout-slots.ts). */
+  slotGraceMs?: number;
   backoff?: BackoffOptions;
   random?: Random;
   requestTimeoutMs?: number;
@@ -103,8 +105,8 @@ export class FleetStatus {
   readonly #failures = new Map<string, number>();
   /** Parsed TunNodeStates by node, kept while their resourceVersion holds. */
   readonly #reports = new Map<string, { rv: string; report: NodeReport }>();
-  /** Selectors by device, kept while the spec (uid + generation) holds. */
-  readonly #selectors = new Map<string, { key: string; selector: LabelSelector | undefined }>();
+  /** Selector and rollout by device, kept while the spec (uid + generation) holds. */
+  readonly #specs = new Map<string, { key: string; spec: ReturnType<typeof fleetSpecOf> }>();
   #fleetSize = -1;
   #lifetime = new AbortController();
 
@@ -190,10 +192,13 @@ export class FleetStatus {
       const generation = d.metadata?.generation;
       if (!name || generation === undefined) continue;
       names.add(name);
+      const spec = this.#specOf(d);
       const summary = summarize({
         name,
         generation,
-        selector: this.#selectorOf(d),
+        selector: spec.selector,
+        ...(spec.rollout ? { rollout: spec.rollout } : {}),
+        ...(this.#o.slotGraceMs !== undefined ? { slotGraceMs: this.#o.slotGraceMs } : {}),
         nodes: nodeMetas,
         reports,
         previous: d.status,
@@ -208,7 +213,7 @@ export class FleetStatus {
       this.#pending.set(name, { status: summary.status, resourceVersion: d.metadata?.resourceVersion ?? '' });
     }
     for (const name of [...this.#pending.keys()]) if (!names.has(name)) this.#pending.delete(name);
-    for (const name of [...this.#selectors.keys()]) if (!names.has(name)) this.#selectors.delete(name);
+    for (const name of [...this.#specs.keys()]) if (!names.has(name)) this.#specs.delete(name);
     for (const name of [...this.#lastWriteAt.keys()]) if (!names.has(name)) this.#lastWriteAt.delete(name);
     clearTimeout(this.#recheck);
     this.#recheck = undefined;
@@ -238,14 +243,14 @@ export class FleetStatus {
     return out;
   }
 
-  #selectorOf(d: TunDeviceObject): LabelSelector | undefined {
+  #specOf(d: TunDeviceObject): ReturnType<typeof fleetSpecOf> {
     const name = d.metadata?.name ?? '';
     const key = `${d.metadata?.uid ?? ''}/${d.metadata?.generation ?? ''}`;
-    const cached = this.#selectors.get(name);
-    if (cached?.key === key) return cached.selector;
-    const selector = nodeSelectorOf(d);
-    this.#selectors.set(name, { key, selector });
-    return selector;
+    const cached = this.#specs.get(name);
+    if (cached?.key === key) return cached.spec;
+    const spec = fleetSpecOf(d);
+    this.#specs.set(name, { key, spec });
+    return spec;
   }
 
   /**

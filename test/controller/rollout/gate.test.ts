@@ -41,7 +41,7 @@ function pass(desired: DesiredDevice[], status: 'ready' | 'degraded' = 'ready'):
   };
 }
 
-function harness(opts: { store?: RolloutStore; mayMove?: (d: DesiredDevice, g: number | undefined) => boolean } = {}) {
+function harness(opts: { store?: RolloutStore; mayMove?: (s: string, d: DesiredDevice, g: number | undefined) => boolean } = {}) {
   const runs: Run[] = [];
   const handed: Array<{ devices: DesiredDevice[]; complete: boolean }> = [];
   const verdicts: string[] = [];
