@@ -16,6 +16,7 @@
  *   leaderElectLeaseDuration: 15s # with --kube: the status Lease (client-go's standard timings)
  *   leaderElectRenewDeadline: 10s #   the holder stands down if it cannot renew for this long
  *   leaderElectRetryPeriod: 2s    #   the holder renews this often
+ *   rolloutSlotGrace: 60s         # with --kube: a rollout slot unanswered for the probe timeout plus this is reclaimed
  */
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isScalar, parseDocument, type Node } from 'yaml';
@@ -37,6 +38,11 @@ export interface Settings {
   stateDir: string;
   /** With the cluster source: the Lease that chooses the one agent writing TunDevice status. */
   leaderElection: LeaderElectionTimings;
+  /**
+   * With the cluster source, while leading: a rollout slot whose node has not answered within the
+   * device's probe timeout plus this long is reclaimed (its agent died or stopped reporting).
+   */
+  rolloutSlotGraceMs: number;
 }
 
 export interface LeaderElectionTimings {
@@ -53,6 +59,7 @@ export const DEFAULT_SETTINGS: Settings = {
   monitorRcvbuf: 4 << 20,
   stateDir: '/var/lib/tunkeeper',
   leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+  rolloutSlotGraceMs: 60_000,
 };
 
 /** Flags as the command line gives them (strings, or booleans for switches). */
@@ -61,6 +68,7 @@ export interface SettingsFlags {
   leaderElectLeaseDuration?: string;
   leaderElectRenewDeadline?: string;
   leaderElectRetryPeriod?: string;
+  rolloutSlotGrace?: string;
   allowedPrefixes?: string[];
   allowDefaultRoute?: boolean;
   resyncInterval?: string;
@@ -156,6 +164,14 @@ const SETTINGS: Record<string, SettingSpec> = {
   leaderElectLeaseDuration: leaderTiming('--leader-elect-lease-duration', 'leaseDurationMs'),
   leaderElectRenewDeadline: leaderTiming('--leader-elect-renew-deadline', 'renewDeadlineMs'),
   leaderElectRetryPeriod: leaderTiming('--leader-elect-retry-period', 'retryPeriodMs'),
+  rolloutSlotGrace: {
+    flag: '--rollout-slot-grace',
+    apply(v, s) {
+      const ms = duration(v);
+      if (ms < 1000) throw new Error(`must be at least 1s (time for a node to see its grant, apply and report), got ${JSON.stringify(v)}`);
+      s.rolloutSlotGraceMs = ms;
+    },
+  },
 };
 
 function leaderTiming(flag: string, key: keyof LeaderElectionTimings): SettingSpec {
@@ -264,6 +280,7 @@ const FLAG_KEYS: Array<[keyof SettingsFlags, string]> = [
   ['leaderElectLeaseDuration', 'leaderElectLeaseDuration'],
   ['leaderElectRenewDeadline', 'leaderElectRenewDeadline'],
   ['leaderElectRetryPeriod', 'leaderElectRetryPeriod'],
+  ['rolloutSlotGrace', 'rolloutSlotGrace'],
 ];
 
 /** Defaults, then the file (if any), then the flags. */

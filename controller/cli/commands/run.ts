@@ -38,7 +38,7 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
       .option('--kube', 'read the TunDevice objects selected for this node from the API server; report in its TunNodeState and Events')
       .option('--node-name <name>', 'this node (default: $NODE_NAME)')
       .option('--kubeconfig <file>', 'API server credentials outside a Pod (default: $KUBECONFIG, ~/.kube/config)')
-      .option('--state-dir <dir>', 'with --kube: where the last complete cluster state is kept (default /var/lib/tunkeeper)')
+      .option('--state-dir <dir>', 'where the last complete cluster state (--kube) and the last version of each device that passed its probes are kept (default /var/lib/tunkeeper)')
       .option('--netns <name>', 'network namespace: NAME (/run/netns/NAME) or a path')
       .option('--config <file>', 'agent settings (YAML); flags override it')
       .option('--metrics-address <addr>', 'HOST:PORT, :PORT or off for /metrics, /healthz, /readyz (default 127.0.0.1:9464)')
@@ -51,6 +51,7 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
       .option('--leader-elect-lease-duration <duration>', 'with --kube: the status Lease duration (default 15s)')
       .option('--leader-elect-renew-deadline <duration>', 'with --kube: the Lease holder stands down if it cannot renew for this long (default 10s)')
       .option('--leader-elect-retry-period <duration>', 'with --kube: the Lease holder renews this often (default 2s)')
+      .option('--rollout-slot-grace <duration>', 'with --kube, while leading: a rollout slot unanswered for the probe timeout plus this long is reclaimed (default 60s)')
       .option('--monitor-rcvbuf <bytes>', 'netlink receive buffer of the Monitor (default 4 MiB)')
       .action(async (opts: RunOptions) => {
         const paths = opts.file ?? [];
@@ -74,6 +75,7 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
             ...(opts.leaderElectLeaseDuration !== undefined ? { leaderElectLeaseDuration: opts.leaderElectLeaseDuration } : {}),
             ...(opts.leaderElectRenewDeadline !== undefined ? { leaderElectRenewDeadline: opts.leaderElectRenewDeadline } : {}),
             ...(opts.leaderElectRetryPeriod !== undefined ? { leaderElectRetryPeriod: opts.leaderElectRetryPeriod } : {}),
+            ...(opts.rolloutSlotGrace !== undefined ? { rolloutSlotGrace: opts.rolloutSlotGrace } : {}),
           },
         });
         const logger = createLogger(settings.logLevel, ctx.stdout);
@@ -85,7 +87,7 @@ export function registerRunWith(createReconciler: ReconcilerFactory) {
           logger.info({ node: nodeName, credentials: from, server: kubeConfig.getCurrentCluster()?.server }, 'cluster source: watching TunDevices for this node');
           const { namespace, from: namespaceFrom } = releaseNamespace(opts.namespace);
           logger.info({ namespace, from: namespaceFrom }, 'the status Lease is in this namespace');
-          kube = { kubeConfig, nodeName: nodeName!, stateDir: settings.stateDir, namespace, leaderElection: settings.leaderElection };
+          kube = { kubeConfig, nodeName: nodeName!, stateDir: settings.stateDir, namespace, leaderElection: settings.leaderElection, fleetStatus: { slotGraceMs: settings.rolloutSlotGraceMs } };
         }
         const agent = await startAgent({
           paths,
