@@ -49,6 +49,7 @@ describe('settings file', () => {
         'leaderElectLeaseDuration: 30s',
         'leaderElectRenewDeadline: 20s',
         'leaderElectRetryPeriod: 4s',
+        'rolloutSlotGrace: 2m',
       ].join('\n'),
       'agent.yaml',
     );
@@ -60,8 +61,10 @@ describe('settings file', () => {
       monitorRcvbuf: 8 << 20,
       stateDir: '/srv/tunkeeper',
       leaderElection: { leaseDurationMs: 30_000, renewDeadlineMs: 20_000, retryPeriodMs: 4_000 },
+      rolloutSlotGraceMs: 120_000,
     });
     expect(() => parseSettingsText('stateDir: state\n', 'agent.yaml')).toThrow('agent.yaml:1:11: stateDir must be an absolute path');
+    expect(() => parseSettingsText('rolloutSlotGrace: 10ms\n', 'agent.yaml')).toThrow('agent.yaml:1:19: rolloutSlotGrace must be at least 1s');
   });
 
   it('refuses Lease timings that cannot work, as client-go does', async () => {
