@@ -89,6 +89,8 @@ export interface GateOptions {
 
 interface Entry {
   source: string;
+  /** The phase last told through onChange. */
+  phase?: Phase;
   declared: DesiredDevice;
   generation?: number;
   probing?: { version: DesiredDevice; abort: AbortController };
@@ -159,7 +161,7 @@ export class RolloutGate {
         delete m.rejected;
         this.#save();
       }
-      this.#o.onChange?.(d.name);
+      this.#notify(entry);
     }
     state.names = names;
     state.complete = complete;
@@ -169,12 +171,13 @@ export class RolloutGate {
 
   /** The answer of `mayMove` may have changed (a slot granted or taken back). */
   recheck(): void {
-    for (const [name, e] of this.#entries) {
+    for (const e of this.#entries.values()) {
+      const before = e.phase;
       if (e.probing && !this.#may(e)) {
         e.probing.abort.abort();
         delete e.probing;
-        this.#o.onChange?.(name);
       }
+      if (this.#phase(e) !== before) this.#notify(e);
     }
     for (const source of this.#sources.keys()) this.#hand(source);
   }
@@ -275,7 +278,7 @@ export class RolloutGate {
     const version = e.declared;
     e.probing = { version, abort };
     e.results = [];
-    this.#o.onChange?.(version.name);
+    this.#notify(e);
     this.#o.probe(version, abort.signal).then(
       (results) => {
         if (abort.signal.aborted || this.#entries.get(version.name) !== e) return;
@@ -304,7 +307,7 @@ export class RolloutGate {
     e.results = results;
     this.#save();
     if (hasProbes(e.declared)) this.#o.onProbed?.(e.declared, results, 'passed');
-    this.#o.onChange?.(e.declared.name);
+    this.#notify(e);
     this.#hand(e.source);
   }
 
@@ -320,8 +323,13 @@ export class RolloutGate {
     this.#memory.set(e.declared.name, m);
     this.#save();
     this.#o.onProbed?.(e.declared, results, m.good ? 'rolledBack' : 'probeFailed');
-    this.#o.onChange?.(e.declared.name);
+    this.#notify(e);
     this.#hand(e.source);
+  }
+
+  #notify(e: Entry): void {
+    e.phase = this.#phase(e);
+    this.#o.onChange?.(e.declared.name);
   }
 
   /**
