@@ -24,7 +24,7 @@ const count = (description: string) => Type.Integer({ minimum: 0, description })
 
 export const FleetConditionSchema = conditionSchema(
   FLEET_CONDITION_TYPES,
-  'Ready: every selected node reports the device Ready at the current generation. Reconciling: some selected node has not reported the current generation yet. Stalled: progress needs a person (a node refused the device, a conflict, an apply failing for long).',
+  'Ready: every selected node reports the device Ready at the current generation. Reconciling: some selected node has not reported the current generation yet. Stalled: progress needs a person (a rollout halted by a node that rolled the generation back, a node refused the device, a conflict, an apply failing for long).',
 );
 
 export const NodeCountsSchema = Type.Object(
