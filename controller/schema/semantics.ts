@@ -173,7 +173,10 @@ export function checkSemantics(input: SemanticInput): SemanticResult {
   (Array.isArray(spec.routes) ? spec.routes : []).forEach((route, index) => {
     const path: FieldPath = ['spec', 'routes', index];
     const r = checkable(path) ? checkRoute(route, path, addresses, checkable, report) : undefined;
-    if (!r) return void (routesComplete = false);
+    if (!r) {
+      routesComplete = false;
+      return;
+    }
     const key = `${r.family} ${r.dst}/${r.dstLength} table ${r.table} metric ${r.metric ?? kernelDefaultMetric(r.family)}`;
     const twin = routeKeys.get(key);
     if (twin !== undefined) {
@@ -414,11 +417,11 @@ function checkProbes(
         `${p.to} is ${family}, but the device has no ${family} address: an echo would have no source address to be answered at, and a route lookup would be answered for another device's address`,
       );
     }
-    const self = own.find((a) => sameAddress(a.prefix, addr));
-    if (self) {
+    const itself = own.find((a) => sameAddress(a.prefix, addr));
+    if (itself) {
       return report(
         at,
-        `${p.to} is an address of this device itself (spec.addresses[${self.index}]): the kernel delivers traffic for it locally, through lo, so the probe could never pass`,
+        `${p.to} is an address of this device itself (spec.addresses[${itself.index}]): the kernel delivers traffic for it locally, through lo, so the probe could never pass`,
       );
     }
     if (ctx.addressesComplete && ctx.routesComplete) {
@@ -442,33 +445,31 @@ const PERCENT = new RegExp(PERCENT_PATTERN);
 
 /**
  * spec.rollout, defaults applied. maxUnavailable's type (a whole number or a string) is structural;
- * its value is checked here, as the CRD's CEL rules check it.
+ * its value is checked here, as the CRD's CEL rules check it. A structural problem elsewhere in the
+ * rollout is already reported, and no device is built from a document with problems.
  */
 function checkRollout(
   rollout: TunDeviceRollout,
   checkable: (p: FieldPath) => boolean,
-  report: (path: FieldPath, detail: string, anchor?: 'key') => void,
+  report: (path: FieldPath, detail: string) => void,
 ): DesiredRollout | undefined {
   const path: FieldPath = ['spec', 'rollout', 'maxUnavailable'];
-  const max = rollout.maxUnavailable ?? DEFAULT_ROLLOUT.maxUnavailable;
-  if (checkable(path)) {
-    if (typeof max === 'number' && max < 1) {
-      report(path, `is ${max}, but at least 1 node must be allowed to move at a time, or no node could ever take a new generation`);
-      return undefined;
-    }
-    if (typeof max === 'string' && !PERCENT.test(max)) {
-      report(
-        path,
-        /^0+%$/.test(max)
-          ? `is ${JSON.stringify(max)}, but at least 1% must be allowed to move at a time, or no node could ever take a new generation`
-          : /^[0-9]+$/.test(max)
-            ? `${JSON.stringify(max)} is a string: write a number of nodes without quotes, or a percentage such as "25%"`
-            : `${JSON.stringify(max)} is not a percentage from "1%" to "100%": write a number of nodes such as 1, or a percentage such as "25%"`,
-      );
-      return undefined;
-    }
+  const maxUnavailable = rollout.maxUnavailable ?? DEFAULT_ROLLOUT.maxUnavailable;
+  const problem = checkable(path) ? maxUnavailableProblem(maxUnavailable) : undefined;
+  if (problem !== undefined) {
+    report(path, problem);
+    return undefined;
   }
-  const timeout = rollout.probeTimeoutSeconds ?? DEFAULT_ROLLOUT.probeTimeoutSeconds;
-  if (!checkable(path) || !checkable(['spec', 'rollout', 'probeTimeoutSeconds'])) return undefined;
-  return { maxUnavailable: max, probeTimeoutSeconds: timeout };
+  return { maxUnavailable, probeTimeoutSeconds: rollout.probeTimeoutSeconds ?? DEFAULT_ROLLOUT.probeTimeoutSeconds };
+}
+
+/** Why a maxUnavailable value would not let the rollout move, or is not one at all. */
+function maxUnavailableProblem(max: number | string): string | undefined {
+  if (typeof max === 'number') {
+    return max < 1 ? `is ${max}, but at least 1 node must be allowed to move at a time, or no node could ever take a new generation` : undefined;
+  }
+  if (PERCENT.test(max)) return undefined;
+  if (/^0+%$/.test(max)) return `is ${JSON.stringify(max)}, but at least 1% must be allowed to move at a time, or no node could ever take a new generation`;
+  if (/^[0-9]+$/.test(max)) return `${JSON.stringify(max)} is a string: write a number of nodes without quotes, or a percentage such as "25%"`;
+  return `${JSON.stringify(max)} is not a percentage from "1%" to "100%": write a number of nodes such as 1, or a percentage such as "25%"`;
 }
