@@ -225,7 +225,7 @@ export const RolloutSchema = Type.Object(
     maxUnavailable: Type.Optional(
       Type.Union([Type.Integer(), Type.String()], {
         description:
-          'How many of the selected nodes may be moving to a new generation at once: a number of nodes (at least 1) or a percentage of the selected nodes from "1%" to "100%" (rounded down, but at least one node). Default "100%": every node at once. Kubernetes only: a file declares devices for the one node that reads it, so there it is accepted and has no effect.',
+          'How many of the selected nodes may be moving to a new generation at once: a number of nodes (at least 1) or a percentage of the selected nodes from "1%" to "100%" (rounded up, as a DaemonSet\'s is, so at least one node). Default "100%": every node at once. Kubernetes only: a file declares devices for the one node that reads it, so there it is accepted and has no effect.',
         default: DEFAULT_ROLLOUT.maxUnavailable,
         'x-kubernetes-int-or-string': true,
         ...cel([
