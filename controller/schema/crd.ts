@@ -35,7 +35,11 @@ export function toStructural(schema: TSchema, where = '<root>'): JsonObject {
     }
   }
   const literals = literalValues(schema);
-  if (literals) {
+  if (isIntOrString(schema)) {
+    // The one union a structural schema may carry: no type of its own, and exactly this anyOf.
+    for (const key of COPIED) if (schema[key] !== undefined) out[key] = schema[key] as Json;
+    out.anyOf = INT_OR_STRING;
+  } else if (literals) {
     if (schema.description !== undefined) out.description = schema.description as string;
     out.type = typeof literals[0] === 'number' ? 'integer' : typeof literals[0];
     out.enum = literals as Json[];
@@ -59,6 +63,18 @@ export function toStructural(schema: TSchema, where = '<root>'): JsonObject {
   }
   for (const key of Object.keys(schema)) if (key.startsWith('x-kubernetes-')) out[key] = schema[key] as Json;
   return out;
+}
+
+/** The anyOf of an int-or-string field, as the API server wants it (controller-gen writes the same). */
+const INT_OR_STRING: Json[] = [{ type: 'integer' }, { type: 'string' }];
+
+function isIntOrString(schema: TSchema): boolean {
+  if (schema['x-kubernetes-int-or-string'] !== true) return false;
+  // Symbol keys (TypeBox's Kind) do not take part in JSON.stringify.
+  if (JSON.stringify(schema.anyOf) !== JSON.stringify(INT_OR_STRING)) {
+    throw new Error('CRD generation: x-kubernetes-int-or-string needs exactly Type.Union([Type.Integer(), Type.String()]), with the constraints in CEL');
+  }
+  return true;
 }
 
 function literalValues(schema: TSchema): unknown[] | undefined {

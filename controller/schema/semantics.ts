@@ -4,7 +4,7 @@
  * with a structural problem are skipped: they are already reported) and builds the canonical
  * DesiredDevice. Each CEL rule of the CRD has a twin here (test/controller/schema/cel.test.ts).
  */
-import type { DesiredAddress, DesiredDevice, DesiredRoute, IpFamily } from '../model/desired.js';
+import { DEFAULT_ROLLOUT, probeKey, type DesiredAddress, type DesiredDevice, type DesiredProbe, type DesiredRollout, type DesiredRoute, type IpFamily } from '../model/desired.js';
 import { ifnameProblem } from './ifname.js';
 import {
   formatAddress,
@@ -12,6 +12,8 @@ import {
   hasHostBits,
   isIPv6LinkLocalAddress,
   networkOfPrefix,
+  networkOf,
+  prefixContains,
   prefixContainsAddress,
   sameAddress,
   type IpAddress,
@@ -21,7 +23,16 @@ import { nonUnicastReason, parseCidr, parseIp } from './ip.js';
 import { parseMac } from './mac.js';
 import type { FieldPath, FieldProblem } from './problem.js';
 import { pathKey } from './structural.js';
-import { IPV6_MIN_MTU, LOCAL_TABLE, type LabelSelector, type TunDeviceRoute, type TunDeviceSpec } from './tundevice.js';
+import {
+  IPV6_MIN_MTU,
+  LOCAL_TABLE,
+  PERCENT_PATTERN,
+  type LabelSelector,
+  type TunDeviceProbe,
+  type TunDeviceRollout,
+  type TunDeviceRoute,
+  type TunDeviceSpec,
+} from './tundevice.js';
 
 /** Where a declaration comes from decides what it may contain. */
 export type DeclarationContext = 'file' | 'kubernetes';
@@ -122,16 +133,22 @@ export function checkSemantics(input: SemanticInput): SemanticResult {
     }
   }
 
-  // Addresses.
+  // Addresses. `addressesComplete`: every declared address is in `addresses` (what the probe
+  // checks need before they may say that no address covers a probe).
   const addresses: { prefix: IpPrefix; index: number }[] = [];
+  let addressesComplete = checkable(['spec', 'addresses']);
+  const badAddress = (path: FieldPath, detail?: string) => {
+    addressesComplete = false;
+    if (detail !== undefined) report(path, detail);
+  };
   (Array.isArray(spec.addresses) ? spec.addresses : []).forEach((text, index) => {
     const path = ['spec', 'addresses', index];
-    if (!checkable(path)) return;
+    if (!checkable(path)) return badAddress(path);
     const parsed = parseCidr(text);
-    if (!parsed.ok) return report(path, parsed.error);
+    if (!parsed.ok) return badAddress(path, parsed.error);
     const prefix = parsed.value;
     const bad = nonUnicastReason(prefix) ?? loopbackReason(prefix);
-    if (bad) return report(path, `${JSON.stringify(text)} cannot be a device address: ${bad}`);
+    if (bad) return badAddress(path, `${JSON.stringify(text)} cannot be a device address: ${bad}`);
     const twin = addresses.find((a) => sameAddress(a.prefix, prefix));
     if (twin) {
       return report(path, `${formatAddress(prefix)} is already declared at spec.addresses[${twin.index}]; an address can be on a device once (with one prefix length)`);
@@ -149,13 +166,17 @@ export function checkSemantics(input: SemanticInput): SemanticResult {
   }
 
   // Routes.
+  // `routesComplete`: as addressesComplete (a duplicate is left out, but its twin covers the same).
   const routes: DesiredRoute[] = [];
   const routeKeys = new Map<string, number>();
+  let routesComplete = checkable(['spec', 'routes']);
   (Array.isArray(spec.routes) ? spec.routes : []).forEach((route, index) => {
     const path: FieldPath = ['spec', 'routes', index];
-    if (!checkable(path)) return;
-    const r = checkRoute(route, path, addresses, checkable, report);
-    if (!r) return;
+    const r = checkable(path) ? checkRoute(route, path, addresses, checkable, report) : undefined;
+    if (!r) {
+      routesComplete = false;
+      return;
+    }
     const key = `${r.family} ${r.dst}/${r.dstLength} table ${r.table} metric ${r.metric ?? kernelDefaultMetric(r.family)}`;
     const twin = routeKeys.get(key);
     if (twin !== undefined) {
@@ -168,6 +189,9 @@ export function checkSemantics(input: SemanticInput): SemanticResult {
     routeKeys.set(key, index);
     routes.push(r);
   });
+
+  const probes = checkProbes(spec.probes, { addresses, addressesComplete, routes, routesComplete }, checkable, report);
+  const rollout = spec.rollout !== undefined && checkable(['spec', 'rollout']) ? checkRollout(spec.rollout, checkable, report) : undefined;
 
   const result: SemanticResult = { problems, ifnamePath };
   if (nodeSelector) result.nodeSelector = nodeSelector;
@@ -191,6 +215,10 @@ export function checkSemantics(input: SemanticInput): SemanticResult {
   if (macAddress !== undefined) device.macAddress = macAddress;
   if (spec.owner !== undefined) device.owner = spec.owner;
   if (spec.group !== undefined) device.group = spec.group;
+  // No probes means no `probes` key at all, so devices declared before probes existed (and the
+  // state files holding them) compare equal to what they were.
+  if (probes.length > 0) device.probes = probes;
+  if (rollout) device.rollout = rollout;
   result.device = device;
   return result;
 }
@@ -305,4 +333,143 @@ function checkRoute(
   if (src) out.src = formatAddress(src);
   if (route.mtu !== undefined) out.mtu = route.mtu;
   return out;
+}
+
+interface ProbeContext {
+  addresses: { prefix: IpPrefix; index: number }[];
+  /** Every declared address is in `addresses`: only then may a check say that none fits. */
+  addressesComplete: boolean;
+  routes: DesiredRoute[];
+  routesComplete: boolean;
+}
+
+/** How many prefixes a message lists before it only counts the rest. */
+const LISTED_PREFIXES = 8;
+
+function listPrefixes(prefixes: string[]): string {
+  const unique = [...new Set(prefixes)];
+  const shown = unique.slice(0, LISTED_PREFIXES).join(', ');
+  return unique.length > LISTED_PREFIXES ? `${shown} and ${unique.length - LISTED_PREFIXES} more` : shown;
+}
+
+/**
+ * spec.probes. A probe can only pass if the device could carry it, so each address must be:
+ * - a unicast address (a lookup or an echo goes to one host);
+ * - of a family the device has an address of. Per family rather than "the device has some
+ *   address": an echo needs a source address on the device to be answered at, and a route lookup
+ *   for a family the device has no address of would be sourced from another device's address, so
+ *   an IPv6 probe on an IPv4-only device fails for the same reason as any probe on a device with
+ *   no address at all. That last case is said once, on spec.probes, since no probe can pass;
+ * - not an address of the device itself: the kernel delivers those locally (through lo);
+ * - inside one of the device's route destinations (default covers its family) or address
+ *   prefixes: otherwise no lookup for it leaves through the device, whatever the kernel holds;
+ * - declared once per kind.
+ */
+function checkProbes(
+  list: TunDeviceProbe[] | undefined,
+  ctx: ProbeContext,
+  checkable: (p: FieldPath) => boolean,
+  report: (path: FieldPath, detail: string, anchor?: 'key') => void,
+): DesiredProbe[] {
+  const out: DesiredProbe[] = [];
+  if (!Array.isArray(list) || list.length === 0 || !checkable(['spec', 'probes'])) return out;
+  if (ctx.addressesComplete && ctx.addresses.length === 0) {
+    report(
+      ['spec', 'probes'],
+      "cannot pass on a device without addresses: an echo would have no source address to be answered at, and a route lookup would be answered for another device's address (add the device's address to spec.addresses)",
+      'key',
+    );
+    return out;
+  }
+  const seen = new Map<string, number>();
+  list.forEach((probe, index) => {
+    const path: FieldPath = ['spec', 'probes', index];
+    if (!checkable(path)) return;
+    const kinds = (['route', 'ping'] as const).filter((k) => probe[k] !== undefined);
+    if (kinds.length !== 1) {
+      report(
+        path,
+        kinds.length === 0
+          ? 'needs one of route or ping, e.g. {route: {to: 198.51.100.7}} or {ping: {to: 192.0.2.2}}'
+          : 'has both route and ping: a probe is exactly one check, so write them as two entries of spec.probes',
+      );
+      return;
+    }
+    const kind = kinds[0]!;
+    const at: FieldPath = [...path, kind, 'to'];
+    if (!checkable(at)) return;
+    const text = probe[kind]!.to;
+    const parsed = parseIp(text);
+    if (!parsed.ok) return report(at, parsed.error);
+    const addr = parsed.value;
+    const p: DesiredProbe = { kind, family: addr.family, to: formatAddress(addr) };
+    const twin = seen.get(probeKey(p));
+    if (twin !== undefined) return report(at, `declares the same probe as spec.probes[${twin}] (${probeKey(p)})`);
+    seen.set(probeKey(p), index);
+
+    const bad = nonUnicastReason(addr) ?? loopbackReason(addr);
+    if (bad) return report(at, `${JSON.stringify(text)} cannot be probed: ${bad}, and a probe checks the unicast address of a host the device leads to`);
+    const family = familyName(addr.family);
+    const own = ctx.addresses.filter((a) => a.prefix.family === addr.family);
+    if (ctx.addressesComplete && own.length === 0) {
+      return report(
+        at,
+        `${p.to} is ${family}, but the device has no ${family} address: an echo would have no source address to be answered at, and a route lookup would be answered for another device's address`,
+      );
+    }
+    const itself = own.find((a) => sameAddress(a.prefix, addr));
+    if (itself) {
+      return report(
+        at,
+        `${p.to} is an address of this device itself (spec.addresses[${itself.index}]): the kernel delivers traffic for it locally, through lo, so the probe could never pass`,
+      );
+    }
+    if (ctx.addressesComplete && ctx.routesComplete) {
+      const routes = ctx.routes.filter((r) => r.family === addr.family);
+      const covered =
+        routes.some((r) => prefixContains(r.family, r.dst, r.dstLength, p.to)) || own.some((a) => prefixContainsAddress(a.prefix, addr));
+      if (!covered) {
+        const prefixes = [
+          ...routes.map((r) => `${r.dst}/${r.dstLength}`),
+          ...own.map((a) => `${networkOf(a.prefix.family, formatAddress(a.prefix), a.prefix.prefixLength)}/${a.prefix.prefixLength}`),
+        ];
+        return report(at, `${p.to} is outside every route and address prefix of this device (${listPrefixes(prefixes)}), so no lookup for it could leave through the device`);
+      }
+    }
+    out.push(p);
+  });
+  return out;
+}
+
+const PERCENT = new RegExp(PERCENT_PATTERN);
+
+/**
+ * spec.rollout, defaults applied. maxUnavailable's type (a whole number or a string) is structural;
+ * its value is checked here, as the CRD's CEL rules check it. A structural problem elsewhere in the
+ * rollout is already reported, and no device is built from a document with problems.
+ */
+function checkRollout(
+  rollout: TunDeviceRollout,
+  checkable: (p: FieldPath) => boolean,
+  report: (path: FieldPath, detail: string) => void,
+): DesiredRollout | undefined {
+  const path: FieldPath = ['spec', 'rollout', 'maxUnavailable'];
+  const maxUnavailable = rollout.maxUnavailable ?? DEFAULT_ROLLOUT.maxUnavailable;
+  const problem = checkable(path) ? maxUnavailableProblem(maxUnavailable) : undefined;
+  if (problem !== undefined) {
+    report(path, problem);
+    return undefined;
+  }
+  return { maxUnavailable, probeTimeoutSeconds: rollout.probeTimeoutSeconds ?? DEFAULT_ROLLOUT.probeTimeoutSeconds };
+}
+
+/** Why a maxUnavailable value would not let the rollout move, or is not one at all. */
+function maxUnavailableProblem(max: number | string): string | undefined {
+  if (typeof max === 'number') {
+    return max < 1 ? `is ${max}, but at least 1 node must be allowed to move at a time, or no node could ever take a new generation` : undefined;
+  }
+  if (PERCENT.test(max)) return undefined;
+  if (/^0+%$/.test(max)) return `is ${JSON.stringify(max)}, but at least 1% must be allowed to move at a time, or no node could ever take a new generation`;
+  if (/^[0-9]+$/.test(max)) return `${JSON.stringify(max)} is a string: write a number of nodes without quotes, or a percentage such as "25%"`;
+  return `${JSON.stringify(max)} is not a percentage from "1%" to "100%": write a number of nodes such as 1, or a percentage such as "25%"`;
 }

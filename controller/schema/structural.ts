@@ -87,12 +87,13 @@ function message(e: ValueError): string | undefined {
     case ValueErrorType.Array:
       return `must be a list, got ${describeValue(v)}`;
     case ValueErrorType.ArrayMaxItems:
-      return `has ${(v as unknown[]).length} entries; at most ${s.maxItems} are allowed`;
+      return withHint(s, `has ${(v as unknown[]).length} entries; at most ${s.maxItems} are allowed`);
     case ValueErrorType.ArrayMinItems:
       return `needs at least ${s.minItems} entries`;
     case ValueErrorType.Object:
       return `must be a mapping, got ${describeValue(v)}`;
     case ValueErrorType.Union: {
+      if (s['x-kubernetes-int-or-string'] === true) return `must be a whole number or a percentage such as "25%", got ${describeValue(v)}`;
       const choices = literalChoices(s);
       if (choices) return `must be one of ${choices.map((c) => JSON.stringify(c)).join(', ')}, got ${typeof v === 'string' ? JSON.stringify(v) : describeValue(v)}`;
       return `has an unexpected form: ${e.message}`;

@@ -7,6 +7,7 @@
  * applies the same defaults (structural defaulting), and Value.Default applies them to files.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { DEFAULT_ROLLOUT } from '../model/desired.js';
 import { FORMAT, HINT, type FieldFormat } from './keywords.js';
 
 export const GROUP = 'tunkeeper.io';
@@ -26,6 +27,18 @@ export const IPV6_MIN_MTU = 1280;
 export const MAX_ADDRESSES = 1024;
 /** Generous on purpose: one device may carry a large routing table (65k routes, one flow mapping per line, are ~3 MiB of YAML). */
 export const MAX_ROUTES = 65536;
+/**
+ * Probes per device. Every probe runs on every selected node after every change, retried until it
+ * passes or the timeout ends, and holds the node's rollout slot meanwhile: a few well-chosen ones
+ * (a route lookup and an echo per family and peer) say whether the device works; hundreds would only
+ * slow every change down. The bound also keeps the CRD's CEL rules over probes × addresses within
+ * the API server's cost budget.
+ */
+export const MAX_PROBES = 16;
+/** An hour: a probe that has not passed by then will not, and the node's rollout slot is held meanwhile. */
+export const MAX_PROBE_TIMEOUT_SECONDS = 3600;
+/** "1%" to "100%", no leading zeros: the spelling the API server and the file validator both accept. */
+export const PERCENT_PATTERN = '^(100|[1-9][0-9]?)%$';
 
 /** A CEL rule for the CRD (x-kubernetes-validations). Each one has a twin in semantics.ts. */
 export interface CelRule {
@@ -169,6 +182,86 @@ export const RouteSchema = Type.Object(
   },
 );
 
+const ProbeTargetSchema = (kind: 'route' | 'ping', description: string) =>
+  Type.Object(
+    {
+      to: Type.String({
+        description,
+        maxLength: IP_MAX_LENGTH,
+        pattern: IP_PATTERN,
+        ...format('ip'),
+        ...cel([{ rule: 'isIP(self)', message: `${kind}.to must be an IP address such as 198.51.100.7 or 2001:db8:2::7` }]),
+      }),
+    },
+    { additionalProperties: false },
+  );
+
+// A probe's address must be a unicast address that is not the device's own, of a family the device
+// has an address of, inside one of its route destinations or address prefixes: semantics.ts says
+// why for each. CEL carries the rules that fit the API server's cost budget (see the spec's rules).
+export const ProbeSchema = Type.Object(
+  {
+    route: Type.Optional(
+      ProbeTargetSchema(
+        'route',
+        "An address the kernel's own route lookup (RTM_GETROUTE, as `ip route get`) must send out through this device. Catches more specific foreign routes and policy rules that shadow the declared routes; needs no peer.",
+      ),
+    ),
+    ping: Type.Optional(
+      ProbeTargetSchema('ping', 'An address that must answer an ICMP or ICMPv6 echo sent through this device (usually the peer at the far end of the tunnel).'),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'One check that the device works, run on the node after each change: exactly one of route or ping.',
+    ...cel([{ rule: 'has(self.route) != has(self.ping)', message: 'a probe is exactly one of route or ping' }]),
+  },
+);
+
+export const RolloutSchema = Type.Object(
+  {
+    // int-or-string, as Deployments spell it. Its type is structural (integer or string); the
+    // values (at least 1, a percentage from 1% to 100%) are CEL here and semantics.ts for files.
+    maxUnavailable: Type.Optional(
+      Type.Union([Type.Integer(), Type.String()], {
+        description:
+          'How many of the selected nodes may be moving to a new generation at once: a number of nodes (at least 1) or a percentage of the selected nodes from "1%" to "100%" (rounded up, as a DaemonSet\'s is, so at least one node). Default "100%": every node at once. Kubernetes only: a file declares devices for the one node that reads it, so there it is accepted and has no effect.',
+        default: DEFAULT_ROLLOUT.maxUnavailable,
+        'x-kubernetes-int-or-string': true,
+        ...cel([
+          {
+            rule: `type(self) != string || self.matches('${PERCENT_PATTERN}')`,
+            message: 'maxUnavailable must be a number of nodes or a percentage from "1%" to "100%", such as 1 or "25%"',
+          },
+          {
+            rule: 'type(self) == string || self >= 1',
+            message: 'maxUnavailable must be at least 1: with 0 no node could ever move to a new generation',
+          },
+        ]),
+      }),
+    ),
+    probeTimeoutSeconds: Type.Optional(
+      Type.Integer({
+        description: `How long a node's probes have to pass after a change, retried meanwhile: 1 to ${MAX_PROBE_TIMEOUT_SECONDS} seconds, default ${DEFAULT_ROLLOUT.probeTimeoutSeconds}. A probe that has not passed by then has failed, and the node rolls back.`,
+        minimum: 1,
+        maximum: MAX_PROBE_TIMEOUT_SECONDS,
+        default: DEFAULT_ROLLOUT.probeTimeoutSeconds,
+        [HINT]: 'a probe needs time to run: with 0 every probe would fail at once and every change would be rolled back',
+        ...cel([
+          {
+            rule: 'self >= 1',
+            message: 'probeTimeoutSeconds must be at least 1: a probe needs time to run, and with 0 every probe would fail at once and every change would be rolled back',
+          },
+        ]),
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'How a new generation is brought to the nodes: a few at a time, each checked by its probes.' },
+);
+
+export const NO_ADDRESS_FOR_PROBES =
+  'probes need an address on the device: an echo would have no source address to be answered at, and a route lookup would be answered for another device\'s address';
+
 const LabelMap = Type.Record(Type.String(), Type.String());
 
 export const LabelSelectorSchema = Type.Object(
@@ -239,6 +332,14 @@ export const TunDeviceSpecSchema = Type.Object(
     ),
     routes: Type.Optional(Type.Array(RouteSchema, { description: 'Routes through the device, owned by tunkeeper (its route protocol).', maxItems: MAX_ROUTES })),
     nodeSelector: Type.Optional(LabelSelectorSchema),
+    probes: Type.Optional(
+      Type.Array(ProbeSchema, {
+        description: `Checks run on each node after each change; a node whose probes fail puts its last good spec back. At most ${MAX_PROBES}.`,
+        maxItems: MAX_PROBES,
+        [HINT]: 'every probe runs on every node after every change: a route and a ping probe per family and peer say whether the device works',
+      }),
+    ),
+    rollout: Type.Optional(RolloutSchema),
   },
   {
     additionalProperties: false,
@@ -254,6 +355,25 @@ export const TunDeviceSpecSchema = Type.Object(
         rule: "!has(self.addresses) || !self.addresses.exists(a, a.contains(':')) || !has(self.mtu) || self.mtu >= 1280",
         message: 'a device with an IPv6 address needs an mtu of at least 1280',
         fieldPath: '.mtu',
+      },
+      // Probes. Whether a probe lies inside one of the device's routes or address prefixes is not
+      // here: written with Kubernetes' cidr()/ip() library, the rule's estimated cost (16 probes ×
+      // 65536 routes) is several times the API server's per-rule budget, and the server refuses the
+      // CRD (test/kube/crds.test.ts keeps that claim true). The agent's validator (semantics.ts)
+      // refuses such an object with the reason, and the last valid spec stays in force meanwhile.
+      // Unicast, not the device's own address and declared once are likewise the agent's.
+      {
+        rule: '!has(self.probes) || size(self.probes) == 0 || (has(self.addresses) && size(self.addresses) > 0)',
+        message: NO_ADDRESS_FOR_PROBES,
+        fieldPath: '.probes',
+      },
+      {
+        rule:
+          '!has(self.probes) || !has(self.addresses) || size(self.addresses) == 0 || self.probes.all(p, ' +
+          "(!has(p.route) || self.addresses.exists(a, a.contains(':') == p.route.to.contains(':'))) && " +
+          "(!has(p.ping) || self.addresses.exists(a, a.contains(':') == p.ping.to.contains(':'))))",
+        message: 'each probe needs an address of its family (IPv4 or IPv6) on the device, to send from and be answered at',
+        fieldPath: '.probes',
       },
     ]),
   },
@@ -281,5 +401,7 @@ export const TunDeviceSchema = Type.Object(
 
 export type TunDeviceSpec = Static<typeof TunDeviceSpecSchema>;
 export type TunDeviceRoute = Static<typeof RouteSchema>;
+export type TunDeviceProbe = Static<typeof ProbeSchema>;
+export type TunDeviceRollout = Static<typeof RolloutSchema>;
 export type LabelSelector = Static<typeof LabelSelectorSchema>;
 export type TunDeviceManifest = Static<typeof TunDeviceSchema>;

@@ -148,6 +148,18 @@ const HOSTILE_OBJECTS: Array<[string, unknown, string, string, boolean]> = [
   ['constructor key', object({ constructor: { prototype: { polluted: true } } }), 'spec.constructor', 'unknown field', false],
   ['kind with a trailing blank', { apiVersion: 'tunkeeper.io/v1alpha1', kind: 'TunDevice ', metadata: { name: 'tk-k' } }, 'kind', 'is not a kind tunkeeper reads', false],
   ['not an object', [object({})], '', 'must be a TunDevice mapping', false],
+  // Probes and rollout. Whether a probe lies inside the device's routes is the agent's alone: the
+  // API server's CEL cost estimate for probes × 65536 routes is over its budget (see tundevice.ts).
+  ['probe outside every route and address', object({ addresses: ['192.0.2.1/24'], routes: [{ to: '198.51.100.0/24' }], probes: [{ route: { to: '203.0.113.9' } }] }), 'spec.probes[0].route.to', 'is outside every route and address prefix', false],
+  ['probe on a device without addresses', object({ routes: [{ to: '198.51.100.0/24' }], probes: [{ ping: { to: '198.51.100.1' } }] }), 'spec.probes', 'without addresses', true],
+  ['probe of a family without an address', object({ addresses: ['2001:db8::1/64'], routes: [{ to: '198.51.100.0/24' }], probes: [{ ping: { to: '198.51.100.1' } }] }), 'spec.probes[0].ping.to', 'has no IPv4 address', true],
+  ['probe of the device itself', object({ addresses: ['192.0.2.1/24'], probes: [{ ping: { to: '192.0.2.1' } }] }), 'spec.probes[0].ping.to', 'an address of this device itself', false],
+  ['probe both route and ping', object({ addresses: ['192.0.2.1/24'], probes: [{ route: { to: '192.0.2.7' }, ping: { to: '192.0.2.7' } }] }), 'spec.probes[0]', 'has both route and ping', true],
+  ['probe neither route nor ping', object({ addresses: ['192.0.2.1/24'], probes: [{}] }), 'spec.probes[0]', 'needs one of route or ping', true],
+  ['10000 probes', object({ addresses: ['192.0.2.1/24'], probes: Array.from({ length: 10000 }, () => ({ ping: { to: '192.0.2.2' } })) }), 'spec.probes', 'at most 16 are allowed', true],
+  ['probe timeout 0', object({ rollout: { probeTimeoutSeconds: 0 } }), 'spec.rollout.probeTimeoutSeconds', 'a probe needs time to run', true],
+  ['maxUnavailable 0', object({ rollout: { maxUnavailable: 0 } }), 'spec.rollout.maxUnavailable', 'no node could ever take a new generation', true],
+  ['maxUnavailable 0%', object({ rollout: { maxUnavailable: '0%' } }), 'spec.rollout.maxUnavailable', 'no node could ever take a new generation', true],
 ];
 
 describe('hostile TunDevice objects: the agent validator, its policy, and the CRD schema', () => {

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { tunDeviceCrd } from '../../../controller/schema/crd.js';
-import { TunDeviceSchema } from '../../../controller/schema/tundevice.js';
+import { NO_ADDRESS_FOR_PROBES, TunDeviceSchema } from '../../../controller/schema/tundevice.js';
 import { validateTunDevice } from '../../../controller/schema/validate.js';
 import { formatPath } from '../../../controller/schema/problem.js';
 import { evaluateRule } from '../../helpers/cel.js';
@@ -82,7 +82,47 @@ const TWINS: Record<string, { spec: object; path: string }> = {
   'onLink needs a gateway (via)': { spec: { routes: [{ to: '198.51.100.0/24', onLink: true }] }, path: 'spec.routes[0].onLink' },
   'macAddress is only for tap devices (a tun device has no link-layer address)': { spec: { macAddress: '02:00:00:00:00:01' }, path: 'spec.macAddress' },
   'a device with an IPv6 address needs an mtu of at least 1280': { spec: { mtu: 1200, addresses: ['2001:db8::1/64'] }, path: 'spec.mtu' },
+  'route.to must be an IP address such as 198.51.100.7 or 2001:db8:2::7': {
+    spec: { addresses: ['192.0.2.1/24'], probes: [{ route: { to: '192.0.2.300' } }] },
+    path: 'spec.probes[0].route.to',
+  },
+  'ping.to must be an IP address such as 198.51.100.7 or 2001:db8:2::7': {
+    spec: { addresses: ['2001:db8::1/64'], probes: [{ ping: { to: '2001:db8::g' } }] },
+    path: 'spec.probes[0].ping.to',
+  },
+  'a probe is exactly one of route or ping': {
+    spec: { addresses: ['192.0.2.1/24'], probes: [{ route: { to: '192.0.2.7' }, ping: { to: '192.0.2.2' } }] },
+    path: 'spec.probes[0]',
+  },
+  [NO_ADDRESS_FOR_PROBES]: { spec: { routes: [{ to: '198.51.100.0/24' }], probes: [{ route: { to: '198.51.100.7' } }] }, path: 'spec.probes' },
+  'each probe needs an address of its family (IPv4 or IPv6) on the device, to send from and be answered at': {
+    spec: { addresses: ['192.0.2.1/24'], routes: [{ to: '2001:db8:2::/48' }], probes: [{ route: { to: '2001:db8:2::7' } }] },
+    path: 'spec.probes[0].route.to',
+  },
+  'maxUnavailable must be a number of nodes or a percentage from "1%" to "100%", such as 1 or "25%"': {
+    spec: { rollout: { maxUnavailable: '150%' } },
+    path: 'spec.rollout.maxUnavailable',
+  },
+  'maxUnavailable must be at least 1: with 0 no node could ever move to a new generation': { spec: { rollout: { maxUnavailable: 0 } }, path: 'spec.rollout.maxUnavailable' },
+  'probeTimeoutSeconds must be at least 1: a probe needs time to run, and with 0 every probe would fail at once and every change would be rolled back': {
+    spec: { rollout: { probeTimeoutSeconds: 0 } },
+    path: 'spec.rollout.probeTimeoutSeconds',
+  },
 };
+
+/** More declarations some rules refuse, each also refused by the twin at the same field. */
+const MORE: [message: string, spec: object, path: string][] = [
+  ['a probe is exactly one of route or ping', { addresses: ['192.0.2.1/24'], probes: [{}] }, 'spec.probes[0]'],
+  ['maxUnavailable must be a number of nodes or a percentage from "1%" to "100%", such as 1 or "25%"', { rollout: { maxUnavailable: '0%' } }, 'spec.rollout.maxUnavailable'],
+  ['maxUnavailable must be a number of nodes or a percentage from "1%" to "100%", such as 1 or "25%"', { rollout: { maxUnavailable: '05%' } }, 'spec.rollout.maxUnavailable'],
+  ['maxUnavailable must be a number of nodes or a percentage from "1%" to "100%", such as 1 or "25%"', { rollout: { maxUnavailable: '2' } }, 'spec.rollout.maxUnavailable'],
+  ['maxUnavailable must be at least 1: with 0 no node could ever move to a new generation', { rollout: { maxUnavailable: -1 } }, 'spec.rollout.maxUnavailable'],
+  [
+    'each probe needs an address of its family (IPv4 or IPv6) on the device, to send from and be answered at',
+    { addresses: ['2001:db8::1/64'], routes: [{ to: '198.51.100.0/24' }], probes: [{ route: { to: '2001:db8::7' } }, { ping: { to: '198.51.100.7' } }] },
+    'spec.probes[1].ping.to',
+  ],
+];
 
 function examples(): object[] {
   const dir = join(ROOT, 'examples');
@@ -94,7 +134,7 @@ function examples(): object[] {
 
 describe('CEL rules of the TunDevice CRD', () => {
   it('each has a twin in the TypeScript validation, and each twin a rule', () => {
-    expect(RULES.length).toBeGreaterThanOrEqual(13);
+    expect(RULES.length).toBeGreaterThanOrEqual(21);
     expect(RULES.map((r) => r.message).sort()).toEqual(Object.keys(TWINS).sort());
   });
 
@@ -106,11 +146,29 @@ describe('CEL rules of the TunDevice CRD', () => {
     expect(problems.map((p) => formatPath(p.path))).toContain(twin.path);
   });
 
+  it.each(MORE)('refuses what its twin refuses: %s (%j)', (message, spec, path) => {
+    const rule = RULES.find((r) => r.message === message)!;
+    const obj = device(spec);
+    expect(celHolds(rule, obj)).toContain(false);
+    expect(validateTunDevice(obj).problems.map((p) => formatPath(p.path))).toContain(path);
+  });
+
   it('accepts every example, and the valid declarations the twins are variations of', () => {
     const valid = [
       ...examples(),
       device({ mode: 'tap', macAddress: '02:00:00:00:00:01', ifname: 'tk-ñññññ', mtu: 1280, addresses: ['2001:db8::1/64'] }),
       device({ addresses: ['192.0.2.1/24'], routes: [{ to: 'default', via: '192.0.2.254', onLink: false, table: 253 }, { to: '2001:db8::/32', mtu: 1280 }] }),
+      device({
+        addresses: ['192.0.2.1/24', '2001:db8:1::1/64'],
+        routes: [{ to: '198.51.100.0/24' }, { to: '2001:db8:2::/48' }],
+        probes: [{ route: { to: '198.51.100.7' } }, { ping: { to: '192.0.2.2' } }, { route: { to: '2001:db8:2::7' } }, { ping: { to: '2001:db8:1::2' } }],
+        rollout: { maxUnavailable: 1, probeTimeoutSeconds: 1 },
+      }),
+      device({ addresses: ['192.0.2.1/24'], probes: [{ route: { to: '192.0.2.7' } }], rollout: { maxUnavailable: '1%', probeTimeoutSeconds: 3600 } }),
+      device({ rollout: { maxUnavailable: '100%' } }),
+      device({ rollout: { maxUnavailable: '25%' } }),
+      device({ rollout: {} }),
+      device({ probes: [] }),
     ];
     for (const obj of valid) {
       expect(validateTunDevice(obj).problems).toEqual([]);

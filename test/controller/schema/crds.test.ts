@@ -22,10 +22,13 @@ type Node = Record<string, unknown>;
 
 /** Every place where the API server's structural-schema rules could be broken. */
 function structuralViolations(node: Node, where: string, out: string[] = []): string[] {
+  const intOrString = node['x-kubernetes-int-or-string'] === true;
   for (const forbidden of ['$ref', '$id', '$schema', 'anyOf', 'oneOf', 'allOf', 'not', 'patternProperties', 'const', 'definitions']) {
+    // The one anyOf the API server allows: exactly integer or string, next to x-kubernetes-int-or-string and no type.
+    if (forbidden === 'anyOf' && intOrString && JSON.stringify(node.anyOf) === JSON.stringify([{ type: 'integer' }, { type: 'string' }]) && !('type' in node)) continue;
     if (forbidden in node) out.push(`${where}: ${forbidden}`);
   }
-  const preserve = node['x-kubernetes-preserve-unknown-fields'] === true || node['x-kubernetes-int-or-string'] === true;
+  const preserve = node['x-kubernetes-preserve-unknown-fields'] === true || intOrString;
   if (typeof node.type !== 'string' && !preserve) out.push(`${where}: no type`);
   if ('properties' in node && 'additionalProperties' in node) out.push(`${where}: properties and additionalProperties`);
   if (node.additionalProperties === false) out.push(`${where}: additionalProperties: false`);
@@ -75,6 +78,13 @@ describe('CRDs', () => {
         const props = specSchema.properties as Record<string, Node>;
         expect([props.mode.default, props.mtu.default, props.up.default, props.multiQueue.default]).toEqual(['tun', 1500, true, false]);
         expect(((props.routes.items as Node).properties as Record<string, Node>).table.default).toBe(254);
+        // rollout has no default of its own (an object without it stays as written); its fields do.
+        const rollout = props.rollout as Node;
+        expect(rollout.default).toBeUndefined();
+        const rolloutProps = rollout.properties as Record<string, Node>;
+        expect(rolloutProps.maxUnavailable).toMatchObject({ default: '100%', 'x-kubernetes-int-or-string': true });
+        expect(rolloutProps.probeTimeoutSeconds).toMatchObject({ type: 'integer', default: 30, minimum: 1, maximum: 3600 });
+        expect(props.probes).toMatchObject({ type: 'array', maxItems: 16 });
       } else {
         expect(names.shortNames).toEqual(['tuns']);
         expect(version.subresources).toEqual({ status: {} });
@@ -89,6 +99,8 @@ describe('CRDs', () => {
   it('refuses to generate from schema constructs that have no structural form', () => {
     expect(() => toStructural(Type.Union([Type.String(), Type.Integer()]))).toThrow('anyOf');
     expect(() => toStructural(Type.Object({ a: Type.String() }, { $id: 'x', oneOf: [] }))).toThrow('oneOf');
+    // int-or-string carries its constraints in CEL: the API server takes no other anyOf.
+    expect(() => toStructural(Type.Union([Type.Integer({ minimum: 1 }), Type.String()], { 'x-kubernetes-int-or-string': true }))).toThrow('x-kubernetes-int-or-string');
   });
 
   it('`tunkeeper crds` prints them as one multi-document stream, and --output-dir writes crds/', async () => {

@@ -89,6 +89,18 @@ export const HOSTILE_FILES: Expectation[] = [
   ['kind-lowercase.yaml', '2:7', '"tundevice" is not a kind tunkeeper reads'],
   ['apiversion-v1.yaml', '1:13', '"tunkeeper.io/v1" is not supported'],
   ['node-selector-in-file.yaml', '6:3', 'applies only to TunDevice objects in Kubernetes'],
+  // probes and rollout
+  ['probe-outside-routes.yaml', '10:19', '203.0.113.9 is outside every route and address prefix of this device (198.51.100.0/24, 192.0.2.0/24)'],
+  ['probe-no-addresses.yaml', '8:3', 'spec.probes: cannot pass on a device without addresses'],
+  ['probe-family-without-address.yaml', '10:19', '2001:db8:2::7 is IPv6, but the device has no IPv6 address'],
+  ['probe-own-address.yaml', '8:18', '192.0.2.1 is an address of this device itself (spec.addresses[0])'],
+  ['probe-multicast.yaml', '8:18', '"224.0.0.1" cannot be probed: it is a multicast address'],
+  ['probe-duplicate.yaml', '9:19', 'spec.probes[1].route.to: declares the same probe as spec.probes[0] (route 192.0.2.7)'],
+  ['probe-route-and-ping.yaml', '8:7', 'spec.probes[0]: has both route and ping'],
+  ['probe-neither.yaml', '8:7', 'spec.probes[0]: needs one of route or ping'],
+  ['probe-timeout-zero.yaml', '10:26', 'spec.rollout.probeTimeoutSeconds: must be from 1 to 3600, got 0 (a probe needs time to run'],
+  ['rollout-max-unavailable-zero.yaml', '7:21', 'spec.rollout.maxUnavailable: is 0, but at least 1 node must be allowed to move'],
+  ['rollout-max-unavailable-zero-percent.yaml', '7:21', 'spec.rollout.maxUnavailable: is "0%", but at least 1% must be allowed to move'],
   ['duplicate-name-in-file.yaml', '4:9', 'TunDevice "tk-twice" is also declared at'],
   ['duplicate-name-in-file.yaml', '11:9', 'TunDevice "tk-twice" is also declared at'],
   ['second-document-bad.yaml', '13:8', 'got -1'],
@@ -132,6 +144,14 @@ export const GENERATED: GeneratedCase[] = [
       Array.from({ length: 65537 }, (_, i) => `    - to: 198.18.${i >> 8}.${i & 255}/32\n`).join(''),
     at: '8:5',
     phrase: 'spec.routes: has 65537 entries; at most 65536 are allowed',
+  },
+  {
+    file: 'gen-10000-probes.yaml',
+    text: () =>
+      `${header('tk-probes')}  addresses: [198.18.0.1/15]\n  probes:\n` +
+      Array.from({ length: 10000 }, (_, i) => `    - route: {to: 198.18.${i >> 8}.${i & 255}}\n`).join(''),
+    at: '8:5',
+    phrase: 'spec.probes: has 10000 entries; at most 16 are allowed (every probe runs on every node after every change',
   },
   {
     file: 'gen-50000-brackets.yaml',
