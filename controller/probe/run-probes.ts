@@ -6,7 +6,7 @@
  * Every probe runs its own retry loop, all at once: a probe passes if one attempt passes before
  * the deadline (spec.rollout.probeTimeoutSeconds after the run started); a failing attempt is
  * repeated at the probe's interval (route lookups are cheap: 500 ms; an echo waits up to its
- * interval for the reply: 1 s). A run is cancelled through its AbortSignal (a newer spec
+ * interval for the reply: 1 s; none is started with less than a quarter interval left). A run is cancelled through its AbortSignal (a newer spec
  * supersedes it): it then rejects with the signal's reason and attempts no more.
  */
 import { DEFAULT_ROLLOUT, probeKey, type DesiredDevice, type DesiredProbe } from '../model/desired.js';
@@ -106,14 +106,17 @@ async function runOne(probe: DesiredProbe, ctx: RunProbesContext, clock: ProbeCl
     const start = clock.now();
     // The last attempt may still wait its full interval: an echo answered late is a failure, one
     // answered in time is not, whatever the deadline.
-    const timeoutMs = Math.max(1, Math.min(interval, deadline - start));
+    // Whole milliseconds: the clock is fractional, timers and the echo facade take integers.
+    const timeoutMs = Math.max(1, Math.floor(Math.min(interval, deadline - start)));
     const verdict = await attemptOnce(ctx, probe, timeoutMs, signal);
     if (signal.aborted) throw abortReason(signal);
     const now = clock.now();
     if (verdict.passed || now >= deadline) return result(probe, verdict, attempts, wall());
     const wait = Math.min(Math.max(0, start + interval - now), deadline - now);
     if (wait > 0) await sleep(clock, wait, signal);
-    if (clock.now() >= deadline) return result(probe, verdict, attempts, wall());
+    // An attempt squeezed into the last sliver before the deadline (an echo allowed 1 ms) would
+    // only report a meaningless timeout: the last full attempt's answer stands.
+    if (deadline - clock.now() < interval / 4) return result(probe, verdict, attempts, wall());
   }
 }
 

@@ -101,6 +101,13 @@ describe('runProbes', () => {
       [2000, 500],
     ]);
     expect(r).toMatchObject({ passed: false, attempts: 3 });
+
+    // With 100 ms left after the second attempt, a third (an echo allowed 100 ms) is not made.
+    calls.length = 0;
+    const short = device('edge', { probes: [PING], rollout: { maxUnavailable: 1, probeTimeoutSeconds: 2.1 } });
+    const [s] = await drive(clock, runProbes(short, { attempt, clock, wallClock: () => WALL }), 50);
+    expect(calls.map((c) => c.timeoutMs)).toEqual([1000, 1000]);
+    expect(s).toMatchObject({ passed: false, attempts: 2, message: 'no reply' });
   });
 
   it('uses DEFAULT_ROLLOUT (30 s) when the device has no rollout, and the caller may override it', async () => {
