@@ -35,6 +35,8 @@ export class ProbeRunner {
   /** Ping sockets by `family ifname`, with the ifindex they were bound to. */
   readonly #sockets = new Map<string, Promise<PingSocket>>();
   #closed = false;
+  /** Aborts every run in progress when the runner is closed. */
+  readonly #closing = new AbortController();
 
   constructor(opts: ProbeRunnerOptions) {
     this.#opts = opts;
@@ -49,32 +51,43 @@ export class ProbeRunner {
    * aborted; otherwise resolves with one result per probe.
    */
   run(device: DesiredDevice, ifindex?: number, signal?: AbortSignal): Promise<ProbeResult[]> {
+    signal = this.#signal(signal);
     return runProbes(device, {
       attempt: (p, o) => this.#attempt(device, ifindex, p, o.timeoutMs, o.signal),
       ...(this.#opts.clock !== undefined ? { clock: this.#opts.clock } : {}),
       ...(this.#opts.wallClock !== undefined ? { wallClock: this.#opts.wallClock } : {}),
       ...(this.#opts.intervals !== undefined ? { intervals: this.#opts.intervals } : {}),
-      ...(signal !== undefined ? { signal } : {}),
+      signal,
     });
   }
 
   /** One attempt of each probe, no retry. */
   once(device: DesiredDevice, ifindex?: number, signal?: AbortSignal): Promise<ProbeResult[]> {
+    signal = this.#signal(signal);
     return probeOnce(device, {
       attempt: (p, o) => this.#attempt(device, ifindex, p, o.timeoutMs, o.signal),
       ...(this.#opts.wallClock !== undefined ? { wallClock: this.#opts.wallClock } : {}),
       ...(this.#opts.intervals !== undefined ? { intervals: this.#opts.intervals } : {}),
-      ...(signal !== undefined ? { signal } : {}),
+      signal,
     });
   }
 
-  /** Closes the sockets (the rtnetlink client only if the runner opened it). Idempotent. */
+  /**
+   * Closes the sockets (the rtnetlink client only if the runner opened it); runs in progress
+   * reject (AbortError), and so do later ones. Idempotent.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort(new DOMException('the probe runner was closed', 'AbortError'));
     if (this.#ownsRtnl) void this.#rtnl?.then((r) => r.close(), () => undefined);
     for (const s of this.#sockets.values()) void s.then((sock) => sock.close(), () => undefined);
     this.#sockets.clear();
+  }
+
+  /** The caller's signal, joined with the runner's own (closed: abort). */
+  #signal(signal: AbortSignal | undefined): AbortSignal {
+    return signal === undefined ? this.#closing.signal : AbortSignal.any([signal, this.#closing.signal]);
   }
 
   #client(): Promise<Rtnl> {
@@ -107,8 +120,7 @@ export class ProbeRunner {
     try {
       answer = await rtnl.getRoute(probe.to, { fibMatch: true });
     } catch (e) {
-      if (e instanceof NetlinkRequestError && e.extAck !== undefined) return judgeRouteError({ to: probe.to }, { errno: e.errno, extAck: e.extAck });
-      if (e instanceof NetlinkRequestError) return judgeRouteError({ to: probe.to }, { errno: e.errno });
+      if (e instanceof NetlinkRequestError) return judgeRouteError({ to: probe.to }, { errno: e.errno, extAck: e.extAck, message: e.message });
       throw e;
     }
     const linkNames = new Map<number, string>();

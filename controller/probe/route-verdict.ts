@@ -77,10 +77,12 @@ export function judgeRouteAnswer(ctx: RouteJudgeContext, answer: RouteMessage): 
   return { passed, message: `${ctx.to} → ${hops} via ${route}${missing}` };
 }
 
-/** The errno of a refused lookup, and the ext-ack text the kernel gave with it. */
+/** The errno of a refused lookup, the ext-ack text the kernel gave with it, and the error's own text. */
 export interface RouteLookupFailure {
   errno: number;
   extAck?: string | undefined;
+  /** The whole error message: what is said when the errno is not one of the kernel's route refusals (e.g. the client's EBADF after close). */
+  message?: string | undefined;
 }
 
 const REFUSALS: Readonly<Record<string, string>> = {
@@ -93,7 +95,10 @@ const REFUSALS: Readonly<Record<string, string>> = {
 
 export function judgeRouteError(ctx: Pick<RouteJudgeContext, 'to'>, failure: RouteLookupFailure): ProbeVerdict {
   const code = errnoName(failure.errno);
-  const what = REFUSALS[code] ?? 'the route lookup failed';
   const ext = failure.extAck !== undefined && failure.extAck !== '' ? `: ${failure.extAck}` : '';
+  const what = REFUSALS[code];
+  if (what === undefined) {
+    return { passed: false, message: `${ctx.to} → the route lookup failed: ${failure.message ?? `${code} (${errnoDescription(failure.errno)})${ext}`}` };
+  }
   return { passed: false, message: `${ctx.to} → ${what} (the kernel answered ${code}: ${errnoDescription(failure.errno)}${ext})` };
 }

@@ -140,6 +140,7 @@ export async function runProbes(device: Pick<DesiredDevice, 'probes' | 'rollout'
 /** One attempt of each probe, no retry (what `tunkeeper plan` shows). */
 export async function probeOnce(device: Pick<DesiredDevice, 'probes'>, ctx: Pick<RunProbesContext, 'attempt' | 'wallClock' | 'signal' | 'intervals'>): Promise<ProbeResult[]> {
   const signal = ctx.signal ?? new AbortController().signal;
+  if (signal.aborted) throw abortReason(signal);
   const intervals = ctx.intervals ?? DEFAULT_PROBE_INTERVALS;
   const wall = ctx.wallClock ?? (() => new Date());
   return Promise.all(

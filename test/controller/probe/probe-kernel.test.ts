@@ -130,13 +130,17 @@ describeKernel('route probe: the kernel lookup must leave through the device', (
     );
   });
 
-  it('a run is cancelled by its signal', () =>
+  it('a run is cancelled by its signal, and by closing the runner', () =>
     scenario(async (_ns, runner) => {
       const ac = new AbortController();
       const run = runner.run(edge([route('203.0.113.7'), ping('192.0.2.254')]), undefined, ac.signal);
       const reason = new Error('superseded');
       ac.abort(reason);
       await expect(run).rejects.toBe(reason);
+      const pending = runner.run(edge([route('203.0.113.7')]));
+      runner.close();
+      await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+      await expect(runner.once(edge([route('198.51.100.7')]))).rejects.toMatchObject({ name: 'AbortError' });
     }));
 });
 

@@ -127,7 +127,13 @@ describe('judgeRouteError', () => {
     expect(judgeRouteError({ to: '198.51.100.65' }, { errno: 113 }).message).toBe('198.51.100.65 → an unreachable route (the kernel answered EHOSTUNREACH: host is unreachable)');
     expect(judgeRouteError({ to: '198.51.100.129' }, { errno: 13 }).message).toBe('198.51.100.129 → a prohibit route (the kernel answered EACCES: permission denied)');
     expect(judgeRouteError({ to: '198.51.100.1' }, { errno: 19, extAck: 'Device not found' }).message).toBe(
-      '198.51.100.1 → the route lookup failed (the kernel answered ENODEV: no such device: Device not found)',
+      '198.51.100.1 → the route lookup failed: ENODEV (no such device): Device not found',
+    );
+  });
+
+  it('an error that is no route refusal is reported in its own words', () => {
+    expect(judgeRouteError({ to: '198.51.100.1' }, { errno: 9, message: 'route get 198.51.100.1: EBADF (bad file descriptor): the client is closed' }).message).toBe(
+      '198.51.100.1 → the route lookup failed: route get 198.51.100.1: EBADF (bad file descriptor): the client is closed',
     );
   });
 });
