@@ -13,7 +13,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const CONTROLLER = join(ROOT, 'controller');
 
 /** The rooms in pipeline order: a room may import its own files and the rooms before it. */
-export const FLOORS = ['model', 'schema', 'sources', 'observe', 'plan', 'apply', 'probe', 'reconcile', 'loop', 'telemetry', 'kube', 'agent', 'cli'] as const;
+export const FLOORS = ['model', 'schema', 'sources', 'observe', 'plan', 'apply', 'probe', 'reconcile', 'loop', 'rollout', 'telemetry', 'kube', 'agent', 'cli'] as const;
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => {
