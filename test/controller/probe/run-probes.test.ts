@@ -110,6 +110,19 @@ describe('runProbes', () => {
     expect(s).toMatchObject({ passed: false, attempts: 2, message: 'no reply' });
   });
 
+  it('gives each attempt whole milliseconds even when the clock is fractional', async () => {
+    const clock = new ManualClock(0.25);
+    const timeouts: number[] = [];
+    const attempt: ProbeAttempt = (_p, o) => {
+      timeouts.push(o.timeoutMs);
+      return new Promise((resolve) => clock.setTimer(o.timeoutMs - 0.4, () => resolve({ passed: false, message: 'no reply' })));
+    };
+    const dev = device('edge', { probes: [PING], rollout: { maxUnavailable: 1, probeTimeoutSeconds: 2.5 } });
+    await drive(clock, runProbes(dev, { attempt, clock }), 0.3);
+    expect(timeouts.length).toBeGreaterThan(1);
+    expect(timeouts.every((t) => Number.isInteger(t) && t >= 1)).toBe(true);
+  });
+
   it('uses DEFAULT_ROLLOUT (30 s) when the device has no rollout, and the caller may override it', async () => {
     const clock = new ManualClock(0);
     const { attempt, calls } = scripted(clock, () => ({ passed: false, message: 'no' }));
