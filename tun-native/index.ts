@@ -4,3 +4,4 @@ export { netnsPath } from './netns.js';
 export * from './tun.js';
 export * from './offload.js';
 export * from './netlink-socket.js';
+export * from './ping-socket.js';

@@ -281,3 +281,110 @@ export function parseVnetHdr(packet: Buffer): { hdr: VnetHdr; payload: Buffer } 
 export function plainVnetHdr(): Buffer {
   return Buffer.alloc(VNET_HDR_LEN);
 }
+
+export const IPPROTO_ICMP = 1;
+export const IPPROTO_ICMPV6 = 58;
+const ICMP_ECHO_REQUEST = 8;
+const ICMP_ECHO_REPLY = 0;
+const ICMPV6_ECHO_REQUEST = 128;
+const ICMPV6_ECHO_REPLY = 129;
+
+export interface ParsedEcho {
+  version: 4 | 6;
+  src: string;
+  dst: string;
+  /** 'request' or 'reply'. */
+  kind: 'request' | 'reply';
+  id: number;
+  sequence: number;
+  data: Buffer;
+  /** The ICMP checksum (IPv6: with the pseudo-header, RFC 4443 2.3) and IPv4's header checksum verify. */
+  checksumsOk: boolean;
+}
+
+function icmpv6PseudoSum(src: Uint8Array, dst: Uint8Array, length: number): number {
+  const pseudo = Buffer.alloc(40);
+  pseudo.set(src, 0);
+  pseudo.set(dst, 16);
+  pseudo.writeUInt32BE(length, 32);
+  pseudo[39] = IPPROTO_ICMPV6;
+  return onesSum(pseudo);
+}
+
+/** An ICMP echo request or reply (RFC 792) or ICMPv6 echo (RFC 4443 4.1/4.2), else undefined. */
+export function parseEcho(packet: Buffer): ParsedEcho | undefined {
+  const version = (packet[0] ?? 0) >> 4;
+  if (version === 4) {
+    const ihl = ((packet[0] as number) & 0x0f) * 4;
+    if (packet.length < ihl + 8 || packet[9] !== IPPROTO_ICMP) return undefined;
+    const icmp = packet.subarray(ihl, packet.readUInt16BE(2));
+    const type = icmp[0];
+    if ((type !== ICMP_ECHO_REQUEST && type !== ICMP_ECHO_REPLY) || icmp[1] !== 0) return undefined;
+    return {
+      version: 4,
+      src: formatIpv4(packet.subarray(12, 16)),
+      dst: formatIpv4(packet.subarray(16, 20)),
+      kind: type === ICMP_ECHO_REQUEST ? 'request' : 'reply',
+      id: icmp.readUInt16BE(4),
+      sequence: icmp.readUInt16BE(6),
+      data: Buffer.from(icmp.subarray(8)),
+      checksumsOk: checksum(packet.subarray(0, ihl)) === 0 && checksum(icmp) === 0,
+    };
+  }
+  if (version === 6) {
+    // Extension headers are not followed: the kernel's echoes carry none.
+    if (packet.length < 48 || packet[6] !== IPPROTO_ICMPV6) return undefined;
+    const icmp = packet.subarray(40, 40 + packet.readUInt16BE(4));
+    const type = icmp[0];
+    if ((type !== ICMPV6_ECHO_REQUEST && type !== ICMPV6_ECHO_REPLY) || icmp[1] !== 0) return undefined;
+    return {
+      version: 6,
+      src: formatIpv6(packet.subarray(8, 24)),
+      dst: formatIpv6(packet.subarray(24, 40)),
+      kind: type === ICMPV6_ECHO_REQUEST ? 'request' : 'reply',
+      id: icmp.readUInt16BE(4),
+      sequence: icmp.readUInt16BE(6),
+      data: Buffer.from(icmp.subarray(8)),
+      checksumsOk: checksum(icmp, icmpv6PseudoSum(packet.subarray(8, 24), packet.subarray(24, 40), icmp.length)) === 0,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The reply a host would send to an echo request: addresses swapped, type echo reply, the same
+ * identifier, sequence and data, fresh checksums (IPv6's over the pseudo-header), TTL/hop limit
+ * 64. undefined when the packet is not an echo request.
+ */
+export function echoReplyTo(packet: Buffer): Buffer | undefined {
+  const echo = parseEcho(packet);
+  if (echo === undefined || echo.kind !== 'request') return undefined;
+  const icmp = Buffer.alloc(8 + echo.data.length);
+  icmp[0] = echo.version === 4 ? ICMP_ECHO_REPLY : ICMPV6_ECHO_REPLY;
+  icmp.writeUInt16BE(echo.id, 4);
+  icmp.writeUInt16BE(echo.sequence, 6);
+  echo.data.copy(icmp, 8);
+  if (echo.version === 4) {
+    icmp.writeUInt16BE(checksum(icmp), 2);
+    const ip = Buffer.alloc(20);
+    ip[0] = 0x45;
+    ip.writeUInt16BE(20 + icmp.length, 2);
+    ip[8] = 64;
+    ip[9] = IPPROTO_ICMP;
+    ipv4Bytes(echo.dst).copy(ip, 12);
+    ipv4Bytes(echo.src).copy(ip, 16);
+    ip.writeUInt16BE(checksum(ip), 10);
+    return Buffer.concat([ip, icmp]);
+  }
+  const src = ipv6Bytes(echo.dst);
+  const dst = ipv6Bytes(echo.src);
+  icmp.writeUInt16BE(checksum(icmp, icmpv6PseudoSum(src, dst, icmp.length)), 2);
+  const ip = Buffer.alloc(40);
+  ip.writeUInt32BE(0x60000000, 0);
+  ip.writeUInt16BE(icmp.length, 4);
+  ip[6] = IPPROTO_ICMPV6;
+  ip[7] = 64;
+  src.copy(ip, 8);
+  dst.copy(ip, 24);
+  return Buffer.concat([ip, icmp]);
+}

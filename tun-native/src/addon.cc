@@ -10,6 +10,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   InitTunDevice(env, exports);
   InitNetlinkSocket(env, exports);
   InitOffload(env, exports);
+  InitPingSocket(env, exports);
   return exports;
 }
 

@@ -12,6 +12,7 @@ struct AddonData {
   Napi::FunctionReference errorClass;
   Napi::FunctionReference tunDeviceClass;
   Napi::FunctionReference netlinkSocketClass;
+  Napi::FunctionReference pingSocketClass;
 };
 
 inline AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
@@ -22,5 +23,6 @@ void InitNetns(Napi::Env env, Napi::Object exports);
 void InitTunDevice(Napi::Env env, Napi::Object exports);
 void InitNetlinkSocket(Napi::Env env, Napi::Object exports);
 void InitOffload(Napi::Env env, Napi::Object exports);
+void InitPingSocket(Napi::Env env, Napi::Object exports);
 
 }  // namespace tunkeeper

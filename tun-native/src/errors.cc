@@ -39,11 +39,11 @@ static const char* Hint(int err) {
   }
 }
 
-Napi::Error MakeErrnoError(Napi::Env env, int err, const char* syscall, const std::string& what) {
+static Napi::Error Build(Napi::Env env, int err, const char* syscall, const std::string& what, const char* hint) {
   const char* name = ErrnoName(err);
   std::string code = name ? name : ("E" + std::to_string(err));
   std::string message = what + ": " + code + " (" + std::strerror(err) + ")";
-  if (const char* hint = Hint(err)) message += ": " + std::string(hint);
+  if (hint) message += ": " + std::string(hint);
 
   AddonData* data = GetAddonData(env);
   Napi::Object obj;
@@ -56,6 +56,14 @@ Napi::Error MakeErrnoError(Napi::Env env, int err, const char* syscall, const st
   obj.Set("errno", Napi::Number::New(env, err));
   obj.Set("syscall", syscall);
   return Napi::Error(env, obj);
+}
+
+Napi::Error MakeErrnoError(Napi::Env env, int err, const char* syscall, const std::string& what) {
+  return Build(env, err, syscall, what, Hint(err));
+}
+
+Napi::Error MakeErrnoErrorWithHint(Napi::Env env, int err, const char* syscall, const std::string& what, const std::string& hint) {
+  return Build(env, err, syscall, what, hint.c_str());
 }
 
 void ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& what) {

@@ -13,6 +13,10 @@ const char* ErrnoName(int err);
 // Builds the JS error object. `what` says what was being attempted ("create TUN device tk0").
 Napi::Error MakeErrnoError(Napi::Env env, int err, const char* syscall, const std::string& what);
 
+// The same with the caller's own explanation in place of the generic hint for the errno: for a
+// call whose errno means something specific (EACCES from a ping socket is ping_group_range).
+Napi::Error MakeErrnoErrorWithHint(Napi::Env env, int err, const char* syscall, const std::string& what, const std::string& hint);
+
 // Throws it as a C++ exception (NAPI_CPP_EXCEPTIONS); use from within N-API callbacks.
 [[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& what);
 
