@@ -20,19 +20,10 @@
 import equal from 'fast-deep-equal';
 import { limitsRollout, probeKey, type DesiredDevice } from '../model/desired.js';
 import type { PassReport } from '../loop/loop.js';
+import type { ProbeResult } from '../probe/index.js';
 import type { DeviceMemory, RejectedVersion, RememberedVersion, RolloutStore } from './store.js';
 
-/** One probe's outcome on this node. */
-export interface ProbeResult {
-  /** probeKey(): `route 198.51.100.7`. */
-  probe: string;
-  passed: boolean;
-  /** The kernel's answer in words, or why it failed. */
-  message: string;
-  attempts: number;
-  /** ISO time of the last attempt. */
-  at: string;
-}
+export type { ProbeResult };
 
 /** Runs every probe of `device` until each passes or the device's probe timeout is up. */
 export type ProbeRun = (device: DesiredDevice, signal: AbortSignal) => Promise<ProbeResult[]>;
@@ -292,7 +283,16 @@ export class RolloutGate {
         if (abort.signal.aborted || this.#entries.get(version.name) !== e) return;
         delete e.probing;
         const at = (this.#o.now?.() ?? new Date()).toISOString();
-        const failed: ProbeResult = { probe: 'probes', passed: false, message: `the probes could not run: ${(err as Error).message ?? String(err)}`, attempts: 1, at };
+        const first = version.probes?.[0];
+        const failed: ProbeResult = {
+          probe: first ? probeKey(first) : 'probes',
+          kind: first?.kind ?? 'route',
+          to: first?.to ?? '',
+          passed: false,
+          message: `the probes could not run: ${(err as Error).message ?? String(err)}`,
+          attempts: 1,
+          at,
+        };
         e.results = [failed];
         this.#reject(e, failed, e.results);
       },

@@ -54,7 +54,7 @@ function harness(opts: { store?: RolloutStore; mayMove?: (s: string, d: DesiredD
           device: d,
           signal,
           finish: (passed) =>
-            resolve([{ probe: 'route 198.51.100.7', passed, message: passed ? '198.51.100.7 → dev tk-edge via its route 198.51.100.0/24' : '198.51.100.7 → dev eth1 via a foreign route 198.51.100.0/25 proto static', attempts: 3, at: '2026-12-07T00:00:00Z' }]),
+            resolve([{ probe: 'route 198.51.100.7', kind: 'route', to: '198.51.100.7', passed, message: passed ? '198.51.100.7 → dev tk-edge via its route 198.51.100.0/24' : '198.51.100.7 → dev eth1 via a foreign route 198.51.100.0/25 proto static', attempts: 3, at: '2026-12-07T00:00:00Z' }]),
         });
       }),
     onEffective: (_s, devices, complete) => handed.push({ devices, complete }),
