@@ -69,8 +69,15 @@ export const RolloutSlotsSchema = Type.Object(
     waiting: count('Selected nodes waiting for a slot; they keep their last good generation in force.'),
     reclaimed: Type.Optional(
       Type.Array(
-        Type.Object({ node: Type.String(), at: Type.String({ format: 'date-time' }) }, { additionalProperties: false }),
-        { maxItems: MAX_RECLAIMED, description: 'Slots taken back from nodes that did not answer in time (their agent died or stopped reporting); they are granted again last.' },
+        Type.Object(
+          {
+            node: Type.String(),
+            at: Type.String({ format: 'date-time', description: 'When its slot was last taken back.' }),
+            times: Type.Integer({ minimum: 1, description: 'How many times; the pause before it is granted again doubles with each.' }),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: MAX_RECLAIMED, description: 'Slots taken back from nodes that did not answer in time (their agent died or stopped reporting); they are granted again last, after a pause, and stay listed until they answer.' },
       ),
     ),
     haltedBy: Type.Optional(

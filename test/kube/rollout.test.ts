@@ -113,19 +113,28 @@ class History {
   readonly states: NodeState[] = [];
   readonly devices: TunDevice[] = [];
   readonly #watches: WatchHandle[] = [];
+  /** A watch that ended: the history after it would be incomplete, so every check fails with this. */
+  ended: string | undefined;
 
   start(api: KubeApi): void {
     const keep = <T>(list: T[]) => ({ onEvent: (ev: { type: string; object: T }) => void (ev.type !== 'BOOKMARK' && ev.type !== 'DELETED' && list.push(ev.object)) });
     this.#watches.push(api.watch<NodeState>('/apis/tunkeeper.io/v1alpha1/tunnodestates', { timeoutSeconds: 1800 }, keep(this.states), 1_800_000));
     this.#watches.push(api.watch<TunDevice>('/apis/tunkeeper.io/v1alpha1/tundevices', { fieldSelector: 'metadata.name=edge', timeoutSeconds: 1800 }, keep(this.devices), 1_800_000));
+    for (const w of this.#watches) void w.done.then((e) => (this.ended ??= `a history watch ended: ${e?.message ?? 'closed by the server'}`));
+  }
+
+  #check(): void {
+    if (this.ended !== undefined) throw new Error(this.ended);
   }
 
   stop(): void {
+    this.ended ??= 'stopped';
     for (const w of this.#watches) w.abort();
   }
 
   /** Replays the TunNodeState history: the most nodes moving to generation g at once, and each node's phases in order. */
   movingAt(device: string, g: number): { most: number; phases: Map<string, string[]> } {
+    this.#check();
     const now = new Map<string, string>();
     const phases = new Map<string, string[]>();
     let most = 0;
@@ -143,6 +152,7 @@ class History {
 
   /** The grant lists generation g went through, in order (consecutive repeats folded). */
   grantsOf(g: number): string[][] {
+    this.#check();
     const out: string[][] = [];
     for (const d of this.devices) {
       const r = d.status?.rollout;
@@ -290,7 +300,7 @@ describeKube('safe rollout: probes, rollback and maxUnavailable across three age
       expect(entry.rollout).toMatchObject({ generation: g, inForceGeneration: g - 1 });
       // Level-triggered: the good generation is back in r1's kernel.
       await until('r1 to have the good MTU back', async () => (await mtuOn('r1', 'tk-edge0')) === 1380);
-      expect(sample(await metrics('r1'), 'tunkeeper_rollbacks_total{outcome="rolledBack"}')).toBe(1);
+      expect(sample(await metrics('r1'), 'tunkeeper_rollbacks_total', 'outcome="rolledBack"')).toBe(1);
 
       // r2 and r3 never moved to it: their kernels, and their whole recorded history.
       for (const node of ['r2', 'r3']) expect(await mtuOn(node, 'tk-edge0')).toBe(1380);

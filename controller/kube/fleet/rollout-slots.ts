@@ -13,7 +13,9 @@
  *   (the nodes already moving finish). A newer generation starts afresh.
  * - A grant not answered within probeTimeoutSeconds + slotGraceMs is reclaimed (the agent died or
  *   stopped reporting: a crash must not deadlock the rollout); the node goes to the back of the
- *   queue and is granted again only when nobody else waits.
+ *   queue and is granted again only when nobody else waits, and then only after a pause that
+ *   doubles with each reclaim (capped), so a node that stays dead costs a status write every few
+ *   minutes, not every few seconds. It stays listed as reclaimed until it answers.
  */
 import type { TunDeviceStatus } from '../../schema/tunnodestate.js';
 import { MAX_RECLAIMED, type RolloutSlots } from '../../schema/tundevice-status.js';
@@ -21,6 +23,8 @@ import { MAX_RECLAIMED, type RolloutSlots } from '../../schema/tundevice-status.
 export const SLOT_DEFAULTS = {
   /** Beyond the probe timeout: time to see the grant, apply, and report. */
   slotGraceMs: 60_000,
+  /** The longest pause before a reclaimed node is granted again. */
+  maxRegrantPauseMs: 10 * 60_000,
 };
 
 export interface SlotInput {
@@ -75,33 +79,37 @@ export function grantSlots(input: SlotInput): SlotResult {
   const failed = [...answers].filter(([, a]) => a === 'failed').map(([n]) => n).sort();
   const deadlineMs = input.probeTimeoutSeconds * 1000 + input.slotGraceMs;
 
-  const reclaimed = new Map((prev?.reclaimed ?? []).map((r) => [r.node, r.at]));
+  const reclaimed = new Map((prev?.reclaimed ?? []).map((r) => [r.node, { at: r.at, times: r.times }]));
   const granted: Array<{ node: string; since: string }> = [];
   let recheckAt: number | undefined;
+  const due = (ms: number) => (recheckAt = Math.min(recheckAt ?? Infinity, ms));
   for (const grant of prev?.granted ?? []) {
     if (!input.nodes.has(grant.node) || answers.get(grant.node) !== 'none') continue;
-    const due = Date.parse(grant.since) + deadlineMs;
-    if (due <= input.now) {
-      reclaimed.set(grant.node, iso(input.now));
+    const end = Date.parse(grant.since) + deadlineMs;
+    if (end <= input.now) {
+      reclaimed.set(grant.node, { at: iso(input.now), times: (reclaimed.get(grant.node)?.times ?? 0) + 1 });
       continue;
     }
     granted.push(grant);
-    recheckAt = Math.min(recheckAt ?? Infinity, due);
+    due(end);
   }
 
   if (failed.length === 0) {
     const holding = new Set(granted.map((x) => x.node));
-    const waiting = [...answers].filter(([n, a]) => a === 'none' && !holding.has(n)).map(([n]) => n);
-    // Never reclaimed first, by name; then the reclaimed, longest ago first.
-    waiting.sort((a, b) => {
-      const ra = reclaimed.get(a);
-      const rb = reclaimed.get(b);
-      if (ra === undefined || rb === undefined) return ra === rb ? cmp(a, b) : ra === undefined ? -1 : 1;
-      return cmp(ra, rb) || cmp(a, b);
-    });
+    const waiting = [...answers].filter(([n, a]) => a === 'none' && !holding.has(n) && !reclaimed.has(n)).map(([n]) => n).sort(cmp);
+    // The reclaimed, only when nobody else waits, each after its pause; longest ago first.
+    if (waiting.length === 0) {
+      const pauseOf = (times: number) => Math.min(deadlineMs * 2 ** (times - 1), SLOT_DEFAULTS.maxRegrantPauseMs);
+      const ready = [...reclaimed].filter(([n]) => answers.get(n) === 'none' && !holding.has(n)).sort((a, b) => cmp(a[1].at, b[1].at) || cmp(a[0], b[0]));
+      for (const [node, r] of ready) {
+        const at = Date.parse(r.at) + pauseOf(r.times);
+        if (at <= input.now) waiting.push(node);
+        else due(at);
+      }
+    }
     for (const node of waiting.slice(0, Math.max(0, max - granted.length))) {
       granted.push({ node, since: iso(input.now) });
-      recheckAt = Math.min(recheckAt ?? Infinity, input.now + deadlineMs);
+      due(input.now + deadlineMs);
     }
   }
 
@@ -113,8 +121,9 @@ export function grantSlots(input: SlotInput): SlotResult {
     done: [...answers.values()].filter((a) => a === 'done').length,
     waiting: [...answers].filter(([n, a]) => a === 'none' && !granted.some((x) => x.node === n)).length,
   };
-  const stillReclaimed = [...reclaimed].filter(([n]) => answers.get(n) === 'none' && !granted.some((x) => x.node === n));
-  if (stillReclaimed.length > 0) rollout.reclaimed = stillReclaimed.sort((a, b) => cmp(a[1], b[1]) || cmp(a[0], b[0])).slice(-MAX_RECLAIMED).map(([node, at]) => ({ node, at }));
+  // Listed until the node answers (also while granted again), so the reclaim stays visible.
+  const stillReclaimed = [...reclaimed].filter(([n]) => answers.get(n) === 'none');
+  if (stillReclaimed.length > 0) rollout.reclaimed = stillReclaimed.sort((a, b) => cmp(a[1].at, b[1].at) || cmp(a[0], b[0])).slice(-MAX_RECLAIMED).map(([node, r]) => ({ node, at: r.at, times: r.times }));
   if (failed.length > 0) rollout.haltedBy = failed.slice(0, 10);
   return recheckAt === undefined ? { rollout } : { rollout, recheckAt };
 }

@@ -82,13 +82,24 @@ describe('rollout slots', () => {
     expect(fix.rollout.haltedBy).toBeUndefined();
   });
 
-  it('reclaims a slot not answered in time and grants the node again only when nobody else waits', () => {
+  it('reclaims a slot not answered in time, and grants the node again only when nobody else waits, after a pause that doubles', () => {
     const first = slots({ a: says.waiting(), b: says.waiting() });
     const late = slots({ a: says.probing(), b: says.waiting() }, { previous: first.rollout, now: T0 + 91 * S });
-    expect(late.rollout).toMatchObject({ granted: [{ node: 'b' }], reclaimed: [{ node: 'a' }] });
+    expect(late.rollout).toMatchObject({ granted: [{ node: 'b' }], reclaimed: [{ node: 'a', times: 1 }] });
     const bDone = slots({ a: says.probing(), b: says.settled() }, { previous: late.rollout, now: T0 + 95 * S });
-    expect(bDone.rollout.granted.map((g) => g.node)).toEqual(['a']);
-    expect(bDone.rollout.reclaimed).toBeUndefined();
+    // The pause after a first reclaim is one deadline (probe timeout + grace: 90 s).
+    expect(bDone.rollout).toMatchObject({ granted: [], done: 1, waiting: 1, reclaimed: [{ node: 'a', times: 1 }] });
+    expect(bDone.recheckAt).toBe(T0 + 181 * S);
+    const again = slots({ a: says.probing(), b: says.settled() }, { previous: bDone.rollout, now: T0 + 181 * S });
+    expect(again.rollout).toMatchObject({ granted: [{ node: 'a' }], reclaimed: [{ node: 'a', times: 1 }] });
+    // Still silent: reclaimed a second time, and the next pause is twice as long.
+    const twice = slots({ a: says.probing(), b: says.settled() }, { previous: again.rollout, now: T0 + 272 * S });
+    expect(twice.rollout).toMatchObject({ granted: [], reclaimed: [{ node: 'a', times: 2 }] });
+    expect(twice.recheckAt).toBe(T0 + (272 + 180) * S);
+    // Back and answering: no longer listed.
+    const answered = slots({ a: says.settled(), b: says.settled() }, { previous: twice.rollout, now: T0 + 300 * S });
+    expect(answered.rollout).toMatchObject({ granted: [], done: 2, waiting: 0 });
+    expect(answered.rollout.reclaimed).toBeUndefined();
   });
 
   it('makes the device Stalled with reason RolloutHalted, naming the generation and the node', () => {
