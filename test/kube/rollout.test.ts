@@ -116,11 +116,29 @@ class History {
   /** A watch that ended: the history after it would be incomplete, so every check fails with this. */
   ended: string | undefined;
 
-  start(api: KubeApi): void {
-    const keep = <T>(list: T[]) => ({ onEvent: (ev: { type: string; object: T }) => void (ev.type !== 'BOOKMARK' && ev.type !== 'DELETED' && list.push(ev.object)) });
-    this.#watches.push(api.watch<NodeState>('/apis/tunkeeper.io/v1alpha1/tunnodestates', { timeoutSeconds: 1800 }, keep(this.states), 1_800_000));
-    this.#watches.push(api.watch<TunDevice>('/apis/tunkeeper.io/v1alpha1/tundevices', { fieldSelector: 'metadata.name=edge', timeoutSeconds: 1800 }, keep(this.devices), 1_800_000));
-    for (const w of this.#watches) void w.done.then((e) => (this.ended ??= `a history watch ended: ${e?.message ?? 'closed by the server'}`));
+  /**
+   * Opens both watches, before any agent runs. Right after the CRDs are made the API server may
+   * answer 429 "storage is (re)initializing": such an answer before the watch opened is retried;
+   * a watch that ends after it opened leaves the history incomplete, and every check then fails.
+   */
+  async start(api: KubeApi): Promise<void> {
+    const watch = async <T>(path: string, query: Record<string, string | number>, list: T[]): Promise<void> => {
+      for (let attempt = 1; ; attempt++) {
+        let opened: () => void = () => undefined;
+        const open = new Promise<{ ended: undefined; open: true }>((resolve) => (opened = () => resolve({ ended: undefined, open: true })));
+        const w = api.watch<T>(path, { ...query, timeoutSeconds: 1800 }, { onOpen: () => opened(), onEvent: (ev) => void (ev.type !== 'BOOKMARK' && ev.type !== 'DELETED' && list.push(ev.object)) }, 1_800_000);
+        const first = await Promise.race([w.done.then((e) => ({ ended: e })), open]);
+        if ('open' in first) {
+          this.#watches.push(w);
+          void w.done.then((e) => (this.ended ??= `the ${path} history watch ended: ${e?.message ?? 'closed by the server'}`));
+          return;
+        }
+        if (attempt >= 50) throw new Error(`cannot watch ${path}: ${first.ended?.message ?? 'closed'}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    await watch<NodeState>('/apis/tunkeeper.io/v1alpha1/tunnodestates', {}, this.states);
+    await watch<TunDevice>('/apis/tunkeeper.io/v1alpha1/tundevices', { fieldSelector: 'metadata.name=edge' }, this.devices);
   }
 
   #check(): void {
@@ -220,7 +238,7 @@ describeKube('safe rollout: probes, rollback and maxUnavailable across three age
     cluster = await startKubeCluster();
     work = await mkdtemp(join(tmpdir(), 'tk-rollout-'));
     await kubectl('create', 'namespace', NAMESPACE);
-    history.start(new KubeApi(cluster.kubeConfig()));
+    await history.start(new KubeApi(cluster.kubeConfig()));
     for (const node of NODES) {
       await cluster.createNode(node, { [LABEL]: 'yes', ...(node === 'r3' ? { [PING_LABEL]: 'yes' } : {}) });
       const ns = await createNetns('rollout');
