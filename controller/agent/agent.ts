@@ -138,6 +138,17 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         }
         if (verdict !== 'passed') metrics.rollbacks.inc({ outcome: verdict });
         const failed = results.find((r) => !r.passed);
+        // A TunDevice's rollback is an Event on it too (a files device has no object to attach one to).
+        if (verdict !== 'passed' && kube?.current()?.objects.some((o) => o.name === device.name)) {
+          const view = gate.view(device.name);
+          kube.events.record({
+            device: device.name,
+            type: 'Warning',
+            reason: verdict === 'rolledBack' ? 'RolledBack' : 'ProbeFailed',
+            action: 'Probe',
+            note: `${device.ifname}: generation ${view?.generation ?? '?'} failed probe ${failed?.probe}: ${failed?.message}${verdict === 'rolledBack' ? `; generation ${view?.good?.generation ?? '?'} is back in force` : '; nothing earlier passed here, so it stays as declared'}`,
+          });
+        }
         if (verdict === 'passed') logger.info({ device: device.name, ifname: device.ifname, probes: results.map((r) => r.probe) }, `${device.ifname}: every probe passed; this version is now the one to roll back to`);
         else
           logger.warn(

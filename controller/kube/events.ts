@@ -25,9 +25,9 @@ export interface TunEvent {
   /** The TunDevice's metadata.name. */
   device: string;
   type: 'Normal' | 'Warning';
-  /** CamelCase: Refused, Conflict, Repaired, Applied, ApplyFailed. */
+  /** CamelCase: Refused, Conflict, Repaired, Applied, ApplyFailed, RolledBack, ProbeFailed. */
   reason: string;
-  /** What the agent was doing: Reconcile, Validate. */
+  /** What the agent was doing: Reconcile, Validate, Probe. */
   action: string;
   note: string;
 }

@@ -322,6 +322,11 @@ describeKube('safe rollout: probes, rollback and maxUnavailable across three age
       // Level-triggered: the good generation is back in r1's kernel.
       await until('r1 to have the good MTU back', async () => (await mtuOn('r1', 'tk-edge0')) === 1380);
       expect(sample(await metrics('r1'), 'tunkeeper_rollbacks_total', 'outcome="rolledBack"')).toBe(1);
+      const events = await until('the RolledBack Event', async () => {
+        const list = JSON.parse(await kubectl('get', 'events.events.k8s.io', '-n', 'default', '-o', 'json')) as { items: Array<{ reason: string; note: string; regarding?: { name?: string } }> };
+        return list.items.find((e) => e.reason === 'RolledBack' && e.regarding?.name === 'edge');
+      });
+      expect(events.note).toContain(`generation ${g} failed probe route 198.51.100.7`);
 
       // r2 and r3 never moved to it: their kernels, and their whole recorded history.
       for (const node of ['r2', 'r3']) expect(await mtuOn(node, 'tk-edge0')).toBe(1380);
