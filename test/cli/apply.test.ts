@@ -159,9 +159,21 @@ describeKernel('tunkeeper apply', () => {
       }, 'apply-tap');
     });
 
+    it('edge-probed.yaml: a device whose route probe passes once it is applied', async () => {
+      await withNetns(async (ns) => {
+        const r = await apply(ns, join(EXAMPLES, 'edge-probed.yaml'));
+        expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+        expect(r.stdout).toContain('tk-edge0: probe route 198.19.0.7 passed: 198.19.0.7 → dev tk-edge0 via its route 198.19.0.0/16');
+        expect((await ownedRoutes(ns)).map((x) => [x.dst, x.dev])).toEqual([['198.19.0.0/16', 'tk-edge0']]);
+        const again = await plan(ns, '-f', join(EXAMPLES, 'edge-probed.yaml'));
+        expect(again.code).toBe(0);
+        expect(again.stdout).toContain('tk-edge0: probe route 198.19.0.7 passed');
+      }, 'apply-edge');
+    });
+
     it('every file of examples/ is valid on its own', async () => {
       const files = (await readdir(EXAMPLES)).filter((f) => f.endsWith('.yaml'));
-      expect(files.sort()).toEqual(['multiqueue-owned.yaml', 'point-to-point.yaml', 'tap-with-mac.yaml']);
+      expect(files.sort()).toEqual(['edge-probed.yaml', 'multiqueue-owned.yaml', 'point-to-point.yaml', 'tap-with-mac.yaml']);
     });
   });
 
