@@ -24,7 +24,7 @@ describe('examples/', () => {
     const snapshot = await loadDeclarations([EXAMPLES]);
     expect(snapshot.problems).toEqual([]);
     expect(snapshot.complete).toBe(true);
-    expect(snapshot.files.map((f) => f.slice(EXAMPLES.length + 1))).toEqual(['multiqueue-owned.yaml', 'point-to-point.yaml', 'tap-with-mac.yaml']);
+    expect(snapshot.files.map((f) => f.slice(EXAMPLES.length + 1))).toEqual(['edge-probed.yaml', 'multiqueue-owned.yaml', 'point-to-point.yaml', 'tap-with-mac.yaml']);
     const byName = new Map(snapshot.devices.map((d) => [d.name, d]));
     expect(byName.get('tk-p2p')).toMatchObject({ ifname: 'tk-p2p0', mode: 'tun', mtu: 1420 });
     expect(byName.get('tk-p2p')?.addresses.map((a) => a.family).sort()).toEqual([4, 6]);
@@ -45,7 +45,7 @@ describe('examples/', () => {
 describe('tunkeeper validate', () => {
   it('exits 0 and prints no problem for valid declarations', async () => {
     const r = await run(['validate', '-f', EXAMPLES]);
-    expect(r).toEqual({ code: 0, out: '', err: 'valid: 3 TunDevices in 3 files\n' });
+    expect(r).toEqual({ code: 0, out: '', err: 'valid: 4 TunDevices in 4 files\n' });
   });
 
   it('exits 1 with one file:line:col line per problem, over several -f', async () => {
