@@ -166,6 +166,8 @@ function verdict(report: NodeReport | undefined, device: string, g: number): Ver
   if (refused?.status === 'True' && (refused.observedGeneration ?? e.observedGeneration) === g) return { kind: 'refused', reason: refused.reason, message: refused.message };
   if ((e.observedGeneration ?? 0) > g) return { kind: 'notReporting', reason: 'Unreadable', message: `reports generation ${e.observedGeneration}, newer than the object's ${g}: not written by its agent` };
   if (e.observedGeneration !== g) {
+    // A rollout holds this node back: say so, rather than "not reporting".
+    if (e.rollout?.generation === g && e.rollout.phase === 'Waiting') return { kind: 'notReporting', reason: 'WaitingForRollout', message: e.rollout.message ?? `waits for a rollout slot for generation ${g}` };
     const last = e.observedGeneration === undefined ? 'no generation' : `generation ${e.observedGeneration}`;
     return { kind: 'notReporting', reason: 'NotReporting', message: `last reported ${last}; waiting for ${g}` };
   }

@@ -122,6 +122,8 @@ describe('rollout slots', () => {
     expect(stalled.message).toContain('a: generation 4 failed probe route 198.51.100.7');
     expect(summary.status.conditions!.find((c) => c.type === 'Reconciling')!.status).toBe('False');
     expect(summary.status.rollout).toMatchObject({ haltedBy: ['a'], granted: [] });
+    // The node held back says why, in the failing list.
+    expect(summary.status.failingNodes).toContainEqual({ node: 'b', reason: 'WaitingForRollout', message: 'generation 4 waits for a rollout slot; generation 3 stays in force meanwhile' });
   });
 
   it('writes no rollout section at the default 100%', () => {
