@@ -9,10 +9,10 @@
  * one. It is versioned JSON; a file that cannot be read, parsed or understood is reported and
  * ignored (the agent then starts with no cluster devices until the API server answers).
  */
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DesiredDevice } from '../model/desired.js';
 import { persistedDeviceProblem } from '../model/desired-shape.js';
+import { readJsonFile, writeFileDurably } from '../sources/state-file.js';
 
 export const STATE_FILE_NAME = 'kube-desired-state.json';
 export const STATE_FORMAT_VERSION = 1;
@@ -36,48 +36,16 @@ export class StateStore {
   }
 
   async load(node: string): Promise<LoadResult> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'absent' };
-      return { kind: 'unusable', problem: `${this.file}: cannot read: ${(e as Error).message}` };
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      return { kind: 'unusable', problem: `${this.file}: not valid JSON (${(e as Error).message}); ignoring it` };
-    }
-    const problem = checkState(value, node);
+    const read = await readJsonFile(this.file);
+    if (read.kind !== 'read') return read;
+    const problem = checkState(read.value, node);
     if (problem) return { kind: 'unusable', problem: `${this.file}: ${problem}; ignoring it` };
-    return { kind: 'loaded', state: value as PersistedState };
+    return { kind: 'loaded', state: read.value as PersistedState };
   }
 
   async save(state: Omit<PersistedState, 'version' | 'savedAt'>): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const full: PersistedState = { version: STATE_FORMAT_VERSION, savedAt: new Date().toISOString(), ...state };
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(`${JSON.stringify(full)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, this.file);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
-    // The rename itself is durable only once the directory is synced.
-    const dh = await open(this.dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await writeFileDurably(this.dir, this.file, `${JSON.stringify(full)}\n`);
   }
 }
 

@@ -5,14 +5,14 @@
  * - `rejected`: a version whose probes failed here, so that a restart does not try it again until
  *   the spec changes.
  *
- * Written like the cluster state (kube/state-store.ts): a temporary file, fsync, rename, fsync of
- * the directory. A file that cannot be read or understood is reported and ignored: the node then
- * knows no good version (a failing change can only be reported, not rolled back).
+ * Written atomically and durably (sources/state-file.ts). A file that cannot be read or understood
+ * is reported and ignored: the node then knows no good version (a failing change can only be
+ * reported, not rolled back).
  */
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DesiredDevice } from '../model/desired.js';
 import { persistedDeviceProblem } from '../model/desired-shape.js';
+import { readJsonFile, writeFileDurably } from '../sources/state-file.js';
 
 export const ROLLOUT_FILE_NAME = 'rollout-state.json';
 export const ROLLOUT_FORMAT_VERSION = 1;
@@ -52,22 +52,11 @@ export class RolloutStore {
   }
 
   async load(): Promise<RolloutLoad> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'absent' };
-      return { kind: 'unusable', problem: `${this.file}: cannot read: ${(e as Error).message}` };
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      return { kind: 'unusable', problem: `${this.file}: not valid JSON (${(e as Error).message}); ignoring it` };
-    }
-    const problem = check(value);
+    const read = await readJsonFile(this.file);
+    if (read.kind !== 'read') return read;
+    const problem = check(read.value);
     if (problem) return { kind: 'unusable', problem: `${this.file}: ${problem}; ignoring it` };
-    return { kind: 'loaded', devices: new Map(Object.entries((value as RolloutFile).devices)) };
+    return { kind: 'loaded', devices: new Map(Object.entries((read.value as RolloutFile).devices)) };
   }
 
   /** Saves in call order; a failure is the caller's to report (the in-memory state stays). */
@@ -83,28 +72,8 @@ export class RolloutStore {
     return this.#writing;
   }
 
-  async #write(text: string): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, this.file);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
-    const dh = await open(this.dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+  #write(text: string): Promise<void> {
+    return writeFileDurably(this.dir, this.file, text);
   }
 }
 
