@@ -21,6 +21,7 @@ import { httpGet } from '../helpers/http.js';
 import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { kubectlHeader, kubectlTable } from '../helpers/kubectl-table.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
+import { kubeObjects } from '../helpers/kube-objects.js';
 import { pollUntil } from '../helpers/poll.js';
 import { sample } from '../reliability/helpers/agent.js';
 
@@ -69,35 +70,13 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
   let work: string;
   const agents = new Map<string, { ns: Netns; p: CliProcess; args: string[] }>();
 
-  const kubectl = async (...args: string[]) => {
-    const r = await cluster.kubectl(args);
-    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
-  const apply = async (yaml: string): Promise<TunDevice> => {
-    const r = await cluster.kubectl(['apply', '-o', 'json', '-f', '-'], { input: yaml });
-    if (r.code !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
-    return JSON.parse(r.stdout) as TunDevice;
-  };
-  const device = async (name: string) => JSON.parse(await kubectl('get', 'tundevice', name, '-o', 'json')) as TunDevice;
+  const { kubectl, apply, device, statusOf } = kubeObjects<TunDevice>(() => cluster, PATIENCE_MS);
   const lease = async () => JSON.parse(await kubectl('get', 'lease', 'tunkeeper-status-leader', '-n', NAMESPACE, '-o', 'json')) as Lease;
   /** What the three clients say of one and the same object. */
   const verdicts = async (d: TunDevice) => {
     const [k, a] = await Promise.all([kstatusOf(d), argoHealthOf(d, HEALTH_LUA)]);
     console.log(`${d.metadata.name} generation ${d.metadata.generation}, status ${d.status?.ready ?? '-'} (observed ${d.status?.observedGeneration ?? '-'}): kstatus ${k.status} (${k.message}); Argo CD ${a.status} (${a.message})`);
     return `${k.status}/${a.status}`;
-  };
-  /** Waits until the device's status says `pred`, at the object's current generation. */
-  const statusOf = async (name: string, what: string, pred: (d: TunDevice) => boolean) => {
-    let last: TunDevice | undefined;
-    try {
-      return await until(`${name}: ${what}`, async () => {
-        const d = (last = await device(name));
-        return d.status?.observedGeneration === d.metadata.generation && pred(d) ? d : undefined;
-      });
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; last seen: generation ${last?.metadata.generation}, status ${JSON.stringify(last?.status)}`);
-    }
   };
 
   const startAgent = async (node: string, extra: string[] = []) => {

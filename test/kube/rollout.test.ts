@@ -27,6 +27,7 @@ import { kstatusOf } from '../helpers/gitops-clients.js';
 import { httpGet } from '../helpers/http.js';
 import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
+import { kubeObjects } from '../helpers/kube-objects.js';
 import { pollUntil } from '../helpers/poll.js';
 import { sample } from '../reliability/helpers/agent.js';
 
@@ -192,31 +193,10 @@ describeKube('safe rollout: probes, rollback and maxUnavailable across three age
   const agents = new Map<string, { ns: Netns; p: CliProcess }>();
   let responder: EchoResponder | undefined;
 
-  const kubectl = async (...args: string[]) => {
-    const r = await cluster.kubectl(args);
-    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
-  const apply = async (yaml: string): Promise<TunDevice> => {
-    const r = await cluster.kubectl(['apply', '-o', 'json', '-f', '-'], { input: yaml });
-    if (r.code !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
-    return JSON.parse(r.stdout) as TunDevice;
-  };
-  const device = async (name: string) => JSON.parse(await kubectl('get', 'tundevice', name, '-o', 'json')) as TunDevice;
+  const { kubectl, apply, statusOf } = kubeObjects<TunDevice>(() => cluster, PATIENCE_MS);
   const nodeEntry = async (node: string, name: string) => {
     const s = JSON.parse(await kubectl('get', 'tunnodestate', node, '-o', 'json')) as NodeState;
     return s.status?.devices?.find((d) => d.name === name);
-  };
-  const statusOf = async (name: string, what: string, pred: (d: TunDevice) => boolean) => {
-    let last: TunDevice | undefined;
-    try {
-      return await until(`${name}: ${what}`, async () => {
-        const d = (last = await device(name));
-        return d.status?.observedGeneration === d.metadata.generation && pred(d) ? d : undefined;
-      });
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; last seen: generation ${last?.metadata.generation}, status ${JSON.stringify(last?.status)}`);
-    }
   };
   const readyEverywhere = (name: string, n: number = NODES.length) => statusOf(name, `Ready ${n}/${n}`, (d) => d.status?.ready === `${n}/${n}` && d.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true);
   const mtuOn = async (node: string, ifname: string): Promise<number> => {
