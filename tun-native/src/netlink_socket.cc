@@ -1,104 +1,75 @@
 // AF_NETLINK sockets for JavaScript: openNetlinkSocket(options) resolves to a handle whose fd is
-// polled on the libuv loop (uv_poll, no thread per socket). Everything readable in one wake-up is
-// delivered in one call: onData(batch, count), with the datagram boundaries in the shared `ends`
-// array (see netlink_receiver.h); ENOBUFS goes to onOverflow(), other receive errors to
-// onError(err). The typed facade is tun-native/netlink-socket.ts.
+// polled on the libuv loop (uv_poll, no thread per socket; see polled_socket.h). Everything
+// readable in one wake-up is delivered in one call: onData(batch, count), with the datagram
+// boundaries in the shared `ends` array (see netlink_receiver.h); ENOBUFS goes to onOverflow(),
+// other receive errors to onError(err). The typed facade is tun-native/netlink-socket.ts.
 #include <linux/netlink.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include <cerrno>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "addon_data.h"
 #include "errors.h"
 #include "netlink_open.h"
 #include "netlink_receiver.h"
+#include "polled_socket.h"
+#include "promise_worker.h"
 
 namespace tunkeeper {
 
 namespace {
 
-class NetlinkSocket;
-
-// The poll handle outlives the JS object when needed: libuv frees nothing before uv_close's
-// callback, which may run after the wrapper was finalized.
-struct PollHandle {
-  uv_poll_t poll;
-  NetlinkSocket* owner = nullptr;
-  // Registered for every handle, started or not: a worker's loop cannot be closed while any
-  // handle is open, so environment teardown must close them all.
-  napi_async_cleanup_hook_handle cleanupHook = nullptr;
-};
-
-class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
+class NetlinkSocket : public PolledSocket<NetlinkSocket> {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit NetlinkSocket(const Napi::CallbackInfo& info);
-  ~NetlinkSocket() override;
 
  private:
-  static void OnPollEvent(uv_poll_t* handle, int status, int events);
-  static void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg);
+  friend class PolledSocket<NetlinkSocket>;
+  static constexpr const char* kKind = "netlink socket";
 
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
-  Napi::Value Stop(const Napi::CallbackInfo& info);
   Napi::Value AddMembership(const Napi::CallbackInfo& info);
   Napi::Value DropMembership(const Napi::CallbackInfo& info);
   Napi::Value Memberships(const Napi::CallbackInfo& info);
-  Napi::Value RefHandle(const Napi::CallbackInfo& info);
-  Napi::Value UnrefHandle(const Napi::CallbackInfo& info);
-  Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value Closed(const Napi::CallbackInfo& info);
 
-  void OnReadable(int status);
-  void Drain(Napi::Object self, int status);
+  void Drain(Napi::Object self, int soerr);
   bool DeliverData(Napi::Object self);
   bool DeliverSocketError(Napi::Object self, int err, size_t size);
-  void Call(const Napi::FunctionReference& fn, Napi::Object self, std::initializer_list<napi_value> args);
-  bool Active() const { return polling_ && fd_ >= 0; }
-  void StopPolling();
-  // Closes the fd and hands the poll handle to uv_close. No JavaScript is touched, so this is
-  // safe from the finalizer and from environment teardown.
-  void CloseFd(bool fromCleanupHook);
-  void CheckOpen(const char* syscall, const char* action);
+  void ResetHandlers() {
+    onData_.Reset();
+    onOverflow_.Reset();
+  }
+  // The receive buffers are only for an open socket.
+  void OnClosed() { receiver_.reset(); }
   uint32_t GroupArg(const Napi::CallbackInfo& info);
   std::string Describe() const { return "netlink socket (port " + std::to_string(portId_) + ")"; }
 
-  int fd_ = -1;
   uint32_t portId_ = 0;
-  PollHandle* poll_ = nullptr;
-  bool polling_ = false;
-  bool selfRef_ = false;
   Napi::FunctionReference onData_;
   Napi::FunctionReference onOverflow_;
-  Napi::FunctionReference onError_;
   Napi::Reference<Napi::Uint32Array> ends_;
   std::unique_ptr<NetlinkReceiver> receiver_;
-  std::unique_ptr<Napi::AsyncContext> asyncContext_;
 };
 
 Napi::Function NetlinkSocket::Define(Napi::Env env) {
-  return DefineClass(env, "NetlinkSocketHandle",
-                     {
-                         InstanceMethod<&NetlinkSocket::Send>("send"),
-                         InstanceMethod<&NetlinkSocket::Start>("start"),
-                         InstanceMethod<&NetlinkSocket::Stop>("stop"),
-                         InstanceMethod<&NetlinkSocket::AddMembership>("addMembership"),
-                         InstanceMethod<&NetlinkSocket::DropMembership>("dropMembership"),
-                         InstanceMethod<&NetlinkSocket::Memberships>("memberships"),
-                         InstanceMethod<&NetlinkSocket::RefHandle>("ref"),
-                         InstanceMethod<&NetlinkSocket::UnrefHandle>("unref"),
-                         InstanceMethod<&NetlinkSocket::Close>("close"),
-                         InstanceAccessor<&NetlinkSocket::Closed>("closed"),
-                     });
+  return DefineSocketClass(env, "NetlinkSocketHandle",
+                           {
+                               InstanceMethod<&NetlinkSocket::Send>("send"),
+                               InstanceMethod<&NetlinkSocket::Start>("start"),
+                               InstanceMethod<&NetlinkSocket::AddMembership>("addMembership"),
+                               InstanceMethod<&NetlinkSocket::DropMembership>("dropMembership"),
+                               InstanceMethod<&NetlinkSocket::Memberships>("memberships"),
+                           });
 }
 
 // Constructed only by openNetlinkSocket, with the opened socket passed as an External.
-NetlinkSocket::NetlinkSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetlinkSocket>(info) {
+NetlinkSocket::NetlinkSocket(const Napi::CallbackInfo& info) : PolledSocket(info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsExternal()) {
     ThrowInvalidArg(env, "NetlinkSocketHandle is created by openNetlinkSocket(), not directly");
@@ -121,71 +92,11 @@ NetlinkSocket::NetlinkSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
       Napi::PropertyDescriptor::Value("features", features, napi_enumerable),
       Napi::PropertyDescriptor::Value("ends", ends),
   });
-  auto asyncContext = std::make_unique<Napi::AsyncContext>(env, "tunkeeper:NetlinkSocket");
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-    throw Napi::Error::New(env, "tunkeeper: no libuv loop for this environment");
-  }
-  auto poll = std::make_unique<PollHandle>();
-  int r = uv_poll_init(loop, &poll->poll, opened->fd);
-  if (r < 0) ThrowErrno(env, -r, "uv_poll_init", "watch a netlink socket on the event loop");
-
+  Adopt(env, &opened->fd, "tunkeeper:NetlinkSocket");
   // From here on the wrapper owns the fd; nothing below throws.
-  fd_ = opened->fd;
-  opened->fd = -1;
   portId_ = opened->portId;
-  poll_ = poll.release();
-  poll_->poll.data = poll_;
-  poll_->owner = this;
-  if (napi_add_async_cleanup_hook(env, OnEnvCleanup, poll_, &poll_->cleanupHook) != napi_ok) {
-    poll_->cleanupHook = nullptr;
-  }
   ends_ = Napi::Persistent(ends);
   receiver_ = std::make_unique<NetlinkReceiver>(ends.Data(), opened->kernelOnly);
-  asyncContext_ = std::move(asyncContext);
-}
-
-NetlinkSocket::~NetlinkSocket() { CloseFd(false); }
-
-void NetlinkSocket::CloseFd(bool fromCleanupHook) {
-  polling_ = false;
-  if (poll_) {
-    PollHandle* ph = poll_;
-    poll_ = nullptr;
-    ph->owner = nullptr;
-    if (fromCleanupHook) {
-      // Teardown waits for the hook to be removed: remove it once libuv has let go of the handle.
-      uv_close(reinterpret_cast<uv_handle_t*>(&ph->poll), [](uv_handle_t* h) {
-        auto* done = static_cast<PollHandle*>(h->data);
-        napi_remove_async_cleanup_hook(done->cleanupHook);
-        delete done;
-      });
-    } else {
-      if (ph->cleanupHook) napi_remove_async_cleanup_hook(ph->cleanupHook);
-      ph->cleanupHook = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(&ph->poll), [](uv_handle_t* h) { delete static_cast<PollHandle*>(h->data); });
-    }
-  }
-  // uv_close has already removed the fd from epoll, so closing it now is safe.
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
-  receiver_.reset();
-}
-
-void NetlinkSocket::OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
-  auto* ph = static_cast<PollHandle*>(arg);
-  if (ph->owner) {
-    ph->owner->CloseFd(true);
-  } else {
-    // The wrapper is gone but its uv_close is pending: nothing to close, only the hook to finish.
-    napi_remove_async_cleanup_hook(hook);
-  }
-}
-
-void NetlinkSocket::CheckOpen(const char* syscall, const char* action) {
-  if (fd_ < 0) ThrowErrno(Env(), EBADF, syscall, std::string(action) + " on a closed netlink socket");
 }
 
 // One datagram, one sendmsg: the kernel runs every message in it, in order, before sendmsg
@@ -209,7 +120,7 @@ Napi::Value NetlinkSocket::Send(const Napi::CallbackInfo& info) {
   msg.msg_iovlen = 1;
   ssize_t n;
   do {
-    n = sendmsg(fd_, &msg, 0);
+    n = sendmsg(fd(), &msg, 0);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     ThrowErrno(env, errno, "sendmsg", "send " + std::to_string(data.ByteLength()) + " bytes on " + Describe());
@@ -225,35 +136,8 @@ Napi::Value NetlinkSocket::Start(const Napi::CallbackInfo& info) {
   }
   onData_ = Napi::Persistent(info[0].As<Napi::Function>());
   onOverflow_ = Napi::Persistent(info[1].As<Napi::Function>());
-  onError_ = Napi::Persistent(info[2].As<Napi::Function>());
-  if (!polling_) {
-    int r = uv_poll_start(&poll_->poll, UV_READABLE, OnPollEvent);
-    if (r < 0) ThrowErrno(env, -r, "uv_poll_start", "start receiving on " + Describe());
-    polling_ = true;
-  }
-  // A started socket delivers to its handlers even when nothing else references it.
-  if (!selfRef_) {
-    Ref();
-    selfRef_ = true;
-  }
+  StartPolling(env, info[2].As<Napi::Function>());
   return env.Undefined();
-}
-
-void NetlinkSocket::StopPolling() {
-  if (polling_ && poll_) uv_poll_stop(&poll_->poll);
-  polling_ = false;
-  onData_.Reset();
-  onOverflow_.Reset();
-  onError_.Reset();
-  if (selfRef_) {
-    selfRef_ = false;
-    Unref();
-  }
-}
-
-Napi::Value NetlinkSocket::Stop(const Napi::CallbackInfo& info) {
-  StopPolling();
-  return info.Env().Undefined();
 }
 
 uint32_t NetlinkSocket::GroupArg(const Napi::CallbackInfo& info) {
@@ -268,7 +152,7 @@ uint32_t NetlinkSocket::GroupArg(const Napi::CallbackInfo& info) {
 Napi::Value NetlinkSocket::AddMembership(const Napi::CallbackInfo& info) {
   CheckOpen("setsockopt(NETLINK_ADD_MEMBERSHIP)", "join a multicast group");
   uint32_t group = GroupArg(info);
-  if (int err = SetNetlinkMembership(fd_, group, true)) {
+  if (int err = SetNetlinkMembership(fd(), group, true)) {
     ThrowErrno(info.Env(), err, "setsockopt(NETLINK_ADD_MEMBERSHIP)", "join netlink multicast group " + std::to_string(group) + " on " + Describe());
   }
   return info.Env().Undefined();
@@ -277,7 +161,7 @@ Napi::Value NetlinkSocket::AddMembership(const Napi::CallbackInfo& info) {
 Napi::Value NetlinkSocket::DropMembership(const Napi::CallbackInfo& info) {
   CheckOpen("setsockopt(NETLINK_DROP_MEMBERSHIP)", "leave a multicast group");
   uint32_t group = GroupArg(info);
-  if (int err = SetNetlinkMembership(fd_, group, false)) {
+  if (int err = SetNetlinkMembership(fd(), group, false)) {
     ThrowErrno(info.Env(), err, "setsockopt(NETLINK_DROP_MEMBERSHIP)", "leave netlink multicast group " + std::to_string(group) + " on " + Describe());
   }
   return info.Env().Undefined();
@@ -287,7 +171,7 @@ Napi::Value NetlinkSocket::Memberships(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen("getsockopt(NETLINK_LIST_MEMBERSHIPS)", "list multicast groups");
   std::vector<uint32_t> groups;
-  if (int err = ListNetlinkMemberships(fd_, &groups)) {
+  if (int err = ListNetlinkMemberships(fd(), &groups)) {
     ThrowErrno(env, err, "getsockopt(NETLINK_LIST_MEMBERSHIPS)", "list the multicast groups of " + Describe());
   }
   Napi::Array out = Napi::Array::New(env, groups.size());
@@ -295,70 +179,13 @@ Napi::Value NetlinkSocket::Memberships(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value NetlinkSocket::RefHandle(const Napi::CallbackInfo& info) {
-  if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->poll));
-  return info.Env().Undefined();
-}
-
-Napi::Value NetlinkSocket::UnrefHandle(const Napi::CallbackInfo& info) {
-  if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->poll));
-  return info.Env().Undefined();
-}
-
-Napi::Value NetlinkSocket::Close(const Napi::CallbackInfo& info) {
-  StopPolling();
-  CloseFd(false);
-  return info.Env().Undefined();
-}
-
-Napi::Value NetlinkSocket::Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), fd_ < 0); }
-
-void NetlinkSocket::OnPollEvent(uv_poll_t* handle, int status, int) {
-  auto* ph = static_cast<PollHandle*>(handle->data);
-  if (ph->owner) ph->owner->OnReadable(status);
-}
-
-void NetlinkSocket::OnReadable(int status) {
-  if (!Active()) return;
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  // A local handle keeps the wrapper alive while handlers run, even if one of them closes it and
-  // drops the last reference.
-  Napi::Object self = Value();
-  try {
-    Drain(self, status);
-  } catch (const Napi::Error& e) {
-    // Nothing may escape a libuv callback. A failing N-API call lands here: most often because
-    // the environment is being torn down (node runs the loop once more with JavaScript
-    // disallowed, before the cleanup hooks close this socket). Stop receiving; if JavaScript
-    // can still run, the error becomes an uncaught exception (a no-op during teardown).
-    if (poll_) uv_poll_stop(&poll_->poll);
-    polling_ = false;
-    if (!e.Value().IsEmpty()) napi_fatal_exception(env, e.Value());
-  }
-}
-
-void NetlinkSocket::Drain(Napi::Object self, int status) {
-  Napi::Env env = Env();
-  if (status < 0) {
-    // libuv stops a poll handle that reports POLLERR. On a netlink socket that is a pending socket
-    // error, normally ENOBUFS after the kernel dropped messages: collect it (reading SO_ERROR also
-    // clears it, so POLLERR does not repeat) and resume polling.
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
-    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
-    int r = uv_poll_start(&poll_->poll, UV_READABLE, OnPollEvent);
-    if (r < 0) {
-      Napi::FunctionReference onError = Napi::Persistent(onError_.Value());
-      StopPolling();
-      Call(onError, self, {MakeErrnoError(env, -r, "uv_poll_start", "resume receiving on " + Describe()).Value()});
-      return;
-    }
-    if (soerr != 0 && !DeliverSocketError(self, soerr, 0)) return;
-  }
+void NetlinkSocket::Drain(Napi::Object self, int soerr) {
+  // A pending socket error collected on POLLERR: on a netlink socket normally ENOBUFS, after the
+  // kernel dropped messages.
+  if (soerr != 0 && !DeliverSocketError(self, soerr, 0)) return;
 
   for (;;) {
-    NetlinkReceiver::Result result = receiver_->Fill(fd_);
+    NetlinkReceiver::Result result = receiver_->Fill(fd());
     if (receiver_->count() > 0 && !DeliverData(self)) return;
     // A full batch returns to the loop: the fd is still readable, so the poll fires again after
     // timers and other I/O had their turn.
@@ -385,7 +212,7 @@ bool NetlinkSocket::DeliverSocketError(Napi::Object self, int err, size_t size) 
   if (err == ENOBUFS) {
     Call(onOverflow_, self, {});
   } else {
-    Napi::Error e = MakeErrnoError(env, err, "recvmsg", "receive on " + Describe());
+    Napi::Error e = ReceiveError(err, "recvmsg");
     if (err == EMSGSIZE) {
       e.Set("message", Napi::String::New(env, "receive on " + Describe() + ": EMSGSIZE: a datagram of " + std::to_string(size) +
                                                   " bytes, too large to receive whole, was dropped"));
@@ -395,37 +222,15 @@ bool NetlinkSocket::DeliverSocketError(Napi::Object self, int err, size_t size) 
   return Active();
 }
 
-// Handlers run as top-level callbacks (MakeCallback: async context, microtasks drained after).
-// A handler that throws is an uncaught exception of the process, as for any event callback.
-void NetlinkSocket::Call(const Napi::FunctionReference& fn, Napi::Object self, std::initializer_list<napi_value> args) {
-  if (fn.IsEmpty()) return;
-  napi_env env = Env();
-  napi_value result;
-  napi_status status = napi_make_callback(env, *asyncContext_, self, fn.Value(), args.size(), args.begin(), &result);
-  if (status == napi_ok) return;
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (pending) {
-    napi_value exception;
-    napi_get_and_clear_last_exception(env, &exception);
-    napi_fatal_exception(env, exception);
-    return;
-  }
-  // No exception: JavaScript cannot run any more (environment teardown).
-  throw Napi::Error();
-}
-
 // openNetlinkSocket(options) → Promise<NetlinkSocketHandle>. The socket is made on a worker
 // thread: entering a namespace takes a thread of its own (see netns.h), and the JS thread never
 // waits for it.
-class OpenWorker : public Napi::AsyncWorker {
+class OpenWorker : public PromiseWorker {
  public:
-  OpenWorker(Napi::Env env, NetlinkOpenOptions opts)
-      : Napi::AsyncWorker(env, "tunkeeper:openNetlinkSocket"), deferred_(Napi::Promise::Deferred::New(env)), opts_(std::move(opts)) {}
+  OpenWorker(Napi::Env env, NetlinkOpenOptions opts) : PromiseWorker(env, "tunkeeper:openNetlinkSocket"), opts_(std::move(opts)) {}
   ~OpenWorker() override {
     if (opened_.fd >= 0) ::close(opened_.fd);
   }
-  Napi::Promise Promise() const { return deferred_.Promise(); }
 
   void Execute() override { err_ = OpenNetlinkSocket(opts_, &opened_, &failure_); }
 
@@ -435,18 +240,10 @@ class OpenWorker : public Napi::AsyncWorker {
       deferred_.Reject(MakeErrnoError(env, failure_.err, failure_.syscall, failure_.what).Value());
       return;
     }
-    try {
-      Napi::Object handle = GetAddonData(env)->netlinkSocketClass.New({Napi::External<NetlinkOpened>::New(env, &opened_)});
-      deferred_.Resolve(handle);
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
+    ResolveWithNew(GetAddonData(env)->netlinkSocketClass, &opened_);
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
  private:
-  Napi::Promise::Deferred deferred_;
   NetlinkOpenOptions opts_;
   NetlinkOpened opened_;
   NetlinkOpenFailure failure_;
@@ -501,10 +298,7 @@ Napi::Value OpenNetlink(const Napi::CallbackInfo& info) {
     if (!netns.IsString()) ThrowInvalidArg(env, "netlink socket option netns must be a path");
     opts.netnsPath = netns.As<Napi::String>();
   }
-  auto* worker = new OpenWorker(env, std::move(opts));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return PromiseWorker::QueueForPromise(new OpenWorker(env, std::move(opts)));
 }
 
 }  // namespace

@@ -2,24 +2,25 @@
 // resolves to a handle that sends echo requests (send(address, sequence, payload), one sendto on
 // the JS thread: the socket is non-blocking and a datagram socket never waits to send) and
 // reports each echo reply as onReply(sequence, fromAddress). Replies are read when the fd is
-// readable, watched by a libuv poll on the JS thread's loop as the netlink socket is: no thread
-// and no pool slot sits waiting for an answer that may take seconds or never come. Matching
-// replies to requests, and timeouts, are the facade's (tun-native/ping-socket.ts).
+// readable, watched by a libuv poll on the JS thread's loop as the netlink socket is
+// (polled_socket.h): no thread and no pool slot sits waiting for an answer that may take seconds
+// or never come. Matching replies to requests, and timeouts, are the facade's
+// (tun-native/ping-socket.ts).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include <cerrno>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "addon_data.h"
 #include "errors.h"
 #include "ping_open.h"
+#include "polled_socket.h"
+#include "promise_worker.h"
 
 namespace tunkeeper {
 
@@ -33,50 +34,25 @@ constexpr uint8_t kEchoReply6 = 129;
 constexpr int kMaxRepliesPerWakeup = 64;
 constexpr size_t kMaxPayload = 1024;
 
-class PingSocket;
-
-// Outlives the wrapper until libuv's close callback, as in netlink_socket.cc.
-struct PingPoll {
-  uv_poll_t poll;
-  PingSocket* owner = nullptr;
-  napi_async_cleanup_hook_handle cleanupHook = nullptr;
-};
-
-class PingSocket : public Napi::ObjectWrap<PingSocket> {
+class PingSocket : public PolledSocket<PingSocket> {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit PingSocket(const Napi::CallbackInfo& info);
-  ~PingSocket() override { CloseFd(false); }
 
  private:
-  static void OnPollEvent(uv_poll_t* handle, int status, int events);
-  static void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg);
+  friend class PolledSocket<PingSocket>;
+  static constexpr const char* kKind = "ping socket";
 
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
-  Napi::Value Stop(const Napi::CallbackInfo& info);
-  Napi::Value RefHandle(const Napi::CallbackInfo& info);
-  Napi::Value UnrefHandle(const Napi::CallbackInfo& info);
-  Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value Closed(const Napi::CallbackInfo& info);
 
-  void OnReadable(int status);
-  void Drain(Napi::Object self, int status);
-  void Call(const Napi::FunctionReference& fn, Napi::Object self, std::initializer_list<napi_value> args);
-  bool Active() const { return polling_ && fd_ >= 0; }
-  void StopPolling();
-  void CloseFd(bool fromCleanupHook);
+  void Drain(Napi::Object self, int soerr);
+  void ResetHandlers() { onReply_.Reset(); }
   std::string Describe() const { return std::string(family_ == 6 ? "ICMPv6" : "ICMP") + " ping socket on " + ifname_; }
 
-  int fd_ = -1;
   int family_ = 4;
   std::string ifname_;
-  PingPoll* poll_ = nullptr;
-  bool polling_ = false;
-  bool selfRef_ = false;
   Napi::FunctionReference onReply_;
-  Napi::FunctionReference onError_;
-  std::unique_ptr<Napi::AsyncContext> asyncContext_;
 };
 
 struct PingOpenedExternal {
@@ -86,20 +62,15 @@ struct PingOpenedExternal {
 };
 
 Napi::Function PingSocket::Define(Napi::Env env) {
-  return DefineClass(env, "PingSocketHandle",
-                     {
-                         InstanceMethod<&PingSocket::Send>("send"),
-                         InstanceMethod<&PingSocket::Start>("start"),
-                         InstanceMethod<&PingSocket::Stop>("stop"),
-                         InstanceMethod<&PingSocket::RefHandle>("ref"),
-                         InstanceMethod<&PingSocket::UnrefHandle>("unref"),
-                         InstanceMethod<&PingSocket::Close>("close"),
-                         InstanceAccessor<&PingSocket::Closed>("closed"),
-                     });
+  return DefineSocketClass(env, "PingSocketHandle",
+                           {
+                               InstanceMethod<&PingSocket::Send>("send"),
+                               InstanceMethod<&PingSocket::Start>("start"),
+                           });
 }
 
 // Constructed only by openPingSocket, with the opened socket passed as an External.
-PingSocket::PingSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PingSocket>(info) {
+PingSocket::PingSocket(const Napi::CallbackInfo& info) : PolledSocket(info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsExternal()) ThrowInvalidArg(env, "PingSocketHandle is created by openPingSocket(), not directly");
   PingOpenedExternal* o = info[0].As<Napi::External<PingOpenedExternal>>().Data();
@@ -109,62 +80,16 @@ PingSocket::PingSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PingSo
   self.DefineProperties({
       Napi::PropertyDescriptor::Value("ifindex", Napi::Number::New(env, o->opened.ifindex), napi_enumerable),
   });
-  auto asyncContext = std::make_unique<Napi::AsyncContext>(env, "tunkeeper:PingSocket");
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "tunkeeper: no libuv loop for this environment");
-  auto poll = std::make_unique<PingPoll>();
-  int r = uv_poll_init(loop, &poll->poll, o->opened.fd);
-  if (r < 0) ThrowErrno(env, -r, "uv_poll_init", "watch a ping socket on the event loop");
-
-  fd_ = o->opened.fd;
-  o->opened.fd = -1;
+  Adopt(env, &o->opened.fd, "tunkeeper:PingSocket");
   family_ = o->family;
   ifname_ = o->ifname;
-  poll_ = poll.release();
-  poll_->poll.data = poll_;
-  poll_->owner = this;
-  if (napi_add_async_cleanup_hook(env, OnEnvCleanup, poll_, &poll_->cleanupHook) != napi_ok) poll_->cleanupHook = nullptr;
-  asyncContext_ = std::move(asyncContext);
-}
-
-void PingSocket::CloseFd(bool fromCleanupHook) {
-  polling_ = false;
-  if (poll_) {
-    PingPoll* ph = poll_;
-    poll_ = nullptr;
-    ph->owner = nullptr;
-    if (fromCleanupHook) {
-      uv_close(reinterpret_cast<uv_handle_t*>(&ph->poll), [](uv_handle_t* h) {
-        auto* done = static_cast<PingPoll*>(h->data);
-        napi_remove_async_cleanup_hook(done->cleanupHook);
-        delete done;
-      });
-    } else {
-      if (ph->cleanupHook) napi_remove_async_cleanup_hook(ph->cleanupHook);
-      ph->cleanupHook = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(&ph->poll), [](uv_handle_t* h) { delete static_cast<PingPoll*>(h->data); });
-    }
-  }
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
-}
-
-void PingSocket::OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
-  auto* ph = static_cast<PingPoll*>(arg);
-  if (ph->owner) {
-    ph->owner->CloseFd(true);
-  } else {
-    napi_remove_async_cleanup_hook(hook);
-  }
 }
 
 // send(address, sequence, payload): one echo request. The identifier is left 0 and the checksum
 // too: the kernel writes the socket's identifier and computes the checksum for a ping socket.
 Napi::Value PingSocket::Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (fd_ < 0) ThrowErrno(env, EBADF, "sendto", "send an echo request on a closed ping socket");
+  CheckOpen("sendto", "send an echo request");
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsTypedArray() ||
       info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     ThrowInvalidArg(env, "send expects (address, sequence, payload)");
@@ -196,7 +121,7 @@ Napi::Value PingSocket::Send(const Napi::CallbackInfo& info) {
   }
   ssize_t n;
   do {
-    n = sendto(fd_, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&dst), dstLen);
+    n = sendto(fd(), packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&dst), dstLen);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     int err = errno;
@@ -207,95 +132,20 @@ Napi::Value PingSocket::Send(const Napi::CallbackInfo& info) {
 
 Napi::Value PingSocket::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (fd_ < 0) ThrowErrno(env, EBADF, "uv_poll_start", "receive on a closed ping socket");
+  CheckOpen("uv_poll_start", "receive");
   if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) ThrowInvalidArg(env, "start expects (onReply, onError) functions");
   onReply_ = Napi::Persistent(info[0].As<Napi::Function>());
-  onError_ = Napi::Persistent(info[1].As<Napi::Function>());
-  if (!polling_) {
-    int r = uv_poll_start(&poll_->poll, UV_READABLE, OnPollEvent);
-    if (r < 0) ThrowErrno(env, -r, "uv_poll_start", "start receiving on " + Describe());
-    polling_ = true;
-  }
-  if (!selfRef_) {
-    Ref();
-    selfRef_ = true;
-  }
+  StartPolling(env, info[1].As<Napi::Function>());
   return env.Undefined();
 }
 
-void PingSocket::StopPolling() {
-  if (polling_ && poll_) uv_poll_stop(&poll_->poll);
-  polling_ = false;
-  onReply_.Reset();
-  onError_.Reset();
-  if (selfRef_) {
-    selfRef_ = false;
-    Unref();
-  }
-}
-
-Napi::Value PingSocket::Stop(const Napi::CallbackInfo& info) {
-  StopPolling();
-  return info.Env().Undefined();
-}
-
-Napi::Value PingSocket::RefHandle(const Napi::CallbackInfo& info) {
-  if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->poll));
-  return info.Env().Undefined();
-}
-
-Napi::Value PingSocket::UnrefHandle(const Napi::CallbackInfo& info) {
-  if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->poll));
-  return info.Env().Undefined();
-}
-
-Napi::Value PingSocket::Close(const Napi::CallbackInfo& info) {
-  StopPolling();
-  CloseFd(false);
-  return info.Env().Undefined();
-}
-
-Napi::Value PingSocket::Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), fd_ < 0); }
-
-void PingSocket::OnPollEvent(uv_poll_t* handle, int status, int) {
-  auto* ph = static_cast<PingPoll*>(handle->data);
-  if (ph->owner) ph->owner->OnReadable(status);
-}
-
-void PingSocket::OnReadable(int status) {
-  if (!Active()) return;
+void PingSocket::Drain(Napi::Object self, int soerr) {
   Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  Napi::Object self = Value();
-  try {
-    Drain(self, status);
-  } catch (const Napi::Error& e) {
-    // Nothing may escape a libuv callback (see NetlinkSocket::OnReadable).
-    if (poll_) uv_poll_stop(&poll_->poll);
-    polling_ = false;
-    if (!e.Value().IsEmpty()) napi_fatal_exception(env, e.Value());
-  }
-}
-
-void PingSocket::Drain(Napi::Object self, int status) {
-  Napi::Env env = Env();
-  if (status < 0) {
-    // A pending socket error (libuv stopped the poll on POLLERR): read and clear it, report it,
-    // and go on receiving.
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
-    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
-    int r = uv_poll_start(&poll_->poll, UV_READABLE, OnPollEvent);
-    if (r < 0) {
-      Napi::FunctionReference onError = Napi::Persistent(onError_.Value());
-      StopPolling();
-      Call(onError, self, {MakeErrnoError(env, -r, "uv_poll_start", "resume receiving on " + Describe()).Value()});
-      return;
-    }
-    if (soerr != 0) {
-      Call(onError_, self, {MakeErrnoError(env, soerr, "recvfrom", "receive on " + Describe()).Value()});
-      if (!Active()) return;
-    }
+  // A pending socket error (collected on POLLERR, polling resumed): report it, and go on
+  // receiving.
+  if (soerr != 0) {
+    Call(onError_, self, {ReceiveError(soerr, "recvfrom").Value()});
+    if (!Active()) return;
   }
   uint8_t buf[64];
   for (int i = 0; i < kMaxRepliesPerWakeup; i++) {
@@ -303,11 +153,11 @@ void PingSocket::Drain(Napi::Object self, int status) {
     socklen_t fromLen = sizeof from;
     // Only the ICMP header matters (a ping socket delivers it without the IP header); the rest of
     // a longer datagram is discarded by the kernel.
-    ssize_t n = recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fromLen);
+    ssize_t n = recvfrom(fd(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fromLen);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      Call(onError_, self, {MakeErrnoError(env, errno, "recvfrom", "receive on " + Describe()).Value()});
+      Call(onError_, self, {ReceiveError(errno, "recvfrom").Value()});
       return;
     }
     if (n < 8 || buf[1] != 0 || buf[0] != (family_ == 6 ? kEchoReply6 : kEchoReply4)) continue;
@@ -323,24 +173,6 @@ void PingSocket::Drain(Napi::Object self, int status) {
   }
 }
 
-// Handlers run as top-level callbacks, as the netlink socket's do.
-void PingSocket::Call(const Napi::FunctionReference& fn, Napi::Object self, std::initializer_list<napi_value> args) {
-  if (fn.IsEmpty()) return;
-  napi_env env = Env();
-  napi_value result;
-  napi_status status = napi_make_callback(env, *asyncContext_, self, fn.Value(), args.size(), args.begin(), &result);
-  if (status == napi_ok) return;
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (pending) {
-    napi_value exception;
-    napi_get_and_clear_last_exception(env, &exception);
-    napi_fatal_exception(env, exception);
-    return;
-  }
-  throw Napi::Error();
-}
-
 // The EACCES of socket() on a ping socket means one thing: the caller's group is outside
 // net.ipv4.ping_group_range of that namespace. Say so, with the value and the fix.
 std::string GroupRangeHint(const PingOpenFailure& f) {
@@ -352,14 +184,12 @@ std::string GroupRangeHint(const PingOpenFailure& f) {
 
 // openPingSocket(options) → Promise<PingSocketHandle>, made on a worker thread like the netlink
 // socket (entering a namespace takes a thread of its own).
-class OpenWorker : public Napi::AsyncWorker {
+class OpenWorker : public PromiseWorker {
  public:
-  OpenWorker(Napi::Env env, PingOpenOptions opts)
-      : Napi::AsyncWorker(env, "tunkeeper:openPingSocket"), deferred_(Napi::Promise::Deferred::New(env)), opts_(std::move(opts)) {}
+  OpenWorker(Napi::Env env, PingOpenOptions opts) : PromiseWorker(env, "tunkeeper:openPingSocket"), opts_(std::move(opts)) {}
   ~OpenWorker() override {
     if (ext_.opened.fd >= 0) ::close(ext_.opened.fd);
   }
-  Napi::Promise Promise() const { return deferred_.Promise(); }
 
   void Execute() override { err_ = OpenPingSocket(opts_, &ext_.opened, &failure_); }
 
@@ -376,20 +206,12 @@ class OpenWorker : public Napi::AsyncWorker {
       deferred_.Reject(e.Value());
       return;
     }
-    try {
-      ext_.family = opts_.family;
-      ext_.ifname = opts_.ifname;
-      Napi::Object handle = GetAddonData(env)->pingSocketClass.New({Napi::External<PingOpenedExternal>::New(env, &ext_)});
-      deferred_.Resolve(handle);
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
+    ext_.family = opts_.family;
+    ext_.ifname = opts_.ifname;
+    ResolveWithNew(GetAddonData(env)->pingSocketClass, &ext_);
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
  private:
-  Napi::Promise::Deferred deferred_;
   PingOpenOptions opts_;
   PingOpenedExternal ext_;
   PingOpenFailure failure_;
@@ -417,10 +239,7 @@ Napi::Value OpenPing(const Napi::CallbackInfo& info) {
     if (!netns.IsString()) ThrowInvalidArg(env, "ping socket option netns must be a path");
     opts.netnsPath = netns.As<Napi::String>();
   }
-  auto* worker = new OpenWorker(env, std::move(opts));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return PromiseWorker::QueueForPromise(new OpenWorker(env, std::move(opts)));
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "addon_data.h"
 #include "errors.h"
 #include "netns.h"
+#include "promise_worker.h"
 #include "tun_flags.h"
 #include "tun_open.h"
 #include "tun_reader.h"
@@ -600,16 +601,14 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   // The last close of a non-persistent device unregisters it, which waits for RCU grace periods:
   // that runs on the pool, not on the event loop. The reader is stopped first, synchronously
   // (the eventfd wakes it at once).
-  class CloseWorker : public Napi::AsyncWorker {
+  class CloseWorker : public PromiseWorker {
    public:
-    CloseWorker(Napi::Env env, int fd) : Napi::AsyncWorker(env, "tunkeeper:tunClose"), fd_(fd), deferred_(Napi::Promise::Deferred::New(env)) {}
+    CloseWorker(Napi::Env env, int fd) : PromiseWorker(env, "tunkeeper:tunClose"), fd_(fd) {}
     void Execute() override { close(fd_); }
     void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-    Napi::Promise Promise() { return deferred_.Promise(); }
 
    private:
     int fd_;
-    Napi::Promise::Deferred deferred_;
   };
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -623,30 +622,20 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       done.Resolve(env.Undefined());
       return done.Promise();
     }
-    auto* worker = new CloseWorker(env, fd);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    return PromiseWorker::QueueForPromise(new CloseWorker(env, fd));
   }
 
   std::shared_ptr<TunState> state_;
 };
 
-class OpenWorker : public Napi::AsyncWorker {
+class OpenWorker : public PromiseWorker {
  public:
   OpenWorker(Napi::Env env, TunOpenRequest req, std::string netns, uint32_t readBatch, uint32_t queueLimit)
-      : Napi::AsyncWorker(env, "tunkeeper:tunOpen"),
-        req_(std::move(req)),
-        netns_(std::move(netns)),
-        readBatch_(readBatch),
-        queueLimit_(queueLimit),
-        deferred_(Napi::Promise::Deferred::New(env)) {}
+      : PromiseWorker(env, "tunkeeper:tunOpen"), req_(std::move(req)), netns_(std::move(netns)), readBatch_(readBatch), queueLimit_(queueLimit) {}
 
   ~OpenWorker() override {
     if (result_.fd >= 0) close(result_.fd);  // never handed over (e.g. the environment went away)
   }
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
     const char* enterSyscall = nullptr;
@@ -683,7 +672,6 @@ class OpenWorker : public Napi::AsyncWorker {
   uint32_t queueLimit_;
   TunOpenResult result_;
   int err_ = 0;
-  Napi::Promise::Deferred deferred_;
 };
 
 int64_t OptionalInt(Napi::Object o, const char* key, int64_t min, int64_t max) {
@@ -722,11 +710,8 @@ Napi::Value OpenTun(const Napi::CallbackInfo& info) {
   if (ns.IsString()) netns = ns.As<Napi::String>().Utf8Value();
   int64_t readBatch = OptionalInt(o, "readBatch", 1, 65536);
   int64_t queueLimit = OptionalInt(o, "queueLimit", 1, 1 << 24);
-  auto* worker = new OpenWorker(env, std::move(req), std::move(netns), readBatch < 0 ? 64 : static_cast<uint32_t>(readBatch),
-                                queueLimit < 0 ? 4096 : static_cast<uint32_t>(queueLimit));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return PromiseWorker::QueueForPromise(new OpenWorker(env, std::move(req), std::move(netns), readBatch < 0 ? 64 : static_cast<uint32_t>(readBatch),
+                                                       queueLimit < 0 ? 4096 : static_cast<uint32_t>(queueLimit)));
 }
 
 }  // namespace
