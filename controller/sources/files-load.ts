@@ -57,6 +57,8 @@ export interface Listing {
   problems: Problem[];
   /** PATHs that could not be listed: what was known under them must stay in force. */
   failedRoots: Set<string>;
+  /** Each directory PATH listed and its identity (`path dev:ino`): one renamed over it is another. */
+  dirs: string[];
 }
 
 const DECLARATION_FILE = /\.ya?ml$/;
@@ -74,6 +76,7 @@ export async function listDeclarationFiles(paths: readonly string[]): Promise<Li
   const files: ListedFile[] = [];
   const problems: Problem[] = [];
   const failedRoots = new Set<string>();
+  const dirs: string[] = [];
   const seen = new Set<string>();
   const addFile = async (file: string, root: string, link: boolean) => {
     let real: string;
@@ -101,6 +104,7 @@ export async function listDeclarationFiles(paths: readonly string[]): Promise<Li
         failedRoots.add(root);
         continue;
       }
+      dirs.push(`${root} ${st.dev}:${st.ino}`);
       const entries = await readdir(root, { withFileTypes: true });
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       for (const entry of entries) {
@@ -118,7 +122,7 @@ export async function listDeclarationFiles(paths: readonly string[]): Promise<Li
       failedRoots.add(root);
     }
   }
-  return { files, problems, failedRoots };
+  return { files, problems, failedRoots, dirs };
 }
 
 async function lstatIsLink(path: string): Promise<boolean | undefined> {
@@ -137,11 +141,14 @@ export type FileRead =
   | { kind: 'unreadable'; problem: Problem }
   | { kind: 'text'; text: string; fingerprint: string };
 
-/** Reads a file, refusing to read more than the size limit even if the file grows meanwhile. */
-export async function readDeclarationText(file: string, maxBytes: number): Promise<FileRead> {
+/**
+ * Reads a file, refusing to read more than the size limit even if the file grows meanwhile.
+ * Problems name it `file`: the PATH's spelling, when `path` is where that resolved.
+ */
+export async function readDeclarationText(path: string, maxBytes: number, file = path): Promise<FileRead> {
   let handle;
   try {
-    handle = await open(file, 'r');
+    handle = await open(path, 'r');
   } catch (e) {
     if (errno(e) === 'ENOENT') return { kind: 'gone' };
     return { kind: 'unreadable', problem: { file, message: `file ${describeError(e)}` } };
@@ -189,17 +196,50 @@ export function parseDeclarationText(text: string, file: string, options: FileLo
   return { declarations: parsed.declarations, problems: parsed.problems, valid: parsed.problems.length === 0 };
 }
 
-/** Reads every declaration under `paths` once. */
+/** Listings and reads in one scan before it gives up waiting for the files to hold still. */
+export const SETTLE_ATTEMPTS = 3;
+
+/**
+ * What a listing found, where each file resolved, and which directories it listed. Two equal
+ * views, one before and one after reading the files, mean no swap landed in between (of a symbolic
+ * link such as git-sync's `repo` or a ConfigMap's `..data`, or of a directory renamed over a PATH):
+ * the files read are one version of the tree, not part of the old and part of the new.
+ */
+export const viewOf = (l: Listing): string => JSON.stringify([l.files.map((f) => [f.file, f.real]), [...l.failedRoots].sort(), l.dirs]);
+
+/**
+ * Reads every declaration under `paths` once. Like the watching source, it reads each file where
+ * the listing resolved it and lists again afterwards; files that would not hold still make the
+ * snapshot incomplete with a problem, so that `apply` prunes nothing on half of a swap.
+ */
 export async function loadDeclarations(paths: readonly string[], options: FileLoadOptions = {}): Promise<FileSnapshot> {
+  let listing = await listDeclarationFiles(paths);
+  for (let attempt = 1; ; attempt++) {
+    const { snapshot, allRead } = await readListing(listing, options);
+    const again = await listDeclarationFiles(paths);
+    if (allRead && viewOf(again) === viewOf(listing)) return snapshot;
+    if (attempt >= SETTLE_ATTEMPTS) {
+      const problem = { message: 'the declaration files changed while they were read (a symbolic link swap in progress?); run again once they hold still' };
+      return { ...snapshot, complete: false, problems: sortByFile([...snapshot.problems, problem]) };
+    }
+    listing = again;
+  }
+}
+
+async function readListing(listing: Listing, options: FileLoadOptions): Promise<{ snapshot: FileSnapshot; allRead: boolean }> {
   const maxBytes = options.limits?.maxBytes ?? DEFAULT_YAML_LIMITS.maxBytes;
-  const listing = await listDeclarationFiles(paths);
   const problems = [...listing.problems];
   const declarations: Declaration[] = [];
   let complete = listing.failedRoots.size === 0;
+  let allRead = true;
   const files: string[] = [];
   for (const f of listing.files) {
-    const read = await readDeclarationText(f.file, maxBytes);
-    if (read.kind === 'gone') continue;
+    // Where the listing resolved it (see viewOf); problems still name the PATH's spelling.
+    const read = await readDeclarationText(f.real, maxBytes, f.file);
+    if (read.kind === 'gone') {
+      allRead = false;
+      continue;
+    }
     files.push(f.file);
     if (read.kind === 'unreadable') {
       problems.push(read.problem);
@@ -213,11 +253,12 @@ export async function loadDeclarations(paths: readonly string[], options: FileLo
   }
   const resolved = resolveConflicts(declarations);
   problems.push(...resolved.problems);
-  return {
+  const snapshot = {
     devices: resolved.devices,
     problems: sortByFile(problems),
     complete: complete && resolved.contested.length === 0,
     contested: resolved.contested,
     files: files.sort(),
   };
+  return { snapshot, allRead };
 }

@@ -18,6 +18,10 @@
  *   queue, network and FUSE filesystems, a PATH that does not exist yet under a parent that does
  *   not either, watches refused because fs.inotify.max_user_watches is exhausted.
  *
+ * One snapshot per settled view. A scan reads each file where its listing resolved it, then lists
+ * the PATHs again; if a swap landed in between (the files now resolve elsewhere, or one is gone),
+ * it reads again. A view still changing after a few attempts gives an incomplete snapshot.
+ *
  * Fail static. A file that cannot be read or parsed keeps its last valid declarations in force
  * (reported as a problem); a file that never was valid declares nothing and makes the snapshot
  * incomplete, as does a PATH that cannot be listed (its files keep their last declarations) and a
@@ -35,10 +39,13 @@ import {
   listDeclarationFiles,
   parseDeclarationText,
   readDeclarationText,
+  SETTLE_ATTEMPTS,
   sortByFile,
+  viewOf,
   type FileLoadOptions,
   type FileSnapshot,
   type ListedFile,
+  type Listing,
 } from './files-load.js';
 
 export type { FileSnapshot } from './files-load.js';
@@ -56,6 +63,8 @@ export interface FileSourceOptions extends FileLoadOptions {
    * without inotify events (NFS, some FUSE), with a shorter rescanIntervalMs. */
   watch?: boolean;
 }
+
+const UNSETTLED = 'the declaration files changed while they were read (a symbolic link swap in progress?); nothing missing from this read is deleted, looking again';
 
 export const FILE_SOURCE_DEFAULTS = { debounceMs: 200, maxDelayMs: 2000, rescanIntervalMs: 60_000, watch: true };
 
@@ -78,7 +87,7 @@ interface Watch {
 export class FileSource {
   private readonly options: Required<Omit<FileSourceOptions, 'context' | 'limits' | 'policy'>> & FileLoadOptions;
   private readonly subject = new ReplaySubject<FileSnapshot>(1);
-  private readonly states = new Map<string, FileState>();
+  private states = new Map<string, FileState>();
   private readonly watches = new Map<string, Watch>();
   private latest: FileSnapshot | undefined;
   private scanning: Promise<void> | undefined;
@@ -161,39 +170,41 @@ export class FileSource {
 
   private async scan(): Promise<void> {
     const maxBytes = this.options.limits?.maxBytes ?? DEFAULT_YAML_LIMITS.maxBytes;
-    const listing = await listDeclarationFiles(this.options.paths);
-    const listed = new Map(listing.files.map((f) => [f.file, f]));
-    // Files no longer listed are gone, unless their PATH could not be listed (fail static).
-    for (const [file, state] of this.states) {
-      if (!listed.has(file) && !listing.failedRoots.has(state.root)) this.states.delete(file);
+    // One snapshot per settled view. A swap of a symbolic link (git-sync's `repo`, a ConfigMap's
+    // `..data`) can land between the listing and the reads, or between two reads: the files read
+    // would then mix two versions of the tree, e.g. a device moved from b.yaml to a.yaml in one
+    // commit, with a.yaml read before the swap and b.yaml after, is in neither, and a complete
+    // snapshot without it would have the agent delete the device and create it again. So the
+    // files are read where the listing resolved them, and the PATHs are listed again afterwards:
+    // the reads count only if that second listing finds the same files in the same places.
+    let listing = await listDeclarationFiles(this.options.paths);
+    let read: { states: Map<string, FileState>; allRead: boolean };
+    let settled = false;
+    for (let attempt = 1; ; attempt++) {
+      read = await this.readListed(listing, maxBytes);
+      const again = await listDeclarationFiles(this.options.paths);
+      settled = read.allRead && viewOf(again) === viewOf(listing);
+      if (settled || attempt >= SETTLE_ATTEMPTS || this.closed) break;
+      listing = again;
     }
-    for (const f of listing.files) {
-      const read = await readDeclarationText(f.file, maxBytes);
-      if (read.kind === 'gone') {
-        this.states.delete(f.file);
-        continue;
-      }
-      const state = this.states.get(f.file) ?? { root: f.root, problems: [], valid: false };
-      this.states.set(f.file, state);
-      if (read.kind === 'unreadable') {
-        state.fingerprint = undefined;
-        state.valid = false;
-        state.problems = [read.problem];
-        continue;
-      }
-      if (read.fingerprint === state.fingerprint) continue;
-      state.fingerprint = read.fingerprint;
-      const parsed = parseDeclarationText(read.text, f.file, this.options);
-      state.valid = parsed.valid;
-      state.problems = parsed.problems;
-      if (parsed.valid) state.inForce = parsed.declarations;
+    if (!settled) {
+      // Files this last attempt did not list or could not read keep what they declared: the
+      // snapshot will be incomplete, and what it shows should not look like a deletion either.
+      for (const [file, state] of this.states) if (!read.states.has(file)) read.states.set(file, state);
     }
+    this.states = read.states;
 
     const problems: Problem[] = listing.problems.map((p) =>
       p.file !== undefined && listing.failedRoots.has(p.file) ? { ...p, message: `${p.message}; what it declared before stays in force` } : p,
     );
     const declarations: Declaration[] = [];
     let complete = listing.failedRoots.size === 0;
+    if (!settled) {
+      // Still changing after every attempt: what was read may be half of a swap. Apply nothing
+      // that is missing from it (incomplete), and look again shortly.
+      complete = false;
+      problems.push({ message: UNSETTLED });
+    }
     for (const [file, state] of [...this.states].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (!state.valid) {
         if (state.inForce) {
@@ -222,6 +233,46 @@ export class FileSource {
       this.latest = snapshot;
       this.subject.next(snapshot);
     }
+    if (!settled) this.schedule();
+  }
+
+  /**
+   * Reads the listed files into a copy of the file states (scan() keeps the copy of its last
+   * attempt). `allRead` is false when a listed file was gone by the time it was read: the listing
+   * is stale (the file was deleted, or its directory swapped away and removed).
+   */
+  private async readListed(listing: Listing, maxBytes: number): Promise<{ states: Map<string, FileState>; allRead: boolean }> {
+    const listed = new Set(listing.files.map((f) => f.file));
+    const states = new Map<string, FileState>();
+    // Files no longer listed are gone, unless their PATH could not be listed (fail static).
+    for (const [file, state] of this.states) {
+      if (listed.has(file) || listing.failedRoots.has(state.root)) states.set(file, { ...state });
+    }
+    let allRead = true;
+    for (const f of listing.files) {
+      // The resolved path, not the PATH's spelling: through a link swapped since the listing,
+      // the spelling would read the new target's version into the old target's list.
+      const read = await readDeclarationText(f.real, maxBytes, f.file);
+      if (read.kind === 'gone') {
+        allRead = false;
+        continue;
+      }
+      const state = states.get(f.file) ?? { root: f.root, problems: [], valid: false };
+      states.set(f.file, state);
+      if (read.kind === 'unreadable') {
+        state.fingerprint = undefined;
+        state.valid = false;
+        state.problems = [read.problem];
+        continue;
+      }
+      if (read.fingerprint === state.fingerprint) continue;
+      state.fingerprint = read.fingerprint;
+      const parsed = parseDeclarationText(read.text, f.file, this.options);
+      state.valid = parsed.valid;
+      state.problems = parsed.problems;
+      if (parsed.valid) state.inForce = parsed.declarations;
+    }
+    return { states, allRead };
   }
 
   /** The directories whose events can change what the PATHs contain (see the comment on top). */
