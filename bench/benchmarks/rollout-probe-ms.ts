@@ -84,10 +84,11 @@ function declaration(mtu: number): string {
   ].join('\n');
 }
 
-/** One agent log line: its message and pino's time in epoch ms. */
+/** One agent log line: its message, pino's time in epoch ms, and a pass's own duration when it gives one. */
 interface LogLine {
   msg: string;
   at: number;
+  durationMs?: number;
 }
 
 /** The agent's next log line, skipping what is not JSON. */
@@ -95,11 +96,11 @@ async function nextLog(agent: RunningAgent, deadline: number): Promise<LogLine> 
   for (;;) {
     const line = await agent.proc.nextLine(Math.max(1, deadline - Date.now()), 'the log line of its probes passing');
     try {
-      const o = JSON.parse(line) as { msg?: unknown; time?: unknown; level?: unknown };
+      const o = JSON.parse(line) as { msg?: unknown; time?: unknown; level?: unknown; durationMs?: unknown };
       if (typeof o.msg !== 'string' || typeof o.time !== 'string') continue;
       // A failed probe (rollback) would wait here until the timeout: say it at once.
       if (o.level === 'warn' && o.msg.startsWith(`${IFNAME}: probe `)) throw new Error(`the agent said: ${o.msg}`);
-      return { msg: o.msg, at: Date.parse(o.time) };
+      return { msg: o.msg, at: Date.parse(o.time), ...(typeof o.durationMs === 'number' ? { durationMs: o.durationMs } : {}) };
     } catch (e) {
       if (!(e instanceof SyntaxError)) throw e;
     }
@@ -110,6 +111,8 @@ async function nextLog(agent: RunningAgent, deadline: number): Promise<LogLine> 
 interface Timeline {
   read?: number;
   applied?: number;
+  /** The applying pass's own duration (its log line's durationMs): the rest of read → applied is waiting for it to start. */
+  passMs?: number;
   passed: number;
 }
 
@@ -118,10 +121,13 @@ async function followVersion(agent: RunningAgent, t0: number): Promise<Timeline>
   const deadline = Date.now() + SAMPLE_TIMEOUT_MS;
   const t: Partial<Timeline> = {};
   for (;;) {
-    const { msg, at } = await nextLog(agent, deadline);
+    const { msg, at, durationMs } = await nextLog(agent, deadline);
     if (at < t0) continue;
     if (msg === 'desired state read') t.read ??= at;
-    else if (/^reconcile \w+: [1-9]\d* changes? applied$/.test(msg)) t.applied ??= at;
+    else if (t.applied === undefined && /^reconcile \w+: [1-9]\d* changes? applied$/.test(msg)) {
+      t.applied = at;
+      if (durationMs !== undefined) t.passMs = durationMs;
+    }
     else if (msg === PASSED) return { ...t, passed: at };
   }
 }
@@ -138,7 +144,7 @@ interface Sample {
 
 function phasesOf({ t0, t }: Sample): string {
   const at = (x: number | undefined): string => (x === undefined ? 'not logged' : `+${ms(x - t0)}`);
-  return `declaration read ${at(t.read)}, change applied ${at(t.applied)}, probes passed ${at(t.passed)}`;
+  return `declaration read ${at(t.read)}, change applied ${at(t.applied)} (the pass took ${t.passMs === undefined ? '?' : ms(t.passMs)}), probes passed ${at(t.passed)}`;
 }
 
 export const rolloutProbeMs: Benchmark = {
@@ -198,11 +204,15 @@ export const rolloutProbeMs: Benchmark = {
           `  rollout-probe-ms: ${samples} changes, median ${ms(median(times))}, p90 ${ms(percentile(times, 90))}, p99 ${ms(p99)}, max ${ms(Math.max(...times))}; ` +
             `others took ${(median(shares) * 100).toFixed(1)}% of the agent's CPU (median sample), at most ${(Math.max(...shares) * 100).toFixed(1)}%`,
         );
-        const split = kept.flatMap((k) => (k.t.read !== undefined && k.t.applied !== undefined ? [{ read: k.t.read - k.t0, pass: k.t.applied - k.t.read, probe: k.t.passed - k.t.applied }] : []));
+        const split = kept.flatMap((k) =>
+          k.t.read !== undefined && k.t.applied !== undefined && k.t.passMs !== undefined
+            ? [{ read: k.t.read - k.t0, applied: k.t.applied - k.t.read, pass: k.t.passMs, probe: k.t.passed - k.t.applied }]
+            : [],
+        );
         if (split.length > 0) {
           ctx.log(
             `  rollout-probe-ms: medians per phase (${split.length} samples with every line): declaration read ${ms(median(split.map((p) => p.read)))} after the change, ` +
-              `change applied ${ms(median(split.map((p) => p.pass)))} later, probes passed ${ms(median(split.map((p) => p.probe)))} after that`,
+              `change applied ${ms(median(split.map((p) => p.applied)))} later (the pass itself ${ms(median(split.map((p) => p.pass)))}), probes passed ${ms(median(split.map((p) => p.probe)))} after that`,
           );
         }
         const slowest = kept.reduce((a, b) => (b.ms > a.ms ? b : a));
