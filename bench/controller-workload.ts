@@ -1,7 +1,8 @@
 /**
  * The shared workload of the agent's benchmarks (drift-repair-p99-ms, enobufs-storm-converge-ms,
- * rss-100k-routes-mb): `bin/tunkeeper run` keeping one TUN device with a few routes in a
- * namespace that also holds 100,000 foreign routes.
+ * rss-100k-routes-mb; rollout-probe-ms with none of its devices and a declaration of its own):
+ * `bin/tunkeeper run` keeping one TUN device with a few routes in a namespace that also holds
+ * 100,000 foreign routes.
  *
  * The foreign routes are host routes 198.18.0.0 .. 198.19.134.159 in the MAIN table, protocol
  * static, through a veth end of their own (fx0): the main table is the one the agent always

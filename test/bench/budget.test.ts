@@ -100,7 +100,7 @@ describe('--list peer notes', () => {
   });
 
   it('only names rows that exist', () => {
-    const names = ['tun-read-pps', 'tun-write-pps', 'tun-offload-gbps', 'dump-routes-65k', 'program-routes-65k', 'drift-repair-p99-ms', 'enobufs-storm-converge-ms', 'rss-100k-routes-mb'];
+    const names = ['tun-read-pps', 'tun-write-pps', 'tun-offload-gbps', 'dump-routes-65k', 'program-routes-65k', 'drift-repair-p99-ms', 'enobufs-storm-converge-ms', 'rss-100k-routes-mb', 'rollout-probe-ms'];
     for (const p of PEER_ROWS) for (const row of Object.keys(p.rows)) expect(names).toContain(row);
   });
 });
