@@ -2,7 +2,7 @@
  * The harness's node: a network namespace of the test's own (the node's "host network"), a
  * temporary folder standing in for its filesystem (the state directory, the kubelet's volume
  * contents), the real /dev/net/tun, and the chart rendered as `helm template` renders it with
- * image.repository pointing at the image `npm run image` built. withNode() removes all of it
+ * image.repository and image.tag naming the image `npm run image` built. withNode() removes all of it
  * however the test ends; the pod is removed first.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,14 +14,15 @@ import { createNetns, type Netns } from '../helpers/netns.js';
 import type { NodeContext } from './kubelet.js';
 import type { Pod } from './pod.js';
 
-/** `helm template` of the chart with these values, the image set to the locally built one. */
+/** `helm template` of the chart with these values, image.repository and image.tag set to the locally built image. */
 export async function renderChart(built: { image: string }, values: object, opts: { release?: string; namespace?: string } = {}): Promise<Rendered> {
   const tools = kubeToolPaths();
   if (!tools) throw new Error('helm is missing: run `node scripts/kube-tools.mjs`');
   const helm = new HelmRunner(tools.helm);
   try {
-    const repository = built.image.slice(0, built.image.lastIndexOf(':'));
-    return await helm.template({ ...opts, values: { ...values, image: { repository } } });
+    const colon = built.image.lastIndexOf(':');
+    const image = { repository: built.image.slice(0, colon), tag: built.image.slice(colon + 1) };
+    return await helm.template({ ...opts, values: { ...values, image } });
   } finally {
     helm.close();
   }

@@ -17,13 +17,18 @@ import { inCI, isRoot } from '../helpers/privileges.js';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 export interface BuiltImage {
-  /** localhost/tunkeeper:<version>, as the chart names it with image.repository=localhost/tunkeeper. */
+  /**
+   * localhost/tunkeeper:<version>-<inputs>: the build of exactly these sources (scripts/image.mjs
+   * also tags it <version>). The chart is rendered with image.repository and image.tag set to it.
+   */
   image: string;
   /** The podman settings file the image was built with; every podman call here uses it too. */
   containersConf: string;
 }
 
-interface ImageDescription extends BuiltImage {
+interface ImageDescription {
+  exact: string | null;
+  containersConf: string;
   inputs: string | null;
   current: boolean;
   missing: string[];
@@ -49,8 +54,8 @@ export function runtimeTier(): { image?: BuiltImage; reason?: string } {
   const d = describeImage();
   if (typeof d === 'string') return (memo = { reason: d });
   if (d.missing.length > 0) return (memo = { reason: `needs ${d.missing.join(', ')}: ${fix}` });
-  if (!d.current) return (memo = { reason: `${d.image} is missing or was built from other sources than these (inputs ${d.inputs}): ${fix}` });
-  return (memo = { image: { image: d.image, containersConf: d.containersConf } });
+  if (!d.current || !d.exact) return (memo = { reason: `no image built from these sources (${d.exact ?? 'inputs unknown'} is missing): ${fix}` });
+  return (memo = { image: { image: d.exact, containersConf: d.containersConf } });
 }
 
 /** `describe` for the runtime tier; `fn` gets the built image. */
