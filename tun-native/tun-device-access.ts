@@ -30,7 +30,7 @@ function ownStatus(): string {
 export const DEVICE_CGROUP_DENIED =
   "the container's device cgroup does not allow the TUN device (character device 10:200), though CAP_NET_ADMIN is effective: " +
   'the capability is not what is missing. The container runtime does not allow /dev/net/tun by default ' +
-  '(crun, runc 1.2.0 to 1.2.3); give the container the device itself: with the Helm chart, set ' +
+  '(runc 1.2.0 to 1.2.3, crun of 2022 to 2024); give the container the device itself: with the Helm chart, set ' +
   'tunDevice.resourceName to the device plugin resource that hands out /dev/net/tun (charts/tunkeeper/README.md, "Device access"); ' +
   'with podman or docker, --device /dev/net/tun';
 
