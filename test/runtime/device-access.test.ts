@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../chart/chart-render.js';
 import { DEVICE_CGROUP_DENIED } from '../../tun-native/tun-device-access.js';
+import { hostSnapshot, type HostSnapshot } from './host-snapshot.js';
 import { podmanPlan } from './kubelet.js';
 import { renderChart, withNode } from './node.js';
 import { Pod } from './pod.js';
@@ -25,7 +26,10 @@ describeRuntime('/dev/net/tun on a runtime whose device cgroup lacks it', (built
   let plain: Awaited<ReturnType<typeof renderChart>>;
   let withPlugin: Awaited<ReturnType<typeof renderChart>>;
 
+  let before: HostSnapshot;
+
   beforeAll(async () => {
+    before = await hostSnapshot();
     plain = await renderChart(built, standalone);
     withPlugin = await renderChart(built, { ...standalone, tunDevice: { resourceName: RESOURCE } });
   });
@@ -65,5 +69,9 @@ describeRuntime('/dev/net/tun on a runtime whose device cgroup lacks it', (built
       expect(pod.lines.some((l) => JSON.stringify(l).includes('EPERM'))).toBe(false);
       expect(await pod.stop()).toBe(0);
     });
+  });
+
+  it('leaves the host\'s own namespace as it was: links, addresses, routes and rules', async () => {
+    expect(await hostSnapshot()).toEqual(before);
   });
 });

@@ -14,6 +14,11 @@ async function ipJson(args: string[]): Promise<unknown[]> {
   return stdout.trim() === '' ? [] : (JSON.parse(stdout) as unknown[]);
 }
 
+/** Routes learned from router advertisements count down their expiry by themselves. */
+function withoutExpiry(routes: unknown[]): unknown[] {
+  return (routes as Array<Record<string, unknown>>).map(({ expires: _e, ...rest }) => rest);
+}
+
 function withoutLifetimes(addrs: unknown[]): unknown[] {
   return (addrs as Array<{ addr_info?: Array<Record<string, unknown>> }>).map((a) => ({
     ...a,
@@ -34,8 +39,8 @@ export async function hostSnapshot(): Promise<HostSnapshot> {
   return {
     links: await ipJson(['link', 'show']),
     addresses: withoutLifetimes(await ipJson(['addr', 'show'])),
-    routes4: await ipJson(['-4', 'route', 'show', 'table', 'all']),
-    routes6: await ipJson(['-6', 'route', 'show', 'table', 'all']),
+    routes4: withoutExpiry(await ipJson(['-4', 'route', 'show', 'table', 'all'])),
+    routes6: withoutExpiry(await ipJson(['-6', 'route', 'show', 'table', 'all'])),
     rules4: await ipJson(['-4', 'rule', 'show']),
     rules6: await ipJson(['-6', 'rule', 'show']),
   };
