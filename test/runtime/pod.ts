@@ -5,7 +5,7 @@
  * `podman start`. Its log lines are followed as they come, so a test waits for the line it is
  * about; stop() sends SIGTERM and, after the grace period, SIGKILL, as a kubelet does.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { BuiltImage } from './tier.js';
 import type { PodPlan } from './kubelet.js';
@@ -16,6 +16,16 @@ export interface RunResult {
   stdout: string;
   stderr: string;
 }
+
+/**
+ * Pods of this worker not yet removed, with the settings file to remove them with. A worker that
+ * exits without its tests' clean-up (a crash, a hang guard) removes them synchronously on the
+ * way out: an agent left running would go on holding the node namespace it was given.
+ */
+const live = new Map<string, string>();
+process.once('exit', () => {
+  for (const [name, conf] of live) spawnSync('podman', ['rm', '--force', '--time', '0', name], { env: { ...process.env, CONTAINERS_CONF: conf }, stdio: 'ignore' });
+});
 
 export function podman(built: BuiltImage, args: string[]): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -63,6 +73,7 @@ export class Pod {
     const nameArg = plan.createArgs.find((a) => a.startsWith('--name='));
     if (!nameArg) throw new Error('the plan names no container');
     const pod = new Pod(built, plan, nameArg.slice('--name='.length));
+    live.set(pod.name, built.containersConf);
     await podmanOk(built, ['create', ...plan.createArgs]);
     try {
       await podmanOk(built, ['init', pod.name]);
@@ -170,6 +181,7 @@ export class Pod {
   /** Removes the container (stopping it first if needed). Safe to call twice. */
   async remove(): Promise<void> {
     await podman(this.built, ['rm', '--force', '--time', '0', this.name]);
+    live.delete(this.name);
     if (this.#follower && this.#follower.exitCode === null && this.#follower.pid !== undefined) this.#follower.kill('SIGKILL');
     await this.#ended;
   }
