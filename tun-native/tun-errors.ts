@@ -2,6 +2,7 @@
 import { NativeError } from './errors.js';
 
 const ERRNO = {
+  EPERM: [1, 'Operation not permitted'],
   EBADF: [9, 'Bad file descriptor'],
   EINVAL: [22, 'Invalid argument'],
 } as const;

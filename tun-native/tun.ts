@@ -22,6 +22,7 @@
 import type { NativeError } from './errors.js';
 import { native } from './native.js';
 import { netnsPath } from './netns.js';
+import { explainTunOpenError } from './tun-device-access.js';
 import { invalidArg, nativeError } from './tun-errors.js';
 import {
   IFF_MULTI_QUEUE,
@@ -95,6 +96,15 @@ interface TunBinding {
 }
 
 const binding = native as unknown as TunBinding;
+
+/** TUNSETIFF through the addon; a device-cgroup refusal comes back explained (tun-device-access.ts). */
+async function openNative(request: NativeOpenRequest): Promise<NativeTunHandle> {
+  try {
+    return await binding.openTun(request);
+  } catch (e) {
+    throw explainTunOpenError(e);
+  }
+}
 
 type OnEnd = ((error?: NativeError) => void) | undefined;
 
@@ -193,7 +203,7 @@ export class Tun {
    */
   static async open(opts?: TunOpenOptions): Promise<Tun> {
     const { request } = resolveOpenOptions(opts, netnsPath);
-    const handle = await binding.openTun(request);
+    const handle = await openNative(request);
     return new Tun(handle, request);
   }
 
@@ -204,7 +214,7 @@ export class Tun {
     if (!this.multiQueue) {
       throw nativeError('EINVAL', 'ioctl(TUNSETIFF)', what, 'it is a single-queue device (create it with multiQueue: true)');
     }
-    const handle = await binding.openTun(this.#request);
+    const handle = await openNative(this.#request);
     return new Tun(handle, this.#request);
   }
 

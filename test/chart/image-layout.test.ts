@@ -1,5 +1,6 @@
 /**
- * The Dockerfile cannot be built here (no container engine), so this reads it: the runtime
+ * A quick check of the Dockerfile without a container engine (test/runtime/ builds and runs the
+ * real image with buildah and runc): the runtime
  * stage's COPY lines are laid out in a temporary /app exactly as the image would have them, and
  * bin/tunkeeper runs from there — loading the compiled CLI and the native addon — inside a
  * network namespace of the test's own. A file the agent needs at run time and the image lacks

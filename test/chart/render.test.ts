@@ -116,6 +116,7 @@ describeKube('the Helm chart, rendered', () => {
     ['a prefix with a slash', ['agent.allowedPrefixes={tk/}'], /allowedPrefixes/],
     ['a declaration file the agent would not read', ['mode=standalone', 'standalone.declarations.edge\\.json=x'], /edge\.json/],
     ['maxUnavailable 0 (a rollout that can never progress)', ['updateStrategy.maxUnavailable=0'], /maxUnavailable/],
+    ['a device plugin resource name that is no resource name', ['tunDevice.resourceName=tun device'], /resourceName/],
   ])('the values schema rejects %s, in lint and in template', async (_what, set, message) => {
     const setArgs = set.flatMap((s) => ['--set', s]);
     const lint = await helm.run(['lint', CHART_DIR, ...setArgs]);
@@ -260,6 +261,30 @@ describeKube('the Helm chart, rendered', () => {
     const checksum = (o: K8sObject) => (o.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations['checksum/agent-settings'];
     expect(checksum(ds)).toMatch(/^[0-9a-f]{64}$/);
     expect(checksum(ds)).not.toBe(checksum(defaults.one('DaemonSet')));
+  });
+
+  it('tunDevice.resourceName: /dev/net/tun from a device plugin (one more limit) instead of the hostPath, nothing else changed', async () => {
+    const plain = await helm.template({ release: 'tunkeeper', namespace: 'tunkeeper-system' });
+    const plugin = await helm.template({ release: 'tunkeeper', namespace: 'tunkeeper-system', set: ['tunDevice.resourceName=squat.ai/tun'] });
+    const [before, after] = [plain.one('DaemonSet'), plugin.one('DaemonSet')];
+    expect(agentContainer(after).resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '384Mi', 'squat.ai/tun': 1 } });
+    expect(mounts(after)['tun-device']).toBeUndefined();
+    expect(podSpec(after).volumes.map((v) => v.name)).toEqual(podSpec(before).volumes.map((v) => v.name).filter((n) => n !== 'tun-device'));
+    // Still one capability, no privilege: the device plugin widens only the device cgroup.
+    expect(agentContainer(after).securityContext).toEqual(agentContainer(before).securityContext);
+    const strip = (ds: K8sObject) => {
+      const copy = JSON.parse(JSON.stringify(ds)) as K8sObject;
+      const spec = podSpec(copy);
+      const agent = agentContainer(copy);
+      spec.volumes = spec.volumes.filter((v) => v.name !== 'tun-device');
+      agent.volumeMounts = agent.volumeMounts.filter((m) => m.name !== 'tun-device');
+      delete agent.resources;
+      return copy;
+    };
+    expect(strip(after)).toEqual(strip(before));
+    // Without resources of its own the limit still renders.
+    const bare = await helm.template({ set: ['tunDevice.resourceName=squat.ai/tun', 'resources=null'] });
+    expect(agentContainer(bare.one('DaemonSet')).resources).toEqual({ limits: { 'squat.ai/tun': 1 } });
   });
 
   it('standalone: declarations from a ConfigMap mounted as a directory, no RBAC, no API token', async () => {
