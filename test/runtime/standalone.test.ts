@@ -10,6 +10,7 @@ import { beforeAll, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadDeclarations } from '../../controller/sources/files-load.js';
 import { mounts, ROOT, type Rendered } from '../chart/chart-render.js';
 import { pollUntil } from '../helpers/poll.js';
 import { hostSnapshot, type HostSnapshot } from './host-snapshot.js';
@@ -70,7 +71,9 @@ describeRuntime('the image in standalone mode, as the chart runs it', (built) =>
       const inSync = await tunkeeper(['plan', '-f', declarations, '--netns', node.ns.name]);
       expect({ code: inSync.code, stderr: inSync.stderr }).toEqual({ code: 0, stderr: '' });
       const links = await node.ns.ipJson<IpLink[]>('link', 'show');
-      expect(links.map((l) => l.ifname).sort()).toEqual(['lo', 'tk-mq0', 'tk-p2p0', 'tk-tap0']);
+      const declared = (await loadDeclarations([declarations])).devices.map((d) => d.ifname);
+      expect(declared.length).toBe(Object.keys(examples).length);
+      expect(links.map((l) => l.ifname).sort()).toEqual(['lo', ...declared].sort());
 
       // The probes the chart declares, asked where the kubelet asks them: in the node's namespace.
       for (const probe of [plan.liveness, plan.readiness]) {
@@ -91,7 +94,7 @@ describeRuntime('the image in standalone mode, as the chart runs it', (built) =>
       expect(await pod.stop()).toBe(0);
       expect(pod.lines.some((l) => l.msg === 'tunkeeper agent stopped; devices left in place')).toBe(true);
       const after = await node.ns.ipJson<IpLink[]>('link', 'show');
-      expect(after.map((l) => l.ifname).sort()).toEqual(['lo', 'tk-mq0', 'tk-p2p0', 'tk-tap0']);
+      expect(after.map((l) => l.ifname).sort()).toEqual(['lo', ...declared].sort());
     });
   });
 
