@@ -3,6 +3,7 @@
 // CONTAINERS_CONF. Everything the image work keeps between runs lives in one cache folder,
 // `$TUNKEEPER_IMAGE_CACHE` or `~/.cache/tunkeeper/image`, like the Kubernetes tools' cache.
 import { spawnSync } from 'node:child_process';
+import { installTools, missingTools } from './distro-tools.mjs';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -19,27 +20,13 @@ const TOOLS = [
   ['debootstrap', 'debootstrap'],
 ];
 
-function onPath(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
-}
-
 export function missingEngineTools() {
-  return TOOLS.filter(([cmd]) => !onPath(cmd)).map(([cmd]) => cmd);
+  return missingTools(TOOLS);
 }
 
 /** Installs what is missing from the distribution (the only place they may come from). */
 export function installEngineTools(log = console.error) {
-  const missing = TOOLS.filter(([cmd]) => !onPath(cmd)).map(([, pkg]) => pkg);
-  if (missing.length === 0) return;
-  if (!onPath('apt-get')) throw new Error(`missing ${missing.join(', ')} and no apt-get to install them with`);
-  log(`installing ${missing.join(' ')} from the distribution`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [['update', '-qq'], ['install', '-y', '-qq', ...missing]]) {
-    const r = spawnSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env });
-    if (r.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
-  }
-  const still = missingEngineTools();
-  if (still.length > 0) throw new Error(`still missing after apt-get install: ${still.join(', ')}`);
+  installTools(TOOLS, log);
 }
 
 /**
