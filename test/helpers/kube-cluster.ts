@@ -13,6 +13,7 @@
  * the global teardown for anything a crashed worker left (pids are recorded in the cluster's
  * folder, which carries the run's prefix).
  */
+import { runProcess, type RunResult } from './run-process.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -20,11 +21,11 @@ import { request as httpRequest } from 'node:http';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { kubeRunPrefix } from './kube-leftovers.js';
 import { kubeToolPaths, missingKubeTools, type KubeToolPaths } from './kube-tools.js';
-import { inCI, isRoot } from './privileges.js';
+import { isRoot } from './privileges.js';
+import { describeTier } from './tiers.js';
 
 export { kubeToolPaths };
 
@@ -32,11 +33,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 export type ProxyMode = 'pass' | 'blackhole' | 'refuse';
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { RunResult };
 
 export interface KubeCluster {
   /** https://127.0.0.1:PORT of the API server itself. */
@@ -65,20 +62,7 @@ export function describeKube(name: string, fn: () => void): void {
     : missing.length > 0
       ? `needs the Kubernetes test tools (${missing.join(', ')} missing): run \`node scripts/kube-tools.mjs\` once (builds them from Go modules, cached in ~/.cache/tunkeeper)`
       : undefined;
-  if (reason === undefined) {
-    describe(name, fn);
-    return;
-  }
-  if (inCI) {
-    describe(name, () => {
-      it(`cannot run: ${reason}`, () => {
-        throw new Error(`Kubernetes tier cannot run with CI=true: ${reason}`);
-      });
-    });
-    return;
-  }
-  console.warn(`SKIPPED Kubernetes tier "${name}": ${reason}`);
-  describe.skip(name, fn);
+  describeTier('Kubernetes', name, reason, fn);
 }
 
 async function freePort(): Promise<number> {
@@ -293,18 +277,6 @@ class OutageProxy {
   }
 }
 
-function run(bin: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
 
 export interface StartKubeClusterOptions {
   /** Load crds/ and wait until they are Established (default true). */
@@ -377,8 +349,8 @@ export async function startKubeCluster(opts: StartKubeClusterOptions = {}): Prom
       HELM_CONFIG_HOME: join(dir, 'helm', 'config'),
       HELM_DATA_HOME: join(dir, 'helm', 'data'),
     };
-    const kubectl = (args: string[], o: { input?: string } = {}) => run(tools.kubectl, args, toolEnv, o.input);
-    const helm = (args: string[], o: { input?: string } = {}) => run(tools.helm, args, toolEnv, o.input);
+    const kubectl = (args: string[], o: { input?: string } = {}) => runProcess(tools.kubectl, args, { env: toolEnv, ...o });
+    const helm = (args: string[], o: { input?: string } = {}) => runProcess(tools.helm, args, { env: toolEnv, ...o });
 
     if (opts.crds ?? true) {
       const crdDir = join(ROOT, 'crds');

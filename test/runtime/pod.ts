@@ -7,15 +7,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { runProcess, type RunResult } from '../helpers/run-process.js';
 import type { BuiltImage } from './tier.js';
 import type { PodPlan } from './kubelet.js';
 import { applyDevicePolicy, type DevicePolicy, type DevicePolicyOutcome } from './device-policy.js';
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { RunResult };
 
 /**
  * Pods of this worker not yet removed, with the settings file to remove them with. A worker that
@@ -28,15 +25,7 @@ process.once('exit', () => {
 });
 
 export function podman(built: BuiltImage, args: string[]): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('podman', args, { env: { ...process.env, CONTAINERS_CONF: built.containersConf }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-  });
+  return runProcess('podman', args, { env: { ...process.env, CONTAINERS_CONF: built.containersConf } });
 }
 
 async function podmanOk(built: BuiltImage, args: string[]): Promise<string> {

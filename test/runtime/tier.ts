@@ -10,9 +10,9 @@
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, it } from '@jest/globals';
 import { kubeToolPaths, missingKubeTools } from '../helpers/kube-tools.js';
-import { inCI, isRoot } from '../helpers/privileges.js';
+import { isRoot } from '../helpers/privileges.js';
+import { describeTier } from '../helpers/tiers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -61,18 +61,5 @@ export function runtimeTier(): { image?: BuiltImage; reason?: string } {
 /** `describe` for the runtime tier; `fn` gets the built image. */
 export function describeRuntime(name: string, fn: (image: BuiltImage) => void): void {
   const { image, reason } = runtimeTier();
-  if (image) {
-    describe(name, () => fn(image));
-    return;
-  }
-  if (inCI) {
-    describe(name, () => {
-      it(`cannot run: ${reason}`, () => {
-        throw new Error(`runtime tier cannot run with CI=true: ${reason}`);
-      });
-    });
-    return;
-  }
-  console.warn(`SKIPPED runtime tier "${name}": ${reason}`);
-  describe.skip(name, () => fn({ image: '', containersConf: '' }));
+  describeTier('runtime', name, image ? undefined : (reason ?? 'no image'), () => fn(image ?? { image: '', containersConf: '' }));
 }
