@@ -80,7 +80,11 @@ export interface GateOptions {
 
 interface Entry {
   source: string;
-  /** The phase last told through onChange. */
+  /**
+   * The phase as of the last decision (set by #notify after every change of the declaration, the
+   * memory, the probing or the slot): read on every pass for every device, so it is kept rather
+   * than recomputed (deep comparisons of whole devices, 2 per device per pass).
+   */
   phase?: Phase;
   declared: DesiredDevice;
   generation?: number;
@@ -163,6 +167,8 @@ export class RolloutGate {
   /** The answer of `mayMove` may have changed (a slot granted or taken back). */
   recheck(): void {
     for (const e of this.#entries.values()) {
+      // Only a device with a rollout limit asks for a slot: the others cannot change here.
+      if (!limitsRollout(e.declared.rollout?.maxUnavailable)) continue;
       const before = e.phase;
       if (e.probing && !this.#may(e)) {
         e.probing.abort.abort();
@@ -177,12 +183,14 @@ export class RolloutGate {
   passFinished(p: PassReport): void {
     const r = p.result;
     if (!r || r.outcome === 'interrupted' || this.#closed) return;
-    const applied = new Map(p.input.desired.map((d) => [d.name, d]));
+    let applied: Map<string, DesiredDevice> | undefined;
     for (const report of r.devices) {
       const e = this.#entries.get(report.device);
+      // Most devices are settled on most passes: that is decided without looking further.
+      if (!e || report.status !== 'ready' || e.probing || this.#current(e) !== 'applying') continue;
+      applied ??= new Map(p.input.desired.map((d) => [d.name, d]));
       const version = applied.get(report.device);
-      if (!e || !version || report.status !== 'ready' || e.probing) continue;
-      if (this.#phase(e) !== 'applying' || !sameVersion(version, e.declared)) continue;
+      if (!version || !sameVersion(version, e.declared)) continue;
       if (!hasProbes(e.declared)) {
         this.#accept(e, []);
         continue;
@@ -196,7 +204,7 @@ export class RolloutGate {
     if (!e) return undefined;
     const m = this.#memory.get(name);
     const inForce = this.#inForce(e);
-    const view: DeviceView = { name, phase: this.#phase(e), nothingInForce: inForce === undefined, probeKeys: (e.declared.probes ?? []).map(probeKey), probes: e.results };
+    const view: DeviceView = { name, phase: this.#current(e), nothingInForce: inForce === undefined, probeKeys: (e.declared.probes ?? []).map(probeKey), probes: e.results };
     if (e.generation !== undefined) view.generation = e.generation;
     const g = inForce === undefined ? undefined : inForce === e.declared ? e.generation : m?.good?.generation;
     if (g !== undefined) view.inForceGeneration = g;
@@ -240,7 +248,7 @@ export class RolloutGate {
 
   /** The version the loop should keep for this entry; undefined: none (waiting, nothing good). */
   #inForce(e: Entry): DesiredDevice | undefined {
-    const phase = this.#phase(e);
+    const phase = this.#current(e);
     const good = this.#memory.get(e.declared.name)?.good?.device;
     if (phase === 'rolledBack' || phase === 'waiting') return good;
     return e.declared;
@@ -325,6 +333,10 @@ export class RolloutGate {
     this.#o.onProbed?.(e.declared, results, m.good ? 'rolledBack' : 'probeFailed');
     this.#notify(e);
     this.#hand(e.source);
+  }
+
+  #current(e: Entry): Phase {
+    return (e.phase ??= this.#phase(e));
   }
 
   #notify(e: Entry): void {
