@@ -46,6 +46,14 @@ export interface PeerRow {
 
 export interface Report {
   benchmarks: ReportRow[];
+  /** Benchmarks that could not run, and why; absent when every one ran. */
+  failed?: FailedRow[];
+}
+
+/** A benchmark that failed: it has no row, only its name and its error. */
+export interface FailedRow {
+  name: string;
+  error: string;
 }
 
 /** What a benchmark knows about itself. */
@@ -166,12 +174,20 @@ export function shapeRow(meta: RowMeta, figures: Figures): ReportRow {
   };
 }
 
-export function toReport(rows: readonly ReportRow[]): Report {
-  return { benchmarks: rows.map((r) => ({ ...r, peers: r.peers.map((p) => ({ ...p, ...(p.versus === undefined ? {} : { versus: { ...p.versus } }) })) })) };
+export function toReport(rows: readonly ReportRow[], failed: readonly FailedRow[] = []): Report {
+  return {
+    benchmarks: rows.map((r) => ({ ...r, peers: r.peers.map((p) => ({ ...p, ...(p.versus === undefined ? {} : { versus: { ...p.versus } }) })) })),
+    ...(failed.length === 0 ? {} : { failed: failed.map((f) => ({ ...f })) }),
+  };
 }
 
-export function reportJson(rows: readonly ReportRow[]): string {
-  return JSON.stringify(toReport(rows), null, 2) + '\n';
+export function reportJson(rows: readonly ReportRow[], failed: readonly FailedRow[] = []): string {
+  return JSON.stringify(toReport(rows, failed), null, 2) + '\n';
+}
+
+/** The lines under the table naming each benchmark that failed and why (empty when none did). */
+export function formatFailures(failed: readonly FailedRow[]): string {
+  return failed.map((f) => `FAILED ${f.name}: ${f.error}\n`).join('');
 }
 
 function formatNumber(x: number | null): string {

@@ -17,7 +17,7 @@ import { benchmarks } from './registry.js';
 import { chartSpecs, renderCharts, type Measured } from './charts.js';
 import { refOutDir } from './paths.js';
 import { peersNote } from './peer-build.js';
-import { formatTable, reportJson, shapeRow, type ReportRow } from './report.js';
+import { formatFailures, formatTable, reportJson, shapeRow, type FailedRow, type ReportRow } from './report.js';
 
 const log = (msg: string): void => {
   process.stderr.write(msg + '\n');
@@ -78,7 +78,7 @@ async function main(): Promise<number> {
 
   const rows: ReportRow[] = [];
   const measured: Measured[] = [];
-  const failed: string[] = [];
+  const failed: FailedRow[] = [];
   for (const bench of selected) {
     const samples = samplesOf(bench);
     log(`bench: ${bench.name} (${samples} samples per side)`);
@@ -108,16 +108,18 @@ async function main(): Promise<number> {
       measured.push({ name: bench.name, unit: bench.unit, figures });
       log(`bench: ${bench.name} done in ${took.toFixed(1)} s`);
     } catch (e) {
-      failed.push(bench.name);
-      log(`bench: ${bench.name} FAILED: ${e instanceof Error ? e.message : String(e)}`);
+      // One benchmark that cannot run (a missing tool, a failed build) says why and the others go on.
+      const error = e instanceof Error ? e.message : String(e);
+      failed.push({ name: bench.name, error });
+      log(`bench: ${bench.name} FAILED: ${error}`);
     } finally {
       await ns.delete();
     }
   }
 
-  process.stdout.write('\n' + formatTable(rows));
+  process.stdout.write('\n' + formatTable(rows) + formatFailures(failed));
   if (args.json !== null) {
-    await writeFile(args.json, reportJson(rows));
+    await writeFile(args.json, reportJson(rows, failed));
     log(`bench: wrote ${args.json}`);
   }
   try {
@@ -130,7 +132,7 @@ async function main(): Promise<number> {
   const perBenchmark = rows.map((r) => `${r.name} ${r.seconds?.toFixed(0)} s`).join(', ');
   log(`bench: whole run ${((Date.now() - runStarted) / 1000).toFixed(1)} s (reference and peer builds included)${perBenchmark === '' ? '' : `: ${perBenchmark}`}`);
   if (failed.length > 0) {
-    log(`bench: ${failed.length} benchmark(s) failed: ${failed.join(', ')}`);
+    log(`bench: ${failed.length} benchmark(s) failed: ${failed.map((f) => f.name).join(', ')}`);
     return 1;
   }
   return 0;

@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseArgs, selectBenchmarks, UsageError } from '../../bench/args.js';
 import { buildIpv4Udp, onesComplementSum } from '../../bench/packet.js';
-import { formatTable, ratioOf, reportJson, roundFigure, shapeRow } from '../../bench/report.js';
+import { formatFailures, formatTable, ratioOf, reportJson, roundFigure, shapeRow } from '../../bench/report.js';
 import { median, percentile } from '../../bench/stats.js';
 
 describe('ratioOf', () => {
@@ -96,6 +96,16 @@ describe('reportJson and formatTable', () => {
     const end = lines[0]!.indexOf('tunkeeper') + 'tunkeeper'.length;
     expect(lines[2]!.slice(0, end).endsWith('900,000')).toBe(true);
     expect(lines[3]!.slice(0, end).endsWith('81.25')).toBe(true);
+  });
+
+  it('names each failed benchmark and its reason in the JSON and under the table; no failed key when none failed', () => {
+    const failed = [{ name: 'tun-offload-gbps', error: 'iperf3 is not installed' }];
+    const doc = JSON.parse(reportJson(rows, failed)) as { benchmarks: unknown[]; failed: unknown[] };
+    expect(Object.keys(doc)).toEqual(['benchmarks', 'failed']);
+    expect(doc.benchmarks).toEqual(rows);
+    expect(doc.failed).toEqual(failed);
+    expect(formatFailures(failed)).toBe('FAILED tun-offload-gbps: iperf3 is not installed\n');
+    expect(formatFailures([])).toBe('');
   });
 
   it('prints just the header for an empty report', () => {
