@@ -61,7 +61,12 @@ export function foreignPrefix(i: number): string {
   return `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 }
 
-function declaration(devices: number): string {
+/**
+ * The owned devices as TunDevice documents (multi-document YAML). With `nodeSelector` (labels),
+ * each selects the nodes carrying them: the same declarations as cluster objects.
+ */
+export function declaration(devices: number, nodeSelector?: Readonly<Record<string, string>>): string {
+  const selector = nodeSelector === undefined ? [] : ['  nodeSelector:', '    matchLabels:', ...Object.entries(nodeSelector).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`)];
   const docs: string[] = [];
   for (let k = 0; k < devices; k++) {
     const routes = [ownedRoute(k), ...(k === 0 ? EXTRA_ROUTES : [])];
@@ -77,6 +82,7 @@ function declaration(devices: number): string {
         ...(k === 0 ? ['  addresses: [192.0.2.1/26]'] : []),
         '  routes:',
         ...routes.map((to) => `    - to: ${to}`),
+        ...selector,
       ].join('\n'),
     );
   }
@@ -138,12 +144,17 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+export interface StartAgentOptions {
+  /** Give the agent the workload's declaration directory (`-f`); default true. Without it, pass a source in `extraArgs` (`--kube ...`). */
+  files?: boolean;
+}
+
 /** Starts `bin/tunkeeper run` on the workload's declaration and waits until it has converged. */
-export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extraArgs: readonly string[] = []): Promise<RunningAgent> {
+export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extraArgs: readonly string[] = [], opts: StartAgentOptions = {}): Promise<RunningAgent> {
   const bin = join(packageRoot, 'bin', 'tunkeeper');
   // For profiling the agent without touching the runner: e.g. TUNKEEPER_BENCH_AGENT_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
   const nodeFlags = (process.env['TUNKEEPER_BENCH_AGENT_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
-  const args = [...nodeFlags, bin, 'run', '-f', w.dir, '--netns', ctx.ns.path, '--metrics-address', '127.0.0.1:0', ...extraArgs];
+  const args = [...nodeFlags, bin, 'run', ...((opts.files ?? true) ? ['-f', w.dir] : []), '--netns', ctx.ns.path, '--metrics-address', '127.0.0.1:0', ...extraArgs];
   const cpu = ctx.cpus.subject;
   // taskset execs node: the pid is the agent's own.
   const proc = cpu === null ? Proc.start('tunkeeper run', process.execPath, args) : Proc.start('tunkeeper run', 'taskset', ['-c', cpu, process.execPath, ...args]);
