@@ -23,7 +23,7 @@
  * netlink sockets in the bench namespace with --netns, so its /metrics on 127.0.0.1 is reachable
  * from here). The bench watches and changes the namespace through its own Rtnl and Monitor.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -61,7 +61,12 @@ export function foreignPrefix(i: number): string {
   return `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 }
 
-function declaration(devices: number): string {
+/**
+ * The owned devices as TunDevice documents (multi-document YAML). With `nodeSelector` (labels),
+ * each selects the nodes carrying them: the same declarations as cluster objects.
+ */
+export function declaration(devices: number, nodeSelector?: Readonly<Record<string, string>>): string {
+  const selector = nodeSelector === undefined ? [] : ['  nodeSelector:', '    matchLabels:', ...Object.entries(nodeSelector).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`)];
   const docs: string[] = [];
   for (let k = 0; k < devices; k++) {
     const routes = [ownedRoute(k), ...(k === 0 ? EXTRA_ROUTES : [])];
@@ -77,6 +82,7 @@ function declaration(devices: number): string {
         ...(k === 0 ? ['  addresses: [192.0.2.1/26]'] : []),
         '  routes:',
         ...routes.map((to) => `    - to: ${to}`),
+        ...selector,
       ].join('\n'),
     );
   }
@@ -138,12 +144,17 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+export interface StartAgentOptions {
+  /** Give the agent the workload's declaration directory (`-f`); default true. Without it, pass a source in `extraArgs` (`--kube ...`). */
+  files?: boolean;
+}
+
 /** Starts `bin/tunkeeper run` on the workload's declaration and waits until it has converged. */
-export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extraArgs: readonly string[] = []): Promise<RunningAgent> {
+export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extraArgs: readonly string[] = [], opts: StartAgentOptions = {}): Promise<RunningAgent> {
   const bin = join(packageRoot, 'bin', 'tunkeeper');
   // For profiling the agent without touching the runner: e.g. TUNKEEPER_BENCH_AGENT_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
   const nodeFlags = (process.env['TUNKEEPER_BENCH_AGENT_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
-  const args = [...nodeFlags, bin, 'run', '-f', w.dir, '--netns', ctx.ns.path, '--metrics-address', '127.0.0.1:0', ...extraArgs];
+  const args = [...nodeFlags, bin, 'run', ...((opts.files ?? true) ? ['-f', w.dir] : []), '--netns', ctx.ns.path, '--metrics-address', '127.0.0.1:0', ...extraArgs];
   const cpu = ctx.cpus.subject;
   // taskset execs node: the pid is the agent's own.
   const proc = cpu === null ? Proc.start('tunkeeper run', process.execPath, args) : Proc.start('tunkeeper run', 'taskset', ['-c', cpu, process.execPath, ...args]);
@@ -169,6 +180,7 @@ export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extra
       rssMb: () => statusMb(proc.pid, 'VmRSS'),
       peakRssMb: () => statusMb(proc.pid, 'VmHWM'),
       stop: async () => {
+        await heapSnapshotBeforeStop(ctx, proc.pid);
         const exit = await proc.stop('SIGTERM', 10_000);
         if (exit.code !== 0) ctx.log(`  agent ended with ${exit.signal ?? `exit code ${exit.code}`}`);
       },
@@ -176,6 +188,33 @@ export async function startAgent(ctx: BenchContext, w: ControllerWorkload, extra
   } catch (e) {
     await proc.stop('SIGKILL');
     throw e;
+  }
+}
+
+/**
+ * For finding what the agent keeps: with TUNKEEPER_BENCH_AGENT_HEAPSNAPSHOT=DIR, the agent (started
+ * with `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=DIR` in TUNKEEPER_BENCH_AGENT_NODE_FLAGS)
+ * writes a heap snapshot into DIR before it is stopped, as it is at the end of the benchmark.
+ */
+async function heapSnapshotBeforeStop(ctx: BenchContext, pid: number): Promise<void> {
+  const dir = process.env['TUNKEEPER_BENCH_AGENT_HEAPSNAPSHOT'];
+  if (!dir) return;
+  const mine = async (): Promise<string[]> => (await readdir(dir).catch(() => [] as string[])).filter((f) => f.includes(`.${pid}.`) && f.endsWith('.heapsnapshot'));
+  const before = new Set(await mine());
+  process.kill(pid, 'SIGUSR2');
+  // Written in one go by the agent's main thread: done when the file's size holds for half a second.
+  const deadline = Date.now() + 120_000;
+  let last = -1;
+  for (;;) {
+    await sleep(500);
+    const file = (await mine()).find((f) => !before.has(f));
+    const size = file === undefined ? -1 : (await stat(join(dir, file))).size;
+    if (file !== undefined && size > 0 && size === last) {
+      ctx.log(`  agent heap snapshot: ${join(dir, file)}`);
+      return;
+    }
+    last = size;
+    if (Date.now() > deadline) throw new Error(`no heap snapshot from agent ${pid} in ${dir}`);
   }
 }
 

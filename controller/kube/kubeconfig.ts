@@ -6,8 +6,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfigClass } from './client-node.js';
 import { DEFAULT_NAMESPACE } from './types.js';
+
+/** client-node's KubeConfig, without its generated API set when the build made that possible (client-node.ts). */
+export const kubeConfigClass = await loadKubeConfigClass();
 
 /** Where a Pod's service account says which namespace it is in. */
 export const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -20,7 +24,7 @@ export interface KubeConfigChoice {
 
 export function loadKubeConfig(choice: KubeConfigChoice = {}): { kubeConfig: KubeConfig; from: string } {
   const env = choice.env ?? process.env;
-  const kc = new KubeConfig();
+  const kc = new kubeConfigClass.KubeConfig();
   if (choice.file !== undefined) {
     kc.loadFromFile(choice.file);
     return { kubeConfig: kc, from: choice.file };

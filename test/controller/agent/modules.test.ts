@@ -91,6 +91,10 @@ describe('the agent with the cluster source', () => {
     });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('no API server credentials');
-    expect(resolvedIn(r.stderr).some((u) => u.includes('@kubernetes/client-node'))).toBe(true);
+    const resolved = resolvedIn(r.stderr);
+    expect(resolved.some((u) => u.includes('@kubernetes/client-node'))).toBe(true);
+    // ... its KubeConfig, not the generated API set (~1,300 modules, ~45 MiB resident: controller/kube/client-node.ts).
+    expect(resolved.some((u) => u.endsWith('/controller/kube/client-node/config.js'))).toBe(true);
+    expect(resolved.filter((u) => /@kubernetes\/client-node\/dist\/gen\/(models|apis|types)\//.test(u))).toEqual([]);
   });
 });
