@@ -8,6 +8,13 @@
  * links, addresses and tunkeeper's routes, and the foreign routes unless provably unchanged —
  * during a storm they are not) and how many resync-needed (ENOBUFS) wake-ups the agent saw,
  * from its /metrics.
+ * Targets (issue #16; reported in the log as met or not, never asserted): converged within
+ * 100 ms of the storm's end, and at most 5 passes per storm. The first is the loop's trailing edge
+ * (controller/loop/loop.ts): once the kernel has been quiet for quietMs, the pass the churn gap
+ * deferred runs, instead of waiting out the rest of the gap (before it: 513 ms median on a fresh
+ * machine, the gap's remainder). The second is its rate limit: one pass per churn gap (1 s) while
+ * the storm lasts, so it holds for storms of about 3 s; a machine that takes longer to run the
+ * storm's `ip -batch` gets about one pass per second of it.
  * No reference tool does this work: reference is null.
  */
 import { writeFile } from 'node:fs/promises';
@@ -27,6 +34,9 @@ import {
 } from '../controller-workload.js';
 
 const STORM_TABLE = 201;
+/** Issue #16's targets, reported as met or not. */
+const TARGET_CONVERGE_MS = 100;
+const TARGET_PASSES = 5;
 const STORM_ROUTES = 50_000;
 
 /** The storm of sample s drifts owned device s (a device of its own, so no fight hold). */
@@ -50,6 +60,7 @@ export const enobufsStormConvergeMs: Benchmark = {
       try {
         const figures: number[] = [];
         const passes: number[] = [];
+        const stormMs: number[] = [];
         for (let s = 0; s < ctx.samples; s++) {
           const batch = join(w.dir, `storm-${s}.batch`);
           await writeFile(batch, stormLines(s).join('\n') + '\n');
@@ -65,6 +76,7 @@ export const enobufsStormConvergeMs: Benchmark = {
           const n = delta('tunkeeper_reconciles_total');
           figures.push(converged - stormEnd);
           passes.push(n);
+          stormMs.push(stormEnd - t0);
           ctx.log(
             `  enobufs-storm-converge-ms ${s + 1}/${ctx.samples}: storm ${(stormEnd - t0).toFixed(0)} ms, converged ${(converged - stormEnd).toFixed(1)} ms after it; ` +
               `${n} reconcile passes, ${delta('tunkeeper_resync_needed_total')} resync-needed, ` +
@@ -75,7 +87,13 @@ export const enobufsStormConvergeMs: Benchmark = {
           `  enobufs-storm-converge-ms: median ${median(figures).toFixed(1)} ms (max ${Math.max(...figures).toFixed(1)}); ` +
             `passes per storm median ${median(passes)} (max ${Math.max(...passes)}); agent RSS ${(await agent.rssMb()).toFixed(0)} MiB`,
         );
-        return { project: median(figures), reference: null, referenceName: null };
+        const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+        ctx.log(
+          `  enobufs-storm-converge-ms targets: converged <= ${TARGET_CONVERGE_MS} ms after the storm: ${met(Math.max(...figures) <= TARGET_CONVERGE_MS)} ` +
+            `(max ${Math.max(...figures).toFixed(1)} ms); <= ${TARGET_PASSES} passes per storm: ${met(Math.max(...passes) <= TARGET_PASSES)} ` +
+            `(max ${Math.max(...passes)}, storms of ${Math.min(...stormMs).toFixed(0)}-${Math.max(...stormMs).toFixed(0)} ms)`,
+        );
+        return { project: median(figures), reference: null, referenceName: null, projectSamples: figures };
       } finally {
         await agent.stop();
       }

@@ -14,13 +14,26 @@
  * converging), starting one more at once, pass after pass, spends the CPU relisting a state that
  * is still moving. Then event-woken passes wait a gap after the previous pass, growing with the
  * streak of such passes (`churn` backoff, capped, 1 s by default so latency under churn stays
- * bounded). A pass woken only by kernel events that found nothing to apply also continues the
- * streak, whether or not more events are queued: the kernel keeps moving in ways tunkeeper does
- * not act on (foreign churn, or a held device that another actor keeps changing), and answering
- * each such event at once with a full pass would be the spin the hold exists to prevent. A pass
- * that applied a change and ended with nothing queued resets the streak, as do two gaps' worth of
- * quiet, so the next drift is repaired at once. Changes of desired state, retries, the periodic
- * resync and the end of a hold are never delayed by it.
+ * bounded): the rate limit. A pass woken only by kernel events that found nothing to apply also
+ * continues the streak, whether or not more events are queued: the kernel keeps moving in ways
+ * tunkeeper does not act on (foreign churn, or a held device that another actor keeps changing),
+ * and answering each such event at once with a full pass would be the spin the hold exists to
+ * prevent. A pass that applied a change and ended with nothing queued resets the streak, as do
+ * two gaps' worth of quiet, so the next drift is repaired at once. Changes of desired state,
+ * retries, the periodic resync and the end of a hold are never delayed by it.
+ *
+ * Trailing edge. The gap says how often to look while the kernel moves, not how long to wait
+ * once it stopped: a storm that ends just after a pass must not leave the node unrepaired for the
+ * rest of the gap. So a pass the gap defers runs as soon as the kernel has been quiet (no kernel
+ * event) for `quietMs` (25 ms by default), whichever comes first. Every kernel event pushes that
+ * moment back, so during a storm the gap still paces the passes. A quiet spell is not always the
+ * end: foreign churn comes in bursts, and an actor fighting a held device pauses between its
+ * changes. A trailing-edge pass that applied nothing was such a false end, and it spends the
+ * trailing edge: it is re-armed by a pass that applied a change, by the end of the streak, and by
+ * a pass the gap itself started while no device is held. So under any churn at most one pass per
+ * gap is spent on a quiet spell that was not the end (two passes per gap at most, one with a
+ * hold in force), and the state carries nothing from one storm to the next beyond the streak,
+ * whose gap is capped: the storm after a hundred others ends as promptly as the first.
  *
  * Retries. A device whose actions failed gets a retry timer with exponential backoff (jitter,
  * capped); it is reset by a pass in which the device has no failures. A pass that could not trust
@@ -72,6 +85,13 @@ export const LOOP_DEFAULTS = {
    * 6 passes for a 5.2 s storm (main: 12-20 for 3.4-10 s storms), converged 26 ms after it.
    */
   churn: { initialMs: 250, maxMs: 1_000, factor: 4, jitter: 0 } satisfies BackoffOptions,
+  /**
+   * The trailing edge: a pass the churn gap defers runs once the kernel has been this quiet. Short
+   * next to the gap (a storm's end is caught within it plus one pass: bench
+   * enobufs-storm-converge-ms), long next to the spacing of notifications inside a storm (a
+   * busy `ip -batch` sends thousands a second).
+   */
+  quietMs: 25,
 };
 
 export interface PassReport {
@@ -109,6 +129,8 @@ export interface LoopOptions {
   fightWindowMs?: number;
   /** Gap between event-woken passes under churn (LOOP_DEFAULTS.churn). */
   churn?: BackoffOptions;
+  /** Quiet that ends a churn gap early: the trailing edge (LOOP_DEFAULTS.quietMs). */
+  quietMs?: number;
   observer?: LoopObserver;
 }
 
@@ -132,7 +154,12 @@ export interface LoopStatus {
   holds: Record<string, number>;
   /** Passes in a row that ended with kernel events queued (the churn streak). */
   churnStreak: number;
+  /** Whether a quiet kernel may end the churn gap early (see Trailing edge). */
+  trailingEdgeArmed: boolean;
 }
+
+/** What a pass did, for the churn bookkeeping: applied a change, or was kernel-woken and found nothing. */
+type PassOutcome = 'applied' | 'idle';
 
 interface Retry {
   attempt: number;
@@ -162,6 +189,7 @@ export class ReconcileLoop {
   readonly #fightBackoff: BackoffOptions;
   readonly #fightWindowMs: number;
   readonly #churnBackoff: BackoffOptions;
+  readonly #quietMs: number;
   readonly #observer: LoopObserver;
   readonly #sources: DesiredSources;
 
@@ -183,6 +211,13 @@ export class ReconcileLoop {
   #holdTimer: TimerHandle | undefined;
   #churnStreak = 0;
   #gapTimer: TimerHandle | undefined;
+  /** When #gapTimer fires (clock ms). */
+  #gapTimerAt = Infinity;
+  /** When the latest kernel event (netlink-event, resync-needed) was triggered (clock ms). */
+  #lastKernelEventAt = -Infinity;
+  #trailingArmed = true;
+  /** How the pass about to start was let through: 'gap' or 'quiet' when the churn gap deferred it. */
+  #startedBy: 'gap' | 'quiet' | undefined;
   /** When the last pass that trusted no cache finished with a usable observation. */
   #lastVerifiedAt: number | undefined;
   #idleWaiters: Array<() => void> = [];
@@ -196,6 +231,7 @@ export class ReconcileLoop {
     this.#fightBackoff = opts.fight ?? LOOP_DEFAULTS.fight;
     this.#fightWindowMs = opts.fightWindowMs ?? LOOP_DEFAULTS.fightWindowMs;
     this.#churnBackoff = opts.churn ?? LOOP_DEFAULTS.churn;
+    this.#quietMs = opts.quietMs ?? LOOP_DEFAULTS.quietMs;
     this.#observer = opts.observer ?? {};
     this.#sources = new DesiredSources(opts.sources);
   }
@@ -211,6 +247,7 @@ export class ReconcileLoop {
   trigger(reason: WakeReason): void {
     if (this.#stopped) return;
     this.#wakeups[reason]++;
+    if (KERNEL_REASONS.has(reason)) this.#lastKernelEventAt = this.#clock.now();
     this.#observer.wake?.(reason);
     this.#pending.add(reason);
     this.#kick();
@@ -234,6 +271,7 @@ export class ReconcileLoop {
     this.#periodic?.cancel();
     this.#holdTimer?.cancel();
     this.#gapTimer?.cancel();
+    this.#gapTimerAt = Infinity;
     for (const r of this.#retries.values()) r.timer.cancel();
     this.#retries.clear();
     await this.#inFlight;
@@ -266,6 +304,7 @@ export class ReconcileLoop {
       retries,
       holds,
       churnStreak: this.#churnStreak,
+      trailingEdgeArmed: this.#trailingArmed,
     };
   }
 
@@ -283,37 +322,79 @@ export class ReconcileLoop {
   #kick(): void {
     if (!this.#started || this.#stopped || this.#busy() || this.#pending.size === 0) return;
     if (!this.#sources.allReported) return;
+    const now = this.#clock.now();
     // Two gaps' worth of quiet ends a streak.
-    if (this.#lastPassFinishedAt !== undefined && this.#clock.now() - this.#lastPassFinishedAt > 2 * this.#churnBackoff.maxMs) this.#churnStreak = 0;
+    if (this.#lastPassFinishedAt !== undefined && now - this.#lastPassFinishedAt > 2 * this.#churnBackoff.maxMs) this.#endStreak();
     const gap = this.#churnGap();
+    let startedBy: 'gap' | 'quiet' | undefined;
     if (gap > 0 && this.#lastPassFinishedAt !== undefined && [...this.#pending].every((r) => KERNEL_REASONS.has(r))) {
-      const wait = this.#lastPassFinishedAt + gap - this.#clock.now();
-      if (wait > 0) {
-        this.#gapTimer ??= this.#clock.setTimer(wait, () => {
-          this.#gapTimer = undefined;
-          this.#kick();
-        });
+      const gapDue = this.#lastPassFinishedAt + gap;
+      // The trailing edge: quiet since the latest event. Events only push it later, so a timer
+      // set for an earlier moment is merely early: it finds the new moment and waits again.
+      const quietDue = this.#trailingArmed ? this.#lastKernelEventAt + this.#quietMs : Infinity;
+      const due = Math.min(gapDue, quietDue);
+      if (due > now) {
+        if (due < this.#gapTimerAt) {
+          this.#gapTimer?.cancel();
+          this.#gapTimerAt = due;
+          this.#gapTimer = this.#clock.setTimer(due - now, () => {
+            this.#gapTimer = undefined;
+            this.#gapTimerAt = Infinity;
+            this.#kick();
+          });
+        }
         return;
       }
+      startedBy = gapDue <= now ? 'gap' : 'quiet';
     }
+    this.#startedBy = startedBy;
     this.#scheduled = true;
     // A microtask, so that triggers raised together in one tick share a pass.
     queueMicrotask(() => {
-      this.#scheduled = false;
       if (this.#stopped) {
+        this.#scheduled = false;
         this.#wakeIdle();
         return;
       }
-      this.#inFlight = this.#pass().catch(() => false).then((idle) => {
+      const startedBy = this.#startedBy;
+      this.#startedBy = undefined;
+      // #scheduled stays set until #inFlight is: a trigger raised synchronously by the reconcile
+      // itself must wait for this pass, not start a second one beside it.
+      this.#inFlight = this.#pass().catch(() => undefined).then((outcome) => {
         this.#inFlight = undefined;
-        // Kernel events that arrived during the pass, or a kernel-woken pass with nothing to do:
-        // the kernel is still moving (see Churn above).
-        const eventsQueued = [...this.#pending].some((r) => KERNEL_REASONS.has(r));
-        this.#churnStreak = eventsQueued || idle ? this.#churnStreak + 1 : 0;
+        this.#afterPass(startedBy, outcome);
         this.#kick();
         this.#wakeIdle();
       });
+      this.#scheduled = false;
     });
+  }
+
+  /**
+   * The churn bookkeeping after a pass (see Churn and Trailing edge). `applied`: whether the pass
+   * applied a change (undefined when it threw or was woken by more than the kernel and applied
+   * nothing: neither a sign of churn nor of a repair).
+   */
+  #afterPass(startedBy: 'gap' | 'quiet' | undefined, outcome: PassOutcome | undefined): void {
+    // Kernel events that arrived during the pass, or a kernel-woken pass with nothing to do:
+    // the kernel is still moving.
+    const eventsQueued = [...this.#pending].some((r) => KERNEL_REASONS.has(r));
+    if (eventsQueued || outcome === 'idle') this.#churnStreak++;
+    else this.#endStreak();
+    if (outcome === 'applied') this.#trailingArmed = true;
+    else if (startedBy === 'quiet' && outcome === 'idle') this.#trailingArmed = false;
+    else if (startedBy === 'gap' && !this.#anyHeld()) this.#trailingArmed = true;
+  }
+
+  #endStreak(): void {
+    this.#churnStreak = 0;
+    this.#trailingArmed = true;
+  }
+
+  #anyHeld(): boolean {
+    const now = this.#clock.now();
+    for (const h of this.#holds.values()) if (h.until > now) return true;
+    return false;
   }
 
   /** The wait before an event-woken pass: none after a calm pass or the first busy one. */
@@ -321,12 +402,16 @@ export class ReconcileLoop {
     return this.#churnStreak < 2 ? 0 : backoffDelay(this.#churnStreak - 1, this.#churnBackoff, this.#random);
   }
 
-  /** Runs one pass; resolves true when it was woken only by kernel events and applied nothing. */
-  async #pass(): Promise<boolean> {
+  /**
+   * Runs one pass; resolves 'idle' when it was woken only by kernel events and applied nothing,
+   * 'applied' when it applied a change, undefined otherwise.
+   */
+  async #pass(): Promise<PassOutcome | undefined> {
     const reasons = WAKE_REASONS.filter((r) => this.#pending.has(r));
     this.#pending.clear();
     this.#gapTimer?.cancel();
     this.#gapTimer = undefined;
+    this.#gapTimerAt = Infinity;
     const startedAt = this.#clock.now();
     const desired = this.#sources.desired();
     const input: ReconcileInput = {
@@ -364,7 +449,9 @@ export class ReconcileLoop {
       durationMs: finishedAt - startedAt,
       ...(result ? { result } : { error }),
     });
-    return reasons.every((r) => KERNEL_REASONS.has(r)) && result !== undefined && result.outcome === 'converged' && result.applied === 0;
+    if (result === undefined) return undefined;
+    if (result.applied > 0) return 'applied';
+    return reasons.every((r) => KERNEL_REASONS.has(r)) && result.outcome === 'converged' ? 'idle' : undefined;
   }
 
   #mustVerify(reasons: readonly WakeReason[], now: number): boolean {

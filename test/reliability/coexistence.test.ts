@@ -31,10 +31,12 @@ const HANG_GUARD_MS = hangGuardMs(ACTOR_TICKS, 1_000);
  * - each repair (the first one, then one per hold that ends) applies a change and resets the streak,
  *   which then costs the short gaps again: the hold-ended pass itself, one at once, one after
  *   churn.initialMs; 3 per repair episode, and the passes that see a repair's own notifications;
+ * - the trailing edge (a pass once the kernel is quiet for quietMs): the repair re-arms it, and the
+ *   actor's next pause spends it on a pass that finds the device held: one more per episode;
  * - a couple at the edges of the window.
  * A spin answers every actor change: ACTOR_TICKS passes or more.
  */
-const EPISODE_PASSES = 4;
+const EPISODE_PASSES = 5;
 function maxPasses(activeMs: number, fights: number): number {
   return Math.ceil(activeMs / LOOP_DEFAULTS.churn.maxMs) + EPISODE_PASSES * (fights + 1) + 2;
 }

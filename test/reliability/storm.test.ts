@@ -4,7 +4,10 @@
  * of each storm, changes owned state behind its back. Repeated: every round must end converged
  * with zero lost changes (every owned change repaired, the storm's own foreign result intact),
  * ENOBUFS must have been seen (resync-needed > 0), the relists per storm coalesced and bounded,
- * and the agent's memory bounded (no growth from round to round).
+ * and the agent's memory bounded (no growth from round to round). The log gives per storm the
+ * time to converge after `ip` exits (the loop's trailing edge: a pass once the kernel has been
+ * quiet for quietMs, not at the end of the churn gap), the passes, the RSS, and what else the
+ * loop did (fights, held devices, retries, interrupted passes).
  */
 import { expect, it } from '@jest/globals';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -37,19 +40,32 @@ const HANG_GUARD_MS = hangGuardMs(ROUNDS, STORM * 2 + 30_000);
 /** The smallest receive buffer the agent accepts. */
 const MIN_RCVBUF = '4096';
 /**
- * The passes the loop's churn rule allows for a storm that lasted `ms` until convergence
- * (controller/loop/loop.ts, Churn): at most one per churn.maxMs once the streak is long, plus the
- * short gaps at its start and again after each repair of the owned changes made mid-storm, plus the
- * passes at the edges. From the storm's own duration, so a slow machine gets a longer storm and
- * proportionally more passes, never a failure for being slow. Measured before the churn gap:
- * 138–245 passes per storm, a relist every ~50 ms; with it, 6 for a 5.2 s storm.
+ * The passes the loop's churn rules allow for a storm that lasted `ms` until convergence
+ * (controller/loop/loop.ts, Churn and Trailing edge): at most one per churn.maxMs once the streak
+ * is long, and at most one more per gap spent on a quiet spell that was not the storm's end (a
+ * machine busy enough to stall `ip` for quietMs), plus the short gaps at its start and again
+ * after each repair of the owned changes made mid-storm, plus the passes at the edges. From the
+ * storm's own duration, so a slow machine gets a longer storm and proportionally more passes,
+ * never a failure for being slow. Measured before the churn gap: 138–245 passes per storm, a
+ * relist every ~50 ms; with it, 6 for a 5.2 s storm; 20 long storms (30-80 s each on a busy
+ * machine): 28-43.
  */
 function maxPassesPerStorm(ms: number): number {
-  return Math.ceil(ms / LOOP_DEFAULTS.churn.maxMs) + 8;
+  return 2 * Math.ceil(ms / LOOP_DEFAULTS.churn.maxMs) + 8;
 }
 const MAX_RSS_MB = 400;
 
-const DEVICES = Array.from({ length: 4 }, (_, i) => ({
+/**
+ * Ten devices, two drifted per storm (stormBatch): each one again only every fifth storm, more
+ * than the loop's fight window (2 min) later even on a quiet machine (~30 s a storm). With four
+ * devices, each one drifted in two storms of every four, the same device was repaired again
+ * 30-60 s after its previous repair, storm after storm: to the loop, a daemon fighting it
+ * (controller/loop/loop.ts, Fights), so its holds grew with every storm (0.9, 1.9, 3.4, 6.9,
+ * 13.7 s over ten storms of a long run) and a drift made while the device was held waited for
+ * the hold's end. That is the fight hold, measured here by the coexistence test; this test is
+ * about storms.
+ */
+const DEVICES = Array.from({ length: 10 }, (_, i) => ({
   name: `s${i}`,
   ifname: `tk-s${i}`,
   mtu: 1400,
@@ -98,9 +114,10 @@ function stormBatch(round: number): { batch: string; remaining: string[] } {
   for (let i = 0; i < per / 2; i++) lines.push(`address add 198.18.${(i >> 8) + 64}.${i & 255}/32 dev fx1`);
   for (let i = 0; i < per / 20; i++) lines.push(`link add stb${i} type bridge`);
   // Behind tunkeeper's back, amid the noise.
-  const d = DEVICES[round % DEVICES.length]!;
+  const d = DEVICES[(2 * round) % DEVICES.length]!;
+  const e = DEVICES[(2 * round + 1) % DEVICES.length]!;
   lines.push(`route del ${d.routes[0]} dev ${d.ifname} proto 116`, `link set ${d.ifname} mtu 1300`, `address del ${d.addresses[0]} dev ${d.ifname}`);
-  lines.push(`route del ${DEVICES[(round + 1) % DEVICES.length]!.routes[1]} dev ${DEVICES[(round + 1) % DEVICES.length]!.ifname} proto 116`);
+  lines.push(`route del ${e.routes[1]} dev ${e.ifname} proto 116`);
   for (let i = 0; i < per / 20; i++) lines.push(`link del stb${i}`);
   for (let i = 0; i < per / 2; i++) lines.push(`address del 198.18.${(i >> 8) + 64}.${i & 255}/32 dev fx1`);
   for (let i = 0; i < per; i++) {
@@ -134,8 +151,11 @@ describeKernel('event storms against a running agent', () => {
         const stormMs: number[] = [];
         const rss: number[] = [];
         const timings: string[] = [];
+        /** Per storm, what the loop did besides passing: fights reported, retries, passes interrupted, devices held at the end. */
+        const notes: string[] = [];
         for (let round = 1; round <= ROUNDS; round++) {
-          const before = sample(await agent.metrics(), 'tunkeeper_reconciles_total');
+          const m0 = await agent.metrics();
+          const before = sample(m0, 'tunkeeper_reconciles_total');
           const t0 = Date.now();
           const { batch, remaining } = stormBatch(round);
           await ns.exec('ip', ['-force', '-batch', '-'], { input: batch });
@@ -150,10 +170,16 @@ describeKernel('event storms against a running agent', () => {
           const m = await agent.metrics();
           passesPerStorm.push(sample(m, 'tunkeeper_reconciles_total') - before);
           rss.push(sample(m, 'process_resident_memory_bytes') / (1 << 20));
+          const delta = (name: string, labels?: string) => sample(m, name, labels) - sample(m0, name, labels);
+          notes.push(
+            `${round}: fights ${delta('tunkeeper_device_fights_total')}, held ${sample(m, 'tunkeeper_managed_devices', 'status="held"')}, ` +
+              `retries ${delta('tunkeeper_retries_scheduled_total')}, interrupted ${delta('tunkeeper_reconciles_total', 'result="interrupted"')}, ` +
+              `pass s ${delta('tunkeeper_reconcile_duration_seconds_sum').toFixed(1)}`,
+          );
         }
         const m = await agent.metrics();
         const resyncs = sample(m, 'tunkeeper_resync_needed_total');
-        console.log(`storm: ${ROUNDS} rounds of ${STORM} lines; resync-needed ${resyncs}; passes per storm ${passesPerStorm.join(', ')}; RSS MiB ${rss.map((x) => x.toFixed(0)).join(', ')}; storm+converge ${timings.join(', ')}`);
+        console.log(`storm: ${ROUNDS} rounds of ${STORM} lines; resync-needed ${resyncs}; passes per storm ${passesPerStorm.join(', ')}; RSS MiB ${rss.map((x) => x.toFixed(0)).join(', ')}; storm+converge ${timings.join(', ')}; ${notes.join('; ')}; holds ${agent.logs(/keeps being changed/).map((o) => `${String(o.device)}:${String(o.holdMs)}`).join(' ')}`);
         expect(resyncs).toBeGreaterThan(0);
         passesPerStorm.forEach((n, i) => expect({ storm: i + 1, passes: n, within: n <= maxPassesPerStorm(stormMs[i]!) }).toMatchObject({ within: true }));
         expect(Math.max(...rss)).toBeLessThan(MAX_RSS_MB);

@@ -470,6 +470,15 @@ describe('ReconcileLoop: devices changed behind its back', () => {
   });
 });
 
+/** The kernel keeps moving: a netlink event every `everyMs` of clock time, for `ms`. */
+async function churnFor(loop: ReconcileLoop, clock: ManualClock, ms: number, everyMs = 5): Promise<void> {
+  for (let t = 0; t < ms; t += everyMs) {
+    clock.advance(Math.min(everyMs, ms - t));
+    loop.trigger('netlink-event');
+    await flush();
+  }
+}
+
 describe('ReconcileLoop: churn', () => {
   it('starts an event-woken pass at once after calm, and spaces them out while every pass ends with new events', async () => {
     const { loop, rec, clock, reasons } = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 } });
@@ -489,22 +498,23 @@ describe('ReconcileLoop: churn', () => {
     await passWithEvents();
     expect(loop.status().churnStreak).toBe(2);
     expect(rec.calls).toHaveLength(2);
-    clock.advance(249);
-    await flush();
+    // The kernel keeps moving through the gap: no quiet spell ends it early.
+    await churnFor(loop, clock, 249);
     expect(rec.calls).toHaveLength(2);
     clock.advance(1);
     await flush();
     expect(rec.calls).toHaveLength(3);
     await passWithEvents();
-    clock.advance(999);
-    await flush();
+    await churnFor(loop, clock, 999);
     expect(rec.calls).toHaveLength(3);
     clock.advance(1);
     await flush();
     expect(rec.calls).toHaveLength(4);
     // The cap holds however long it goes on.
     await passWithEvents();
-    clock.advance(1000);
+    await churnFor(loop, clock, 999);
+    expect(rec.calls).toHaveLength(4);
+    clock.advance(1);
     await flush();
     expect(rec.calls).toHaveLength(5);
     // A change of desired state is not delayed by the gap (and takes the waiting events along).
@@ -577,6 +587,193 @@ describe('ReconcileLoop: churn', () => {
     expect(rec.calls).toHaveLength(8);
     rec.finish();
     await loop.idle();
+    await loop.stop();
+  });
+
+  it('runs a pass the gap deferred once the kernel has been quiet for quietMs (the trailing edge), not at the end of the gap', async () => {
+    const { loop, rec, clock, reasons } = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
+    // A storm: every pass ends with more events queued, and the streak grows to the 1 s gap.
+    let storming = true;
+    rec.auto = () => {
+      if (storming) loop.trigger('netlink-event');
+      return result('converged');
+    };
+    loop.updateSource('files', [device('a')], true);
+    loop.start();
+    await churnFor(loop, clock, 3_000);
+    storming = false;
+    await flush();
+    expect(loop.status().churnStreak).toBeGreaterThanOrEqual(3);
+    const calls = rec.calls.length;
+    // The storm's last events, 20 ms apart: each pushes the edge back.
+    loop.trigger('netlink-event');
+    clock.advance(20);
+    loop.trigger('resync-needed');
+    await flush();
+    clock.advance(24);
+    await flush();
+    expect(rec.calls).toHaveLength(calls);
+    // 25 ms after the last one: a pass, ~975 ms before the gap would have let it.
+    clock.advance(1);
+    await flush();
+    expect(rec.calls).toHaveLength(calls + 1);
+    expect(reasons.at(-1)).toEqual(['netlink-event', 'resync-needed']);
+    await loop.idle();
+    await loop.stop();
+  });
+
+  /**
+   * A reconciler in miniature for the storm tests: each pass repairs every drifted device it is
+   * not told to hold, and says when (clock time) it did.
+   */
+  function miniKernel(h: Harness): { drift(d: string): void; repairedAt: Map<string, number> } {
+    const drifted = new Set<string>();
+    const repairedAt = new Map<string, number>();
+    h.rec.auto = (input) => {
+      const repaired = [...drifted].filter((d) => !(input.hold ?? []).includes(d));
+      for (const d of repaired) {
+        drifted.delete(d);
+        repairedAt.set(d, h.clock.now());
+      }
+      return result('converged', { actions: repaired.map(action) });
+    };
+    return { drift: (d) => void drifted.add(d), repairedAt };
+  }
+
+  it('keeps event-woken passes rate-limited while a storm goes on, and repairs a drift made at its very end within quietMs', async () => {
+    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
+    const { loop, rec, clock } = h;
+    const kernel = miniKernel(h);
+    loop.updateSource('files', [device('a'), device('b')], true);
+    loop.start();
+    await loop.idle();
+    const before = rec.calls.length;
+    // 10 s of events every 2 ms; a drifts in the middle, b with the storm's last event.
+    await churnFor(loop, clock, 5_000, 2);
+    kernel.drift('a');
+    await churnFor(loop, clock, 5_000, 2);
+    kernel.drift('b');
+    loop.trigger('netlink-event');
+    const lastEventAt = clock.now();
+    await flush();
+    const during = rec.calls.length - before;
+    // At most one pass per capped gap, plus the short gaps at the start and after a's repair
+    // (a spin would be a pass per event: 5,000).
+    expect(during).toBeLessThanOrEqual(10 + 6);
+    expect(kernel.repairedAt.get('a')).toBeLessThan(lastEventAt);
+    clock.advance(25);
+    await loop.idle();
+    expect(kernel.repairedAt.get('b')).toBe(lastEventAt + 25);
+    await loop.stop();
+  });
+
+  it('spends at most one pass per gap on a quiet spell that was not the end of the churn (bursts of foreign changes)', async () => {
+    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
+    const { loop, rec, clock } = h;
+    const kernel = miniKernel(h);
+    loop.updateSource('files', [device('a')], true);
+    loop.start();
+    await loop.idle();
+    const before = rec.calls.length;
+    // 10 s of bursts: 50 ms of events, then 50 ms of quiet (twice quietMs) — none of it ours.
+    for (let i = 0; i < 100; i++) {
+      await churnFor(loop, clock, 50, 2);
+      clock.advance(50);
+      await flush();
+    }
+    const passes = rec.calls.length - before;
+    // A pass per burst would be 100; the gap's pass and one false end per gap are at most 2 per 1 s.
+    expect(passes).toBeLessThanOrEqual(2 * 10 + 4);
+    // The churn over, a drift right after its last burst: nothing tells it from one more burst,
+    // so it is repaired by the next gap's pass at the latest, if a false end spent the trailing edge...
+    kernel.drift('a');
+    loop.trigger('netlink-event');
+    const t = clock.now();
+    for (let i = 0; i < 200; i++) {
+      clock.advance(5);
+      await flush();
+    }
+    await loop.idle();
+    expect(kernel.repairedAt.get('a')).toBeLessThanOrEqual(t + 1_000);
+    // ... and that repair re-arms it: the next drift is repaired once the kernel is quiet.
+    expect(loop.status().trailingEdgeArmed).toBe(true);
+    kernel.drift('a');
+    loop.trigger('netlink-event');
+    const t2 = clock.now();
+    clock.advance(25);
+    await loop.idle();
+    expect(kernel.repairedAt.get('a')).toBe(t2 + 25);
+    await loop.stop();
+  });
+
+  it('answers an actor fighting a held device with the gap, not with a pass per pause of the actor, and re-arms the trailing edge with the repair', async () => {
+    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25, fight: { initialMs: 60_000, maxMs: 60_000, jitter: 0 } });
+    const { loop, rec, clock } = h;
+    const kernel = miniKernel(h);
+    loop.updateSource('files', [device('a'), device('b')], true);
+    loop.start();
+    await loop.idle();
+    // Two repairs of a in a row: a fight, a is held for a minute.
+    for (let i = 0; i < 2; i++) {
+      kernel.drift('a');
+      loop.trigger('netlink-event');
+      await loop.idle();
+    }
+    expect(Object.keys(loop.status().holds)).toEqual(['a']);
+    const before = rec.calls.length;
+    // The actor goes on changing a every 100 ms for 10 s; each pass finds nothing it may do.
+    for (let i = 0; i < 100; i++) {
+      kernel.drift('a');
+      loop.trigger('netlink-event');
+      clock.advance(100);
+      await flush();
+    }
+    const passes = rec.calls.length - before;
+    // One per capped gap, the short gaps at the start, and one false end: a pass per change would be 100.
+    expect(passes).toBeLessThanOrEqual(10 + 4);
+    expect(loop.status().trailingEdgeArmed).toBe(false);
+    // Another device drifts meanwhile: repaired with the next gap's pass, and that repair re-arms
+    // the trailing edge.
+    kernel.drift('b');
+    loop.trigger('netlink-event');
+    clock.advance(1_000);
+    await loop.idle();
+    expect(kernel.repairedAt.has('b')).toBe(true);
+    expect(loop.status().trailingEdgeArmed).toBe(true);
+    await loop.stop();
+  });
+
+  it('carries nothing from storm to storm: the 20th storm ends as promptly, in as few passes, as the first', async () => {
+    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
+    const { loop, rec, clock } = h;
+    const kernel = miniKernel(h);
+    const devices = Array.from({ length: 20 }, (_, i) => `d${i}`);
+    loop.updateSource('files', devices.map((d) => device(d)), true);
+    loop.start();
+    await loop.idle();
+    const latency: number[] = [];
+    const passes: number[] = [];
+    for (const [i, d] of devices.entries()) {
+      const before = rec.calls.length;
+      // 3 s of events, a device of its own (no fight) drifted in the storm's last event, and then
+      // 500 ms of quiet: less than the two gaps that end a streak, so the streak carries over.
+      await churnFor(loop, clock, 3_000 - (i % 3) * 7, 2);
+      kernel.drift(d);
+      loop.trigger('netlink-event');
+      const end = clock.now();
+      // (The manual clock runs a pass only when the test yields: in steps.)
+      for (let t = 0; t < 500; t += 5) {
+        clock.advance(5);
+        await flush();
+      }
+      await loop.idle();
+      latency.push(kernel.repairedAt.get(d)! - end);
+      passes.push(rec.calls.length - before);
+    }
+    expect(latency).toEqual(devices.map(() => 25));
+    // At most one per gap and the edges; storm 20 no more than storm 2 (the first starts from calm).
+    expect(Math.max(...passes)).toBeLessThanOrEqual(3 + 3);
+    expect(passes.at(-1)).toBeLessThanOrEqual(passes[1]!);
     await loop.stop();
   });
 
