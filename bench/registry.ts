@@ -12,5 +12,6 @@ import { driftRepairP99Ms } from './benchmarks/drift-repair-p99-ms.js';
 import { enobufsStormConvergeMs } from './benchmarks/enobufs-storm-converge-ms.js';
 import { rss100kRoutesMb } from './benchmarks/rss-100k-routes-mb.js';
 import { rolloutProbeMs } from './benchmarks/rollout-probe-ms.js';
+import { fleetConverge } from './benchmarks/fleet-converge.js';
 
-export const benchmarks: readonly Benchmark[] = [tunReadPps, tunWritePps, tunOffloadGbps, dumpRoutes65k, programRoutes65k, driftRepairP99Ms, enobufsStormConvergeMs, rss100kRoutesMb, rolloutProbeMs];
+export const benchmarks: readonly Benchmark[] = [tunReadPps, tunWritePps, tunOffloadGbps, dumpRoutes65k, programRoutes65k, driftRepairP99Ms, enobufsStormConvergeMs, rss100kRoutesMb, rolloutProbeMs, fleetConverge];
