@@ -169,7 +169,7 @@ async function run(ctx: BenchContext): Promise<Figures> {
 
     const apiBefore = procStat(cluster.apiServerPid()!);
     const storm = await restartStorm({ cluster, fleet, nodes: largest, timeoutMs: 5 * 60_000, log: ctx.log });
-    phase(`restart storm: down ${storm.downMs} ms; every node re-synced ${storm.resyncMs} ms after the server was ready (median node ${storm.perNodeP50Ms} ms); peak ${storm.peakRequestsPerSecond} requests/s; ${round(storm.listsPerNode, 3)} LISTs per node (${fmt(storm.byResource)})`);
+    phase(`restart storm: down ${storm.downMs} ms; the new server ready after ${storm.serverStartMs} ms, every node re-synced ${storm.resyncMs} ms after its start (median node ${storm.perNodeP50Ms} ms); peak ${storm.peakRequestsPerSecond} requests/s; ${round(storm.listsPerNode, 3)} LISTs per node (${fmt(storm.byResource)})`);
     const apiAfter = procStat(cluster.apiServerPid()!);
 
     const main = sizes[sizes.length - 1]!;

@@ -47,14 +47,18 @@ export async function measureChange(o: { api: KubeApi; cluster: KubeCluster; obs
   return { generation: g, nodeMs, realMs, readyMs: o.observer.deviceReadyAt.get(g)!.at - t0, requests: diffCounters(after, before), apiserverCpuSeconds: cpu1 - cpu0 };
 }
 
-/** Writes of the fleet's own objects; the Lease holder's renewals (the leadership heartbeat) apart. */
+/**
+ * Writes of what the fleet writes (TunNodeStates, TunDevice status, Events, the status Lease);
+ * Lease renewals (ours: the holder's heartbeat; and the API server's own identity Lease) apart.
+ * The API server's own bookkeeping (endpoints of the kubernetes Service) is not the fleet's.
+ */
 export function writesOf(requests: ReadonlyMap<string, number>): { writes: number; leaseRenewals: number; byResource: Record<string, number> } {
   const byResource: Record<string, number> = {};
   let writes = 0;
   let leaseRenewals = 0;
   for (const [k, v] of requests) {
     const [verb, res] = k.split(' ') as [string, string];
-    if (!WRITE_VERBS.has(verb)) continue;
+    if (!WRITE_VERBS.has(verb) || !FLEET_RESOURCES.has(res.split('/')[0]!)) continue;
     if (verb === 'PUT' && res === 'leases') {
       leaseRenewals += v;
       continue;
@@ -65,6 +69,8 @@ export function writesOf(requests: ReadonlyMap<string, number>): { writes: numbe
   return { writes, leaseRenewals, byResource };
 }
 
+const FLEET_RESOURCES = new Set(['tunnodestates', 'tundevices', 'events', 'leases', 'nodes']);
+
 export async function quietWindow(cluster: KubeCluster, ms: number): Promise<{ requests: ApiCounters; writes: number; leaseRenewals: number; byResource: Record<string, number> }> {
   const before = await scrape(cluster.server, cluster.dir);
   await sleep(ms);
@@ -73,9 +79,14 @@ export async function quietWindow(cluster: KubeCluster, ms: number): Promise<{ r
   return { requests, ...writesOf(requests.requests) };
 }
 
+/** How long after a restart the request rate is watched, at least. */
+const RATE_WINDOW_MS = 15_000;
+
 export interface RestartResult {
-  /** API server ready → every simulated node connected and synced again (ms). */
+  /** The new API server process started → every simulated node connected and synced again (ms). */
   resyncMs: number;
+  /** The new process started → its /readyz said ok (ms). */
+  serverStartMs: number;
   /** The longest a single node took, and the median. */
   perNodeP50Ms: number;
   /** Requests per second, the busiest second after the restart. */
@@ -96,15 +107,18 @@ export async function restartStorm(o: { cluster: KubeCluster; fleet: SimFleet; n
   const guard = Date.now() + 60_000;
   while (lost() < o.nodes && Date.now() < guard) await sleep(100);
   o.log(`  restart: ${lost()} of ${o.nodes} nodes saw the API server go within ${Date.now() - stoppedAt} ms`);
+  // From the new process's start: the fleet's reconnects begin while it initializes.
+  const startAt = Date.now();
   await o.cluster.startApiServer();
-  const upAt = Date.now();
-  // The busiest second: the new server's counters, read every second until every node is back.
+  const readyAt = Date.now();
+  // The busiest second: the new server's counters, read every second until every node is back
+  // and for at least RATE_WINDOW_MS (relists that come later, after a jittered backoff, count too).
   let last = 0;
   let peak = 0;
-  let lastAt = Date.now();
-  const back = () => [...o.fleet.conn.values()].filter((c) => c.connected && c.at >= stoppedAt).length;
-  const deadline = upAt + o.timeoutMs;
-  while (back() < o.nodes) {
+  let lastAt = readyAt;
+  const back = () => [...o.fleet.conn.values()].filter((c) => c.connected && c.at >= startAt).length;
+  const deadline = readyAt + o.timeoutMs;
+  while (back() < o.nodes || Date.now() - readyAt < RATE_WINDOW_MS) {
     if (Date.now() > deadline) throw new Error(`restart storm: ${back()} of ${o.nodes} nodes back within ${Math.round(o.timeoutMs / 1000)} s`);
     await sleep(1000);
     const c = await scrape(o.cluster.server, o.cluster.dir).catch(() => undefined);
@@ -115,19 +129,18 @@ export async function restartStorm(o: { cluster: KubeCluster; fleet: SimFleet; n
     last = total;
     lastAt = now;
   }
-  const times = [...o.fleet.conn.values()].map((c) => c.at - upAt).sort((a, b) => a - b);
-  const resyncMs = times[times.length - 1]!;
-  await sleep(SETTLE_MS);
+  const times = [...o.fleet.conn.values()].map((c) => c.at - startAt).sort((a, b) => a - b);
   const c = await scrape(o.cluster.server, o.cluster.dir);
   const byResource: Record<string, number> = {};
   for (const [k, v] of c.requests) if (k.startsWith('LIST ') || k.startsWith('WATCH ')) byResource[k] = v;
   return {
-    resyncMs,
+    resyncMs: times[times.length - 1]!,
     perNodeP50Ms: times[Math.floor(times.length / 2)]!,
+    serverStartMs: readyAt - startAt,
     peakRequestsPerSecond: Math.round(peak),
     listsPerNode: (byVerb(c.requests).LIST ?? 0) / o.nodes,
     requests: byVerb(c.requests),
     byResource,
-    downMs: upAt - stoppedAt,
+    downMs: startAt - stoppedAt,
   };
 }
