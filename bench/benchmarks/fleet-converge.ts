@@ -19,6 +19,7 @@
  * nmstate's handler are whole other systems), so reference and ratio are null; the row carries
  * its targets as met or not.
  */
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ import { KubeApi } from '../../controller/kube/api-client.js';
 import { DEFAULT_NAMESPACE } from '../../controller/kube/types.js';
 import { startKubeCluster, type KubeCluster } from '../../test/helpers/kube-server.js';
 import type { Benchmark, BenchContext } from '../benchmark.js';
+import { onAbort } from '../cleanup.js';
 import { byVerb, procStat, sumOf, type ApiCounters } from '../fleet/apiserver-metrics.js';
 import { FleetObserver } from '../fleet/fleet-observer.js';
 import { createFleetDevice, createNamespace, createNodes, FLEET_DEVICE, FLEET_IFNAME } from '../fleet/kube-setup.js';
@@ -106,6 +108,10 @@ async function run(ctx: BenchContext): Promise<Figures> {
   let fleet: SimFleet | undefined;
   let observer: FleetObserver | undefined;
   let real: RealAgent[] = [];
+  // Ctrl-C: the processes go by the harness's and the workers' own handlers; the folders here.
+  const unregister = onAbort(() => {
+    for (const dir of [stateRoot, work, cluster?.dir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  });
   const started = Date.now();
   const phase = (what: string) => ctx.log(`  [${Math.round((Date.now() - started) / 1000)} s] ${what}`);
   try {
@@ -228,6 +234,7 @@ async function run(ctx: BenchContext): Promise<Figures> {
     await cluster?.close();
     await rm(stateRoot, { recursive: true, force: true });
     await rm(work, { recursive: true, force: true });
+    unregister();
   }
 }
 
