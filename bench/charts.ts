@@ -1,7 +1,8 @@
 /**
  * The report's charts, as SVG files a person would rather look at than read: throughput against
  * batch size (tun-read-pps, tun-write-pps), the drift-repair latency distribution (a CDF of the
- * drift benchmark's repairs) and relist cost against route count (dump-routes-65k's sweep).
+ * drift benchmark's repairs), relist cost against route count (dump-routes-65k's sweep), and the
+ * fleet's convergence time and API requests per change against its size (fleet-converge).
  *
  * chartSpecs() is pure (figures in, Vega-Lite specs out) and tested; renderCharts() turns each
  * spec into SVG with vega + vega-lite (pinned devDependencies, no canvas: text is measured by
@@ -94,6 +95,15 @@ export function chartSpecs(measured: readonly Measured[]): ChartSpec[] {
   if (dump?.figures.sweep?.chart === 'routes' && dump.figures.sweep.points.length > 0) {
     const title = 'Relist cost: dump + decode one table against its route count';
     specs.push({ file: 'relist-cost.svg', title, spec: lineChart(title, dump.figures.sweep.points, { title: 'routes in the table', log: true }, { title: 'ms (lower is better)', log: true }) });
+  }
+  const fleet = measured.find((x) => x.name === 'fleet-converge');
+  if (fleet?.figures.sweep?.chart === 'fleet' && fleet.figures.sweep.points.length > 0) {
+    const pts = fleet.figures.sweep.points;
+    const part = (prefix: string) => pts.filter((p) => p.series.startsWith(prefix)).map((p) => ({ ...p, series: p.series.slice(prefix.length) }));
+    const time = 'Fleet convergence: a TunDevice change until the nodes report it, against the fleet size';
+    specs.push({ file: 'fleet-converge-time.svg', title: time, spec: lineChart(time, part('time: '), { title: 'simulated nodes', log: true }, { title: 'ms (lower is better)', log: false }) });
+    const req = 'Fleet API load: requests per node per change, by verb, against the fleet size';
+    specs.push({ file: 'fleet-converge-requests.svg', title: req, spec: lineChart(req, part('requests: '), { title: 'simulated nodes', log: true }, { title: 'requests per node per change', log: false }) });
   }
   return specs;
 }

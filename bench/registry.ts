@@ -13,5 +13,6 @@ import { enobufsStormConvergeMs } from './benchmarks/enobufs-storm-converge-ms.j
 import { rss100kRoutesMb } from './benchmarks/rss-100k-routes-mb.js';
 import { rolloutProbeMs } from './benchmarks/rollout-probe-ms.js';
 import { rssKubeAgentMb } from './benchmarks/rss-kube-agent-mb.js';
+import { fleetConverge } from './benchmarks/fleet-converge.js';
 
-export const benchmarks: readonly Benchmark[] = [tunReadPps, tunWritePps, tunOffloadGbps, dumpRoutes65k, programRoutes65k, driftRepairP99Ms, enobufsStormConvergeMs, rss100kRoutesMb, rolloutProbeMs, rssKubeAgentMb];
+export const benchmarks: readonly Benchmark[] = [tunReadPps, tunWritePps, tunOffloadGbps, dumpRoutes65k, programRoutes65k, driftRepairP99Ms, enobufsStormConvergeMs, rss100kRoutesMb, rssKubeAgentMb, rolloutProbeMs, fleetConverge];

@@ -27,7 +27,13 @@ export interface ReportRow {
   peers: PeerRow[];
   /** Wall time the benchmark took in this run (namespace, samples, sweeps), so the run's budget is visible. */
   seconds?: number;
+  /** A benchmark's own figures (Figures.fields), written into the JSON row beside the common ones. */
+  fields?: RowFields;
 }
+
+/** JSON values a benchmark adds to its row (fleet-converge: nodes, requestsPerNodePerChange, ...). */
+export type FieldValue = number | string | boolean | null | FieldValue[] | { [key: string]: FieldValue };
+export type RowFields = Record<string, FieldValue>;
 
 /** One peer's figure; `ratio` oriented like the row's (> 1: tunkeeper better); `error` when it could not run. */
 export interface PeerRow {
@@ -75,6 +81,11 @@ export interface Figures {
   peers?: readonly PeerFigures[];
   /** Extra points for the charts (not part of the JSON contract's rows). */
   sweep?: Sweep;
+  /**
+   * Figures of the benchmark's own, added to its JSON row as top-level keys (the common keys
+   * above cannot be overwritten by them).
+   */
+  fields?: RowFields;
 }
 
 /** A point of a chart's line: `series` (who) at `x` (batch size, route count) measured `y`. */
@@ -85,8 +96,12 @@ export interface SweepPoint {
 }
 
 export interface Sweep {
-  /** batch: throughput against batch size; routes: dump time against route count. */
-  chart: 'batch' | 'routes';
+  /**
+   * batch: throughput against batch size; routes: dump time against route count; fleet:
+   * convergence time (series `time: ...`) and API requests per node per change (`requests: ...`)
+   * against the fleet's size.
+   */
+  chart: 'batch' | 'routes' | 'fleet';
   points: SweepPoint[];
 }
 
@@ -171,12 +186,18 @@ export function shapeRow(meta: RowMeta, figures: Figures): ReportRow {
     referenceMedian: figures.reference === null ? null : ref.median,
     referenceP99: figures.reference === null ? null : ref.p99,
     peers: (figures.peers ?? []).map((p) => shapePeer(meta, figures.project, p)),
+    ...(figures.fields !== undefined ? { fields: figures.fields } : {}),
   };
 }
 
 export function toReport(rows: readonly ReportRow[], failed: readonly FailedRow[] = []): Report {
   return {
-    benchmarks: rows.map((r) => ({ ...r, peers: r.peers.map((p) => ({ ...p, ...(p.versus === undefined ? {} : { versus: { ...p.versus } }) })) })),
+    benchmarks: rows.map(({ fields, ...r }) => ({
+      // A benchmark's own figures first: the common keys win over a field of the same name.
+      ...(fields ?? {}),
+      ...r,
+      peers: r.peers.map((p) => ({ ...p, ...(p.versus === undefined ? {} : { versus: { ...p.versus } }) })),
+    })),
     ...(failed.length === 0 ? {} : { failed: failed.map((f) => ({ ...f })) }),
   };
 }

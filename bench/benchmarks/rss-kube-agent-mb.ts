@@ -19,7 +19,7 @@ import { median } from '../stats.js';
 import type { Benchmark } from '../benchmark.js';
 import { onAbort } from '../cleanup.js';
 import { declaration, MAIN_TABLE, nowMs, OWNED_PROTOCOL, ownedRoute, prepareControllerWorkload, startAgent, waitConverged, waitIdle } from '../controller-workload.js';
-import { startKubeCluster, type KubeCluster } from '../../test/helpers/kube-cluster.js';
+import { startKubeCluster, type KubeCluster } from '../../test/helpers/kube-server.js';
 import { missingKubeTools } from '../../test/helpers/kube-tools.js';
 
 const DRIFTS = 5;

@@ -12,8 +12,8 @@
  * Stopping leaves every device in place (they are persistent, and owned state outlives the agent
  * by design): it lets a pass in flight finish, then closes sockets, watches and the server.
  */
-import type { Subscription } from 'rxjs';
-import { Monitor } from '../../netlink/index.js';
+import type { Observable, Subscription } from 'rxjs';
+import { Monitor, type MonitorEvent } from '../../netlink/index.js';
 import type { Policy } from '../model/desired.js';
 import { startHttpServer, type AgentHttpServer, type Probe } from '../telemetry/http.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -41,6 +41,10 @@ export interface AgentProber {
 }
 export type ProberFactory = (opts: { netns?: string; policy: Policy }) => AgentProber | Promise<AgentProber>;
 
+/** The kernel's change notifications: wake-ups for the loop (netlink's Monitor). */
+export type AgentMonitor = Observable<MonitorEvent> & { close(): void };
+export type MonitorFactory = (opts: { netns?: string; rcvbuf: number }) => Promise<AgentMonitor>;
+
 export interface AgentOptions {
   /** Files and directories of TunDevice declarations (may be empty when `kube` is given). */
   paths: string[];
@@ -52,6 +56,12 @@ export interface AgentOptions {
   createReconciler: ReconcilerFactory;
   /** Default: controller/probe's runner, loaded when a declared device first has probes. */
   createProber?: ProberFactory;
+  /**
+   * Default: a netlink Monitor in the managed namespace. bench/fleet's simulated nodes, whose
+   * kernel is an in-memory reconciler, give one that never fires (1,000 nodes in one process
+   * would otherwise be 1,000 netlink sockets that can only ever see the host's kernel).
+   */
+  openMonitor?: MonitorFactory;
   clock?: Clock;
   random?: Random;
   /** A pass running longer than this makes /healthz fail (default 2 minutes). */
@@ -168,7 +178,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     const memoryProblem = await gate.load();
     if (memoryProblem) logger.warn({ dir: settings.stateDir }, memoryProblem);
 
-    const monitor = await Monitor.open({ rcvbuf: settings.monitorRcvbuf, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) });
+    const openMonitor: MonitorFactory = opts.openMonitor ?? ((o) => Monitor.open(o));
+    const monitor = await openMonitor({ rcvbuf: settings.monitorRcvbuf, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) });
     cleanups.push(() => monitor.close());
     subscriptions.push(
       monitor.subscribe({

@@ -25,7 +25,7 @@ export interface TunEvent {
   /** The TunDevice's metadata.name. */
   device: string;
   type: 'Normal' | 'Warning';
-  /** CamelCase: Refused, Conflict, Repaired, Applied, ApplyFailed, RolledBack, ProbeFailed. */
+  /** CamelCase: Refused, Conflict, Repaired, ApplyFailed, RolledBack, ProbeFailed. */
   reason: string;
   /** What the agent was doing: Reconcile, Validate, Probe. */
   action: string;

@@ -3,12 +3,8 @@
  * Without it, the tier is skipped with a visible reason; with CI=true a tier that cannot run is a
  * failure, never a skip.
  */
-import type { describe as Describe, it as It } from '@jest/globals';
+import { describe, it } from '@jest/globals';
 import { inCI, isRoot } from './privileges.js';
-
-// Jest's own globals (injectGlobals is on), read when a tier is declared: a value import of
-// @jest/globals throws outside Jest, and the bench imports kube-cluster.ts (which declares a tier).
-const jestGlobals = (): { describe: typeof Describe; it: typeof It } => globalThis as unknown as { describe: typeof Describe; it: typeof It };
 
 export { inCI, isRoot };
 
@@ -17,7 +13,6 @@ export { inCI, isRoot };
  * CI=true one failing test that says why: one rule for every tier.
  */
 export function describeTier(tier: string, name: string, reason: string | undefined, fn: () => void): void {
-  const { describe, it } = jestGlobals();
   if (reason === undefined) {
     describe(name, fn);
     return;
