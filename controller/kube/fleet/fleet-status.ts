@@ -102,6 +102,8 @@ export class FleetStatus {
   #writing: Promise<void> | undefined;
   readonly #pending = new Map<string, Pending>();
   readonly #lastWriteAt = new Map<string, number>();
+  /** By device, the version this agent's last write replaced: a summary computed from it could only get 409. */
+  readonly #replaced = new Map<string, string>();
   readonly #failures = new Map<string, number>();
   /** Parsed TunNodeStates by node, kept while their resourceVersion holds. */
   readonly #reports = new Map<string, { rv: string; report: NodeReport }>();
@@ -215,6 +217,7 @@ export class FleetStatus {
     for (const name of [...this.#pending.keys()]) if (!names.has(name)) this.#pending.delete(name);
     for (const name of [...this.#specs.keys()]) if (!names.has(name)) this.#specs.delete(name);
     for (const name of [...this.#lastWriteAt.keys()]) if (!names.has(name)) this.#lastWriteAt.delete(name);
+    for (const name of [...this.#replaced.keys()]) if (!names.has(name)) this.#replaced.delete(name);
     clearTimeout(this.#recheck);
     this.#recheck = undefined;
     if (recheckAt !== Infinity) {
@@ -292,11 +295,15 @@ export class FleetStatus {
     const p = this.#pending.get(name);
     if (!p || !this.#leading) return;
     this.#pending.delete(name);
+    // Computed from the version this agent's own write replaced (a recompute while that write was
+    // under way, or before the owner's watch brought the new version): the precondition can only
+    // fail. Not sent; the new version's watch event makes the recompute that counts.
+    if (p.resourceVersion === this.#replaced.get(name)) return;
     this.#lastWriteAt.set(name, this.#o.clock());
     // This term's signal: a write aborted by stopLeading must not count as this term's (or the next one's) failure.
     const signal = this.#lifetime.signal;
     try {
-      await this.#o.api.request({
+      const written = await this.#o.api.request<{ metadata?: { resourceVersion?: string } }>({
         method: 'PATCH',
         path: `${TUN_DEVICES_PATH}/${encodeURIComponent(name)}/status`,
         query: { fieldManager: FLEET_FIELD_MANAGER, force: true },
@@ -307,6 +314,9 @@ export class FleetStatus {
         signal,
       });
       this.#failures.delete(name);
+      // Only if the object moved on: an apply that changed nothing keeps the version, which stays current.
+      const rv = written?.metadata?.resourceVersion;
+      if (rv !== undefined && rv !== p.resourceVersion) this.#replaced.set(name, p.resourceVersion);
       this.#o.onWrite?.('written');
       this.#o.logger.debug({ device: name, ready: p.status.ready, observedGeneration: p.status.observedGeneration }, 'TunDevice status written');
     } catch (e) {

@@ -91,8 +91,11 @@ interface LogLine {
   msg: string;
   [field: string]: unknown;
 }
-/** How the next status PATCHes fail: an HTTP 500, or no answer until the request is aborted. */
-type PatchFault = 500 | 'hang';
+/**
+ * How the next status PATCHes go: an HTTP 500; no answer until the request is aborted; or, a
+ * promise, served as usual once it resolves (a write held under way).
+ */
+type PatchFault = 500 | 'hang' | Promise<void>;
 
 /**
  * A copy as it would cross the wire. Not structuredClone: in jest's VM context that builds objects
@@ -142,6 +145,8 @@ class FakeCluster extends KubeApi {
   );
   /** The next status PATCHes fail like this, in order. */
   readonly patchFaults: PatchFault[] = [];
+  /** The owner's TunDevice watch lags: a written version is delivered only when the test calls deliver(). */
+  lagDelivery = false;
   /** How often FleetStatus has recomputed (each recompute starts by calling devices()). */
   recomputes = 0;
   onDevicesChanged: () => void = () => undefined;
@@ -324,6 +329,7 @@ class FakeCluster extends KubeApi {
   async #serve(spec: RequestSpec): Promise<unknown> {
     const fault = spec.method === 'PATCH' ? this.patchFaults.shift() : undefined;
     if (fault === 'hang') await new Promise<void>((resolve) => spec.signal!.addEventListener('abort', () => resolve(), { once: true }));
+    else if (fault instanceof Promise) await fault;
     else await new Promise((resolve) => setImmediate(resolve)); // the round trip
     if (spec.signal?.aborted) throw new KubeApiError(`${spec.method} ${spec.path}: aborted`, 0, 'Aborted');
     if (fault === 500) throw new KubeApiError(`${spec.method} ${spec.path}: 500: etcdserver: request timed out`, 500, 'InternalError');
@@ -343,7 +349,7 @@ class FakeCluster extends KubeApi {
     const next: DeviceObject = { ...d, metadata: { ...d.metadata, resourceVersion: this.#next() }, status: sortKeys(clone(body.status)) };
     this.stored.set(name, next);
     // The owner's TunDevice watch brings the new version (with the API server's key order).
-    this.deliver(name);
+    if (!this.lagDelivery) this.deliver(name);
     return clone(next);
   }
 
@@ -536,12 +542,15 @@ describe('FleetStatus', () => {
     expect(Object.keys(back)).not.toEqual(Object.keys(sent));
     expect(Object.keys(back.conditions![0]!)).not.toEqual(Object.keys(sent.conditions![0]!));
     // Ten minutes on: a condition that changes status now gets a new lastTransitionTime.
-    clockAheadMs += 10 * 60_000;
+    const jump = 10 * 60_000;
+    clockAheadMs += jump;
 
     // Many recomputes (and reports that only say the same again) past the time a write would be due.
     fake.putState('a', reportReady({ edge: 3 }, '2026-12-07T10:01:00Z'));
     fake.putNode('c', { pool: 'core', 'topology.kubernetes.io/zone': 'z1' });
-    const n = await recomputePast(fleet, fake, Math.max(...fake.patches().map((p) => p.at)) + MIN + DUE_MARGIN_MS, 10);
+    // The writes' stamps were read before the jump, and a write timer armed then fires on the timers'
+    // (unmoved) time: the bound is in the moved clock, or it would be passed before the first recompute.
+    const n = await recomputePast(fleet, fake, Math.max(...fake.patches().map((p) => p.at)) + jump + MIN + DUE_MARGIN_MS, 10);
     expect(n).toBeGreaterThanOrEqual(10);
     expect(fake.patches()).toHaveLength(2);
 
@@ -571,6 +580,62 @@ describe('FleetStatus', () => {
     expect(fake.patches()).toHaveLength(4);
     expect(fake.results).toEqual(['written', 'written', 'written', 'written']);
     expect(gaps(fake.patches().filter((p) => deviceOf(p) === 'edge')).every((g) => g >= MIN - TIMER_SLACK_MS)).toBe(true);
+  });
+
+  it('sends no summary computed from the version its own write replaced (a recompute while that write is under way): no doomed 409', async () => {
+    const MIN = 50;
+    const fake = new FakeCluster();
+    oneDevice(fake);
+    let release!: () => void;
+    fake.patchFaults.push(new Promise<void>((resolve) => (release = resolve)));
+    const fleet = leaderOf(fake, { minIntervalMs: MIN });
+    const rvOld = fake.rvOf('edge');
+    fleet.startLeading();
+    await fake.until(() => fake.patches().length >= 1, 'the first write to be sent');
+    // While it is under way a report comes: the recompute sees the version the write is replacing.
+    const recomputed = fake.nextRecompute();
+    fake.putState('a', reportReady({ edge: 3 }, '2026-12-07T10:00:30Z'));
+    await recomputed;
+    // The write takes longer than minIntervalMs (a slow API server): when it ends, the next write is due at once.
+    clockAheadMs += MIN;
+    release();
+    await fake.until(() => fake.count('written') >= 1, 'the first write');
+    const first = fake.patches()[0]!;
+    expect(bodyOf(first).metadata.resourceVersion).toBe(rvOld);
+    await recomputePast(fleet, fake, first.at + clockAheadMs + MIN + DUE_MARGIN_MS);
+    expect(fake.patches().map((p) => `${deviceOf(p)} ${bodyOf(p).metadata.resourceVersion} ${p.result}`)).toEqual([`edge ${rvOld} ok`]);
+    expect(fake.results).toEqual(['written']);
+  });
+
+  it("sends no summary computed from the version its own write replaced (the owner's watch lags), and writes once the new version arrives", async () => {
+    const MIN = 50;
+    const fake = new FakeCluster();
+    oneDevice(fake);
+    fake.lagDelivery = true;
+    const fleet = leaderOf(fake, { minIntervalMs: MIN });
+    const rvOld = fake.rvOf('edge');
+    fleet.startLeading();
+    await fake.until(() => fake.count('written') >= 1, 'the first write');
+    const first = fake.patches()[0]!;
+    const rvNew = fake.rvOf('edge');
+    expect(rvNew).not.toBe(rvOld);
+    // Recomputes from the replaced version (its status missing) past the time a second write is due.
+    await recomputePast(fleet, fake, first.at + MIN + DUE_MARGIN_MS);
+    expect(fake.patches()).toHaveLength(1);
+    // The new version arrives: it equals the summary, so still nothing to write.
+    const recomputed = fake.nextRecompute();
+    fake.deliver('edge');
+    await recomputed;
+    await recomputePast(fleet, fake, clock() + MIN + DUE_MARGIN_MS);
+    expect(fake.patches()).toHaveLength(1);
+    // A real change is written, against the new version.
+    fake.lagDelivery = false;
+    fake.putNode('c', { pool: 'edge' });
+    await fake.until(() => fake.count('written') >= 2, 'the write after node c appeared');
+    const second = fake.patches()[1]!;
+    expect(bodyOf(second).metadata.resourceVersion).toBe(rvNew);
+    expect(statusOf(second)).toMatchObject({ ready: '2/3', nodes: { selected: 3, notReporting: 1 } });
+    expect(fake.results).toEqual(['written', 'written']);
   });
 
   it('coalesces reports arriving within minIntervalMs: writes at least minIntervalMs apart, the last one the latest summary', async () => {
