@@ -7,8 +7,11 @@
  * Level-triggered, like the node loop: any change (a report, a label, a spec, leading itself) is
  * only a reason to recompute every summary (device-summary.ts) after a short debounce. A summary is
  * written only when its content differs from the status stored on the object (timestamps aside),
- * so a quiet cluster sees no writes at all, and at most once per `minIntervalMs` per object, so a
- * rollout across 5,000 nodes costs about one write per device per second, each of the latest summary.
+ * so a quiet cluster sees no writes at all, and at most once per `minIntervalMs` per object. Each
+ * write goes to every node's TunDevice watch, so a change that is only progress (counts, messages,
+ * failingNodes) waits longer in a big fleet: at most one per paceMs(N), N × paceMsPerNode up to
+ * maxPaceMs (status-pacing.ts); a condition's status, observedGeneration or the rollout's grants
+ * changing is written after minIntervalMs. Each write is of the latest summary.
  *
  * Writes are server-side applies of the status subresource with one field manager and the
  * object's resourceVersion as a precondition: two agents that both believe they lead (a hand-over
@@ -32,6 +35,7 @@ import { KubeApiError, type KubeApi } from '../api-client.js';
 import { fleetSpecOf } from '../cluster-select.js';
 import { summarize, type NodeMeta, type NodeReport } from './device-summary.js';
 import { Reflector, type ReflectorChange } from '../reflector.js';
+import { paceMs, promptChange } from './status-pacing.js';
 import { NODES_PATH, TUN_DEVICES_PATH, TUN_NODE_STATES_PATH, type KubeObject, type TunDeviceObject } from '../types.js';
 
 export const FLEET_FIELD_MANAGER = 'tunkeeper-fleet-status';
@@ -41,6 +45,10 @@ export const FLEET_STATUS_DEFAULTS = {
   debounceMs: 100,
   /** At most one status write per TunDevice per this long. */
   minIntervalMs: 1_000,
+  /** Progress-only writes (counts, messages) of one TunDevice at most once per reporting nodes × this… */
+  paceMsPerNode: 5,
+  /** …and at least once per this long while progress is pending (status-pacing.ts). */
+  maxPaceMs: 10_000,
   /** A node degraded this long makes the device Stalled (an apply that keeps failing needs a person). */
   persistentFailureMs: 5 * 60_000,
   backoff: { initialMs: 1_000, maxMs: 60_000, factor: 2, jitter: 0.5 } satisfies BackoffOptions,
@@ -56,6 +64,8 @@ export interface FleetStatusOptions {
   devices(): readonly TunDeviceObject[] | undefined;
   debounceMs?: number;
   minIntervalMs?: number;
+  paceMsPerNode?: number;
+  maxPaceMs?: number;
   persistentFailureMs?: number;
   /** A rollout slot unanswered for the probe timeout plus this long is reclaimed (rollout-slots.ts). */
   slotGraceMs?: number;
@@ -86,10 +96,12 @@ interface DeviceWithStatus extends TunDeviceObject {
 interface Pending {
   status: TunDeviceFleetStatus;
   resourceVersion: string;
+  /** Not only progress: due after minIntervalMs, not after the fleet's pace (status-pacing.ts). */
+  prompt: boolean;
 }
 
 export class FleetStatus {
-  readonly #o: FleetStatusOptions & Required<Pick<FleetStatusOptions, 'debounceMs' | 'minIntervalMs' | 'persistentFailureMs' | 'backoff' | 'requestTimeoutMs' | 'random' | 'now' | 'clock'>>;
+  readonly #o: FleetStatusOptions & Required<Pick<FleetStatusOptions, 'debounceMs' | 'minIntervalMs' | 'paceMsPerNode' | 'maxPaceMs' | 'persistentFailureMs' | 'backoff' | 'requestTimeoutMs' | 'random' | 'now' | 'clock'>>;
   #nodes: Reflector<KubeObject> | undefined;
   #states: Reflector<NodeStateObject> | undefined;
   #leading = false;
@@ -212,7 +224,7 @@ export class FleetStatus {
         this.#pending.delete(name);
         continue;
       }
-      this.#pending.set(name, { status: summary.status, resourceVersion: d.metadata?.resourceVersion ?? '' });
+      this.#pending.set(name, { status: summary.status, resourceVersion: d.metadata?.resourceVersion ?? '', prompt: promptChange(summary.status, d.status) });
     }
     for (const name of [...this.#pending.keys()]) if (!names.has(name)) this.#pending.delete(name);
     for (const name of [...this.#specs.keys()]) if (!names.has(name)) this.#specs.delete(name);
@@ -257,7 +269,7 @@ export class FleetStatus {
   }
 
   /**
-   * One write at a time; each object at most once per minIntervalMs, and not while it backs off.
+   * One write at a time; each object at most once per minIntervalMs (progress only: per paceMs), and not while it backs off.
    * The timer is for the object due first: one backing off never holds up the others.
    */
   #scheduleWrite(): void {
@@ -288,7 +300,8 @@ export class FleetStatus {
 
   #delayFor(name: string): number {
     const failures = this.#failures.get(name) ?? 0;
-    return failures === 0 ? this.#o.minIntervalMs : Math.max(this.#o.minIntervalMs, backoffDelay(failures, this.#o.backoff, this.#o.random));
+    const interval = this.#pending.get(name)?.prompt === false ? paceMs(this.#fleetSize, this.#o) : this.#o.minIntervalMs;
+    return failures === 0 ? interval : Math.max(interval, backoffDelay(failures, this.#o.backoff, this.#o.random));
   }
 
   async #write(name: string): Promise<void> {

@@ -892,4 +892,106 @@ describe('FleetStatus', () => {
     await fake.until(() => fake.fleetSizes.length >= 4, 'the fleet size of the new term');
     expect(fake.fleetSizes).toEqual([2, 3, 2, 2]);
   });
+
+  it('paces progress-only writes by the fleet size: the reports of a big fleet make one write; Ready n/n is written minIntervalMs after it', async () => {
+    const MIN = 50;
+    const PER_NODE = 50;
+    const fake = new FakeCluster();
+    const nodes = Array.from({ length: 20 }, (_, i) => `n${String(i).padStart(2, '0')}`);
+    const PACE = nodes.length * PER_NODE;
+    for (const n of nodes) fake.putNode(n, { pool: 'edge' });
+    fake.addDevice('edge', 3, 'edge');
+    for (const n of nodes) fake.putState(n, reportReady({ edge: 2 })); // a rollout of generation 3 about to start
+    const fleet = leaderOf(fake, { minIntervalMs: MIN, paceMsPerNode: PER_NODE, maxPaceMs: 60_000 });
+    fleet.startLeading();
+    await fake.until(() => fake.count('written') >= 1, 'the first write');
+    const first = fake.patches()[0]!;
+    expect(statusOf(first)).toMatchObject({ observedGeneration: 3, ready: '0/20' });
+
+    // All but one node report generation 3, each its own recompute: progress only (the conditions hold).
+    for (const n of nodes.slice(0, -1)) {
+      const recomputed = fake.nextRecompute();
+      fake.putState(n, reportReady({ edge: 3 }));
+      await recomputed;
+    }
+    const lastReportAt = clock();
+    await fake.until(() => fake.written().some((p) => statusOf(p).ready === '19/20'), 'the paced write of 19/20');
+    const paced = fake.written().find((p) => statusOf(p).ready === '19/20')!;
+    expect(flags(statusOf(paced))).toBe('Ready=False Reconciling=True Stalled=False');
+    for (const g of gaps(fake.patches())) expect(g).toBeGreaterThanOrEqual(PACE - TIMER_SLACK_MS);
+    // Nineteen summaries, one write, unless the reports themselves took longer than the pace.
+    if (lastReportAt - first.at < PACE - TIMER_SLACK_MS) expect(fake.patches().map((p) => statusOf(p).ready)).toEqual(['0/20', '19/20']);
+
+    // The last node: Ready flips, which waits only minIntervalMs (the pace would hold it until paced.at + PACE).
+    fake.putState(nodes.at(-1)!, reportReady({ edge: 3 }));
+    await fake.until(() => fake.written().some((p) => statusOf(p).ready === '20/20'), 'the write of 20/20');
+    const final = fake.written().at(-1)!;
+    expect(flags(statusOf(final))).toBe('Ready=True Reconciling=False Stalled=False');
+    expect(final.at - paced.at).toBeGreaterThanOrEqual(MIN - TIMER_SLACK_MS);
+    await recomputePast(fleet, fake, final.at + PACE + DUE_MARGIN_MS);
+    expect(fake.patches().at(-1)).toBe(final);
+    expect(fake.results.every((r) => r === 'written')).toBe(true);
+  });
+
+  it('holds progress for the pace, but writes a Ready flip and a new generation after minIntervalMs', async () => {
+    const MIN = 50;
+    const fake = new FakeCluster();
+    fake.putNode('a', { pool: 'edge' });
+    fake.putNode('b', { pool: 'edge' });
+    fake.putNode('c', { pool: 'edge' });
+    fake.addDevice('edge', 3, 'edge');
+    fake.putState('a', reportReady({ edge: 3 }));
+    fake.putState('b', reportReady({ edge: 3 }));
+    fake.putState('c', reportReady({ edge: 2 }));
+    // An hour's pace: a write seen within the test was not paced.
+    const fleet = leaderOf(fake, { minIntervalMs: MIN, paceMsPerNode: 3_600_000, maxPaceMs: 3_600_000 });
+    fleet.startLeading();
+    await fake.until(() => fake.count('written') >= 1, 'the first write');
+    const first = fake.patches()[0]!;
+    expect(statusOf(first)).toMatchObject({ ready: '2/3' });
+
+    // Node d joins the pool without an agent yet: 2/4, the same conditions: held.
+    fake.putNode('d', { pool: 'edge' });
+    await recomputePast(fleet, fake, first.at + MIN + DUE_MARGIN_MS);
+    expect(fake.patches()).toHaveLength(1);
+
+    // c and d report: Ready flips True, written after minIntervalMs with the latest counts.
+    fake.putState('c', reportReady({ edge: 3 }));
+    fake.putState('d', reportReady({ edge: 3 }));
+    await fake.until(() => fake.written().some((p) => statusOf(p).ready === '4/4'), 'the write of 4/4');
+    expect(fake.patches()).toHaveLength(2);
+    const ready = fake.patches()[1]!;
+    expect(flags(statusOf(ready))).toBe('Ready=True Reconciling=False Stalled=False');
+    expect(ready.at - first.at).toBeGreaterThanOrEqual(MIN - TIMER_SLACK_MS);
+
+    // A new generation: observedGeneration changes (and Ready flips back), written promptly.
+    fake.touchDevice('edge');
+    fake.stored.get('edge')!.metadata!.generation = 4;
+    fake.deliver('edge');
+    await fake.until(() => fake.count('written') >= 3, 'the write of generation 4');
+    expect(statusOf(fake.patches()[2]!)).toMatchObject({ observedGeneration: 4, ready: '0/4' });
+    expect(fake.results).toEqual(['written', 'written', 'written']);
+  });
+
+  it('writes a change of the rollout grants after minIntervalMs, whatever the pace', async () => {
+    const MIN = 50;
+    const fake = new FakeCluster();
+    for (const n of ['r1', 'r2', 'r3']) fake.putNode(n, { pool: 'edge' });
+    fake.addDevice('edge', 2, 'edge');
+    for (const m of [fake.stored, fake.delivered]) (m.get('edge')!.spec as { rollout?: unknown }).rollout = { maxUnavailable: 1 };
+    for (const n of ['r1', 'r2', 'r3']) fake.putState(n, reportReady({ edge: 1 }));
+    const fleet = leaderOf(fake, { minIntervalMs: MIN, paceMsPerNode: 3_600_000, maxPaceMs: 3_600_000 });
+    fleet.startLeading();
+    await fake.until(() => fake.count('written') >= 1, 'the first write');
+    const first = fake.patches()[0]!;
+    expect(statusOf(first).rollout).toMatchObject({ generation: 2, maxUnavailable: 1, granted: [{ node: 'r1' }], done: 0 });
+
+    // r1 answers: its slot goes to r2; the conditions hold, but the grant must not wait.
+    fake.putState('r1', reportReady({ edge: 2 }));
+    await fake.until(() => fake.count('written') >= 2, 'the write of the next grant');
+    const next = fake.patches()[1]!;
+    expect(statusOf(next)).toMatchObject({ ready: '1/3', rollout: { granted: [{ node: 'r2' }], done: 1 } });
+    expect(flags(statusOf(next))).toBe(flags(statusOf(first)));
+    expect(next.at - first.at).toBeGreaterThanOrEqual(MIN - TIMER_SLACK_MS);
+  });
 });
