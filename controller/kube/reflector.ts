@@ -308,10 +308,13 @@ export class Reflector<T extends KubeObject> {
     if (gone) return 'gone';
     if (unsupported) return 'unsupported';
     if (initial) {
-      // The initial events never ended: rejected, failed, or not understood.
+      // The initial events never ended: rejected, not understood (no end bookmark in time), or
+      // the connection failed or closed on the way (a server going away: retried after the
+      // backoff, by stream again).
       if (err && rejectsStreamingList(err)) return 'unsupported';
-      if (err && !noEnd) return err.statusCode === 410 ? 'gone' : err;
-      return 'no-end';
+      if (noEnd) return 'no-end';
+      if (err) return err.statusCode === 410 ? 'gone' : err;
+      return new KubeApiError(`watch ${this.#opts.path}: the stream ended before its initial events did`, 0, 'Closed');
     }
     if (err) return err.statusCode === 410 ? 'gone' : err;
     return 'ended';

@@ -313,4 +313,38 @@ describe('Reflector', () => {
       await r.stop();
     }
   });
+
+  it('retries a stream cut before its end bookmark (a server going away) by stream, after the backoff, not by LIST', async () => {
+    let streams = 0;
+    let lists = 0;
+    const api = await fakeApi((_req, res, url) => {
+      if (!url.searchParams.get('sendInitialEvents')) {
+        lists++;
+        res.writeHead(500);
+        return res.end();
+      }
+      streams++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(`${JSON.stringify({ type: 'ADDED', object: obj('a', '1') })}\n`);
+      if (streams === 1) return res.end();
+      res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '2', annotations: { [INITIAL_EVENTS_END]: 'true' } } } })}\n`);
+    });
+    const changes: ReflectorChange[] = [];
+    const restarts: string[] = [];
+    const r = new Reflector<KubeObject>(
+      { api, path: '/apis/x/v1/things', resource: 'things', watchTimeoutSeconds: 60, backoff: { initialMs: 5, maxMs: 20 } },
+      { onChange: (_r, c) => changes.push(c), onRestart: (_res, reason) => restarts.push(reason) },
+    );
+    r.start();
+    try {
+      await until(() => r.synced, 'the sync');
+      expect(streams).toBe(2);
+      expect(lists).toBe(0);
+      expect(restarts).toEqual(['error']);
+      expect(changes).toEqual(['synced']);
+      expect(r.streamingList).toBe(true);
+    } finally {
+      await r.stop();
+    }
+  });
 });
