@@ -175,7 +175,7 @@ async function run(ctx: BenchContext): Promise<Figures> {
 
     const apiBefore = procStat(cluster.apiServerPid()!);
     const storm = await restartStorm({ cluster, fleet, nodes: largest, timeoutMs: 5 * 60_000, log: ctx.log });
-    phase(`restart storm: down ${storm.downMs} ms; the new server ready after ${storm.serverStartMs} ms, every node re-synced ${storm.resyncMs} ms after its start (median node ${storm.perNodeP50Ms} ms); peak ${storm.peakRequestsPerSecond} requests/s; ${round(storm.listsPerNode, 3)} LISTs per node (${fmt(storm.byResource)})`);
+    phase(`restart storm: down ${storm.downMs} ms; the new server ready after ${storm.serverStartMs} ms, every node re-synced ${storm.resyncMs} ms after its start (median node ${storm.perNodeP50Ms} ms); peak ${storm.peakRequestsPerSecond} requests/s; ${round(storm.listsPerNode, 3)} LISTs per node (${fmt(storm.byResource)}); ${round(storm.resyncStreamsPerNode, 3)} streaming lists per node (${fmt(storm.streamsByResource)})`);
     const apiAfter = procStat(cluster.apiServerPid()!);
 
     const main = sizes[sizes.length - 1]!;
@@ -212,6 +212,7 @@ async function run(ctx: BenchContext): Promise<Figures> {
       restartResyncMs: storm.resyncMs,
       restartPeakRequestsPerSecond: storm.peakRequestsPerSecond,
       relistsPerNodeAfterRestart: restartLists,
+      resyncStreamsPerNodeAfterRestart: round(storm.resyncStreamsPerNode, 3),
       apiserverCpuSeconds: main.apiserverCpuSecondsPerChange,
       apiserverRssMb: Math.round(apiBefore.rssBytes / 2 ** 20),
       apiserverPeakRssMb: Math.round(Math.max(apiBefore.hwmBytes, apiAfter.hwmBytes) / 2 ** 20),

@@ -44,18 +44,24 @@ export interface ApiCounters {
   watchEvents: Map<string, number>;
   /** resource → bytes of watch events sent (the histogram's sum). */
   watchEventBytes: Map<string, number>;
+  /**
+   * resource → streaming lists served (WATCH with sendInitialEvents, counted when the initial
+   * events have all been sent): a re-sync that is no LIST in `requests`, only a WATCH.
+   */
+  watchLists: Map<string, number>;
 }
 
-const WANTED = new Set(['apiserver_request_total', 'apiserver_watch_events_total', 'apiserver_watch_events_sizes_sum']);
+const WANTED = new Set(['apiserver_request_total', 'apiserver_watch_events_total', 'apiserver_watch_events_sizes_sum', 'apiserver_watch_list_duration_seconds_count']);
 
 export function countersOf(samples: readonly Sample[]): ApiCounters {
-  const c: ApiCounters = { requests: new Map(), watchEvents: new Map(), watchEventBytes: new Map() };
+  const c: ApiCounters = { requests: new Map(), watchEvents: new Map(), watchEventBytes: new Map(), watchLists: new Map() };
   const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
   for (const s of samples) {
     // Older servers label watch events by kind, newer ones by resource.
     const resource = s.labels.resource ?? s.labels.kind ?? '?';
     if (s.name === 'apiserver_request_total') add(c.requests, `${s.labels.verb} ${resource}${s.labels.subresource ? `/${s.labels.subresource}` : ''}`, s.value);
     else if (s.name === 'apiserver_watch_events_total') add(c.watchEvents, resource, s.value);
+    else if (s.name === 'apiserver_watch_list_duration_seconds_count') add(c.watchLists, resource, s.value);
     else add(c.watchEventBytes, resource, s.value);
   }
   return c;
@@ -63,7 +69,7 @@ export function countersOf(samples: readonly Sample[]): ApiCounters {
 
 export function diffCounters(after: ApiCounters, before: ApiCounters | undefined): ApiCounters {
   const d = (a: Map<string, number>, b: Map<string, number> | undefined) => new Map([...a].map(([k, v]) => [k, v - (b?.get(k) ?? 0)] as const).filter(([, v]) => v > 0));
-  return { requests: d(after.requests, before?.requests), watchEvents: d(after.watchEvents, before?.watchEvents), watchEventBytes: d(after.watchEventBytes, before?.watchEventBytes) };
+  return { requests: d(after.requests, before?.requests), watchEvents: d(after.watchEvents, before?.watchEvents), watchEventBytes: d(after.watchEventBytes, before?.watchEventBytes), watchLists: d(after.watchLists, before?.watchLists) };
 }
 
 /** Requests whose key matches, summed by verb. */

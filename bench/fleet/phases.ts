@@ -93,6 +93,14 @@ export interface RestartResult {
   peakRequestsPerSecond: number;
   /** LISTs (every resource) per simulated node, from the new server's counters. */
   listsPerNode: number;
+  /**
+   * Streaming lists (WATCH with sendInitialEvents; every resource) per simulated node, from the
+   * new server's apiserver_watch_list_duration_seconds: the re-syncs that are no LIST. The API
+   * server's own informers make a few at its start (about 20, one per resource they watch).
+   */
+  resyncStreamsPerNode: number;
+  /** The same by resource. */
+  streamsByResource: Record<string, number>;
   /** LIST + watch-with-initial-state per node: every way a node may re-read a whole collection. */
   requests: Record<string, number>;
   byResource: Record<string, number>;
@@ -139,6 +147,8 @@ export async function restartStorm(o: { cluster: KubeCluster; fleet: SimFleet; n
     serverStartMs: readyAt - startAt,
     peakRequestsPerSecond: Math.round(peak),
     listsPerNode: (byVerb(c.requests).LIST ?? 0) / o.nodes,
+    resyncStreamsPerNode: sumOf(c.watchLists) / o.nodes,
+    streamsByResource: Object.fromEntries(c.watchLists),
     requests: byVerb(c.requests),
     byResource,
     downMs: startAt - stoppedAt,

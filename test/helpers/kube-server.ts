@@ -273,6 +273,8 @@ class OutageProxy {
 export interface StartKubeClusterOptions {
   /** Load crds/ and wait until they are Established (default true). */
   crds?: boolean;
+  /** Extra kube-apiserver flags, after the harness's own (e.g. `--feature-gates=WatchList=false`). */
+  apiServerArgs?: string[];
 }
 
 export async function startKubeCluster(opts: StartKubeClusterOptions = {}): Promise<KubeCluster> {
@@ -318,6 +320,7 @@ export async function startKubeCluster(opts: StartKubeClusterOptions = {}): Prom
       '--service-cluster-ip-range=198.18.0.0/24',
       '--profiling=false',
       '--v=1',
+      ...(opts.apiServerArgs ?? []),
     ];
     const startApi = async () => {
       apiserver = startProcess(dir, 'kube-apiserver', tools.apiserver, apiArgs);

@@ -307,6 +307,12 @@ class FakeCluster extends KubeApi {
     _idleTimeoutMs: number,
     accept?: string,
   ): WatchHandle {
+    // A streaming list (WatchList) is answered as by kube-apiserver with the feature gate off: the
+    // reflector then lists, which is the path these tests follow.
+    if (query.sendInitialEvents) {
+      const rejected = new KubeApiError(`watch ${path}: 422: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled`, 422, 'Invalid');
+      return { done: Promise.resolve(rejected), abort: () => undefined };
+    }
     let end!: (e: KubeApiError | undefined) => void;
     const done = new Promise<KubeApiError | undefined>((resolve) => (end = resolve));
     const w: Watch = { path, query: { ...query }, accept, aborted: false, onEvent: handlers.onEvent as unknown as (e: WatchEvent<unknown>) => void };
