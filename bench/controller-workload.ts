@@ -293,6 +293,32 @@ export async function waitIdle(agent: RunningAgent, quietMs: number, timeoutMs =
   }
 }
 
+/** What an RSS benchmark reads from one agent: at first convergence, settled after the repairs, and the peak. */
+export interface SettledRss {
+  first: number;
+  rss: number;
+  peak: number;
+}
+
+/**
+ * The RSS benchmarks' common part: `drifts` repairs (owned route k deleted, each on a device of
+ * its own, so no fight hold), each waited for and followed by quiet, then a settle, so the figure
+ * is what stays resident after relists rather than the peak of the last pass. `first` is read
+ * when this is called (the caller has seen the agent converge).
+ */
+export async function rssAfterRepairs(w: ControllerWorkload, agent: RunningAgent, drifts: number): Promise<SettledRss> {
+  const first = await agent.rssMb();
+  for (let i = 0; i < drifts; i++) {
+    await w.rtnl.deleteRoute({ dst: ownedRoute(i), table: mainTable, protocol });
+    await waitConverged(w, 60_000, 5, i);
+    await waitIdle(agent, 100);
+  }
+  await sleep(1000);
+  const rss = await agent.rssMb();
+  // The peak is the first pass's full relist of the 100k routes (receive batches, heap growth).
+  return { first, rss, peak: await agent.peakRssMb() };
+}
+
 /** A Monitor in the namespace with a generous buffer, for timing what the agent does. */
 export async function openWatch(ctx: BenchContext): Promise<Monitor> {
   return Monitor.open({ netns: ctx.ns.path, rcvbuf: 32 << 20 });

@@ -5,10 +5,9 @@
  * its own, so the figure includes what a relist leaves behind). The median over the samples,
  * each a fresh agent. No reference: null.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { median } from '../stats.js';
 import type { Benchmark } from '../benchmark.js';
-import { MAIN_TABLE, OWNED_PROTOCOL, ownedRoute, prepareControllerWorkload, startAgent, waitConverged, waitIdle } from '../controller-workload.js';
+import { prepareControllerWorkload, rssAfterRepairs, startAgent } from '../controller-workload.js';
 
 const DRIFTS = 5;
 const DEVICES = 10;
@@ -27,18 +26,8 @@ export const rss100kRoutesMb: Benchmark = {
       for (let s = 0; s < ctx.samples; s++) {
         const agent = await startAgent(ctx, w);
         try {
-          const first = await agent.rssMb();
-          for (let i = 0; i < DRIFTS; i++) {
-            await w.rtnl.deleteRoute({ dst: ownedRoute(i), table: MAIN_TABLE, protocol: OWNED_PROTOCOL });
-            await waitConverged(w, 60_000, 5, i);
-            await waitIdle(agent, 100);
-          }
-          // Settle: what stays resident, not the peak of the last pass.
-          await sleep(1000);
-          const rss = await agent.rssMb();
+          const { first, rss, peak } = await rssAfterRepairs(w, agent, DRIFTS);
           figures.push(rss);
-          // The peak is the first pass's full relist of the 100k routes (receive batches, heap growth).
-          const peak = await agent.peakRssMb();
           ctx.log(`  rss-100k-routes-mb ${s + 1}/${ctx.samples}: ${rss.toFixed(1)} MiB after ${DRIFTS} repairs (${first.toFixed(1)} MiB at first convergence, peak ${peak.toFixed(1)} MiB)`);
         } finally {
           await agent.stop();

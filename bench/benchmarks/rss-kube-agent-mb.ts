@@ -1,7 +1,7 @@
 /**
  * rss-kube-agent-mb (issue #16): the resident set (VmRSS, MiB) of the agent as the DaemonSet runs
  * it, `tunkeeper run --kube` against a real kube-apiserver and etcd (the Kubernetes tier's, started
- * on loopback by test/helpers/kube-cluster.ts), beside the same 100,000 foreign routes in main as
+ * on loopback by test/helpers/kube-server.ts), beside the same 100,000 foreign routes in main as
  * rss-100k-routes-mb. Ten TunDevices (the same declarations as rss-100k-routes-mb's file) select the
  * agent's Node by label; it converges, reports TunNodeState, holds the status Lease (a one-node
  * fleet: it writes the TunDevices' status too), and repairs five drifts. Median over the samples,
@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { median } from '../stats.js';
 import type { Benchmark } from '../benchmark.js';
 import { onAbort } from '../cleanup.js';
-import { declaration, MAIN_TABLE, nowMs, OWNED_PROTOCOL, ownedRoute, prepareControllerWorkload, startAgent, waitConverged, waitIdle } from '../controller-workload.js';
+import { declaration, nowMs, prepareControllerWorkload, rssAfterRepairs, startAgent } from '../controller-workload.js';
 import { startKubeCluster, type KubeCluster } from '../../test/helpers/kube-server.js';
 import { missingKubeTools } from '../../test/helpers/kube-tools.js';
 
@@ -63,19 +63,10 @@ export const rssKubeAgentMb: Benchmark = {
         const stateDir = join(work, `state-${s}`);
         const agent = await startAgent(ctx, w, ['--kube', '--kubeconfig', c.kubeconfigPath, '--node-name', NODE, '--namespace', RELEASE_NAMESPACE, '--state-dir', stateDir], { files: false });
         try {
-          const first = await agent.rssMb();
           await waitReported(kubectl, s === 0 ? 120_000 : 60_000);
-          for (let i = 0; i < DRIFTS; i++) {
-            await w.rtnl.deleteRoute({ dst: ownedRoute(i), table: MAIN_TABLE, protocol: OWNED_PROTOCOL });
-            await waitConverged(w, 60_000, 5, i);
-            await waitIdle(agent, 100);
-          }
-          // Settle: what stays resident, not the peak of the last pass.
-          await sleep(1000);
-          const rss = await agent.rssMb();
+          const { first, rss, peak } = await rssAfterRepairs(w, agent, DRIFTS);
           figures.push(rss);
-          const peak = await agent.peakRssMb();
-          ctx.log(`  rss-kube-agent-mb ${s + 1}/${ctx.samples}: ${rss.toFixed(1)} MiB after ${DRIFTS} repairs (${first.toFixed(1)} MiB at first convergence, peak ${peak.toFixed(1)} MiB)`);
+          ctx.log(`  rss-kube-agent-mb ${s + 1}/${ctx.samples}: ${rss.toFixed(1)} MiB after ${DRIFTS} repairs (${first.toFixed(1)} MiB once reported Ready, peak ${peak.toFixed(1)} MiB)`);
         } finally {
           await agent.stop();
         }
