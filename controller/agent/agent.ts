@@ -26,6 +26,7 @@ import type { Settings } from './settings.js';
 import { FileSource, type FileSnapshot } from '../sources/files.js';
 import { RolloutGate, type ProbeRun } from '../rollout/gate.js';
 import { RolloutStore } from '../rollout/store.js';
+import { OwnEvents } from './own-events.js';
 
 export interface AgentReconciler {
   reconcile: ReconcileOnce;
@@ -82,6 +83,8 @@ export interface Agent {
 }
 
 const FILES_SOURCE = 'files';
+/** The trigger option for a kernel event about our own state (one object, not one per event). */
+const OURS = Object.freeze({ ours: true });
 
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const { logger, settings } = opts;
@@ -108,6 +111,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     const reconciler = await opts.createReconciler({ policy: settings.policy, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) });
     cleanups.push(() => reconciler.close());
 
+    // Which kernel events are about our own state: they re-arm the loop's trailing edge.
+    const ownEvents = new OwnEvents(settings.policy);
     const loop = new ReconcileLoop({
       reconcile: reconciler.reconcile,
       sources,
@@ -120,6 +125,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         {
           passStarted: () => kube?.reporter.passStarted(),
           passFinished: (p) => {
+            ownEvents.passFinished(p);
             gate.passFinished(p);
             kube?.reporter.passFinished(p);
             reportConflicts();
@@ -183,7 +189,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     cleanups.push(() => monitor.close());
     subscriptions.push(
       monitor.subscribe({
-        next: (e) => loop.trigger(e.type === 'resync-needed' ? 'resync-needed' : 'netlink-event'),
+        next: (e) => (e.type === 'resync-needed' ? loop.trigger('resync-needed') : loop.trigger('netlink-event', ownEvents.concerns(e) ? OURS : undefined)),
         error: (e: unknown) => logger.error({ err: e }, 'netlink monitor failed; only the periodic resync notices drift now'),
         complete: () => logger.debug('netlink monitor closed'),
       }),

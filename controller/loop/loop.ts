@@ -34,6 +34,13 @@
  * gap is spent on a quiet spell that was not the end (two passes per gap at most, one with a
  * hold in force), and the state carries nothing from one storm to the next beyond the streak,
  * whose gap is capped: the storm after a hundred others ends as promptly as the first.
+ * A kernel event about tunkeeper's own state (`trigger('netlink-event', { ours: true })`: the
+ * agent classifies it, controller/agent/own-events.ts) re-arms it too, while no device is held:
+ * a drift of ours after a false end is then repaired quietMs after the kernel goes quiet, not at
+ * the end of the gap. Foreign churn does not re-arm it, nor does resync-needed (an overflowing
+ * socket says nothing about whose state changed, and during an overflow storm it would re-arm
+ * constantly), nor an event while a hold is in force (an actor fighting a held device changes
+ * our state with each move, and re-arming on each would be a pass per pause of the actor).
  *
  * Retries. A device whose actions failed gets a retry timer with exponential backoff (jitter,
  * capped); it is reset by a pass in which the device has no failures. A pass that could not trust
@@ -216,6 +223,8 @@ export class ReconcileLoop {
   /** When the latest kernel event (netlink-event, resync-needed) was triggered (clock ms). */
   #lastKernelEventAt = -Infinity;
   #trailingArmed = true;
+  /** Whether an event about our own state came since the latest pass started (see Trailing edge). */
+  #oursQueued = false;
   /** How the pass about to start was let through: 'gap' or 'quiet' when the churn gap deferred it. */
   #startedBy: 'gap' | 'quiet' | undefined;
   /** When the last pass that trusted no cache finished with a usable observation. */
@@ -243,11 +252,20 @@ export class ReconcileLoop {
     this.trigger('startup');
   }
 
-  /** A reason to look again. Cheap; safe to call from any event handler. */
-  trigger(reason: WakeReason): void {
+  /**
+   * A reason to look again. Cheap; safe to call from any event handler. `ours`: a kernel event
+   * about tunkeeper's own state, which re-arms the trailing edge (see Trailing edge).
+   */
+  trigger(reason: WakeReason, opts?: { ours?: boolean }): void {
     if (this.#stopped) return;
     this.#wakeups[reason]++;
-    if (KERNEL_REASONS.has(reason)) this.#lastKernelEventAt = this.#clock.now();
+    if (KERNEL_REASONS.has(reason)) {
+      this.#lastKernelEventAt = this.#clock.now();
+      if (opts?.ours === true && reason === 'netlink-event') {
+        this.#oursQueued = true;
+        if (!this.#trailingArmed && !this.#anyHeld()) this.#trailingArmed = true;
+      }
+    }
     this.#observer.wake?.(reason);
     this.#pending.add(reason);
     this.#kick();
@@ -384,6 +402,9 @@ export class ReconcileLoop {
     if (outcome === 'applied') this.#trailingArmed = true;
     else if (startedBy === 'quiet' && outcome === 'idle') this.#trailingArmed = false;
     else if (startedBy === 'gap' && !this.#anyHeld()) this.#trailingArmed = true;
+    // An event about our state during the pass is news the pass may not have seen: a false end
+    // must not spend the edge it re-armed.
+    if (this.#oursQueued && !this.#anyHeld()) this.#trailingArmed = true;
   }
 
   #endStreak(): void {
@@ -409,6 +430,7 @@ export class ReconcileLoop {
   async #pass(): Promise<PassOutcome | undefined> {
     const reasons = WAKE_REASONS.filter((r) => this.#pending.has(r));
     this.#pending.clear();
+    this.#oursQueued = false;
     this.#gapTimer?.cancel();
     this.#gapTimer = undefined;
     this.#gapTimerAt = Infinity;

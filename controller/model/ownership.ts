@@ -22,7 +22,7 @@ const OBJECT_NAME_MAX = 253;
  * TUN/TAP devices); deleting such a link (a veth takes its peer with it) would destroy something
  * else, so it stays foreign. Likewise a marker whose name tunkeeper could never have written.
  */
-export function markerOwner(link: ObservedLink): string | undefined {
+export function markerOwner(link: Pick<ObservedLink, 'kind' | 'alias'>): string | undefined {
   if (link.kind !== 'tun' || link.alias === undefined) return undefined;
   if (!link.alias.startsWith(OWNER_MARKER_PREFIX)) return undefined;
   const name = link.alias.slice(OWNER_MARKER_PREFIX.length);
@@ -56,7 +56,7 @@ export function isOwnedAddress(address: ObservedAddress, linkOwned: boolean): bo
   return linkOwned && !isKernelLinkLocal(address);
 }
 
-export function isOwnedRoute(route: ObservedRoute, policy: Pick<Policy, 'routeProtocol'>): boolean {
+export function isOwnedRoute(route: Pick<ObservedRoute, 'protocol'>, policy: Pick<Policy, 'routeProtocol'>): boolean {
   return route.protocol === policy.routeProtocol;
 }
 

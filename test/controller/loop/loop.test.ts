@@ -706,6 +706,94 @@ describe('ReconcileLoop: churn', () => {
     await loop.stop();
   });
 
+  /** A storm that grows the gap to 1 s, then a quiet spell whose pass finds nothing: a false end. */
+  async function spendTrailingEdge(h: Harness): Promise<void> {
+    const { loop, clock } = h;
+    await churnFor(loop, clock, 3_000, 2);
+    clock.advance(25);
+    await loop.idle();
+    expect(loop.status().trailingEdgeArmed).toBe(false);
+    expect(loop.status().churnStreak).toBeGreaterThanOrEqual(3);
+  }
+
+  it('re-arms a spent trailing edge for an event about our own state: that drift is repaired quietMs after the kernel goes quiet, not at the gap', async () => {
+    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
+    const { loop, clock } = h;
+    const kernel = miniKernel(h);
+    loop.updateSource('files', [device('a')], true);
+    loop.start();
+    await loop.idle();
+    await spendTrailingEdge(h);
+    // The storm goes on (foreign), our drift comes in the middle of it, then more foreign events.
+    await churnFor(loop, clock, 10, 2);
+    kernel.drift('a');
+    loop.trigger('netlink-event', { ours: true });
+    expect(loop.status().trailingEdgeArmed).toBe(true);
+    await churnFor(loop, clock, 10, 2);
+    const lastEventAt = clock.now();
+    for (let i = 0; i < 24; i++) {
+      clock.advance(1);
+      await flush();
+    }
+    expect(kernel.repairedAt.has('a')).toBe(false);
+    clock.advance(1);
+    await loop.idle();
+    expect(kernel.repairedAt.get('a')).toBe(lastEventAt + 25);
+    await loop.stop();
+  });
+
+  it('keeps a spent trailing edge spent for events not marked ours (foreign churn): that drift waits for the gap', async () => {
+    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
+    const { loop, clock } = h;
+    const kernel = miniKernel(h);
+    loop.updateSource('files', [device('a')], true);
+    loop.start();
+    await loop.idle();
+    await spendTrailingEdge(h);
+    const falseEndAt = clock.now();
+    kernel.drift('a');
+    loop.trigger('netlink-event');
+    loop.trigger('resync-needed');
+    expect(loop.status().trailingEdgeArmed).toBe(false);
+    for (let i = 0; i < 250; i++) {
+      clock.advance(5);
+      await flush();
+    }
+    await loop.idle();
+    expect(kernel.repairedAt.get('a')).toBe(falseEndAt + 1_000);
+    await loop.stop();
+  });
+
+  it('keeps the trailing edge armed when an event about our state comes while a quiet-spell pass runs that then finds nothing', async () => {
+    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
+    const { loop, rec, clock } = h;
+    let storming = true;
+    let oursDuringPass = false;
+    rec.auto = () => {
+      if (storming) loop.trigger('netlink-event');
+      else if (oursDuringPass) loop.trigger('netlink-event', { ours: true });
+      return result('converged');
+    };
+    loop.updateSource('files', [device('a')], true);
+    loop.start();
+    await churnFor(loop, clock, 3_000);
+    storming = false;
+    await loop.idle();
+    // A quiet-spell pass during which our state changes (after it looked): it applied nothing,
+    // but it must not spend the edge.
+    oursDuringPass = true;
+    loop.trigger('netlink-event');
+    clock.advance(25);
+    await flush();
+    oursDuringPass = false;
+    expect(loop.status().trailingEdgeArmed).toBe(true);
+    const calls = rec.calls.length;
+    clock.advance(25);
+    await loop.idle();
+    expect(rec.calls).toHaveLength(calls + 1);
+    await loop.stop();
+  });
+
   it('answers an actor fighting a held device with the gap, not with a pass per pause of the actor, and re-arms the trailing edge with the repair', async () => {
     const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25, fight: { initialMs: 60_000, maxMs: 60_000, jitter: 0 } });
     const { loop, rec, clock } = h;
@@ -722,9 +810,10 @@ describe('ReconcileLoop: churn', () => {
     expect(Object.keys(loop.status().holds)).toEqual(['a']);
     const before = rec.calls.length;
     // The actor goes on changing a every 100 ms for 10 s; each pass finds nothing it may do.
+    // Its changes are about our state, but with a hold in force they do not re-arm the edge.
     for (let i = 0; i < 100; i++) {
       kernel.drift('a');
-      loop.trigger('netlink-event');
+      loop.trigger('netlink-event', { ours: true });
       clock.advance(100);
       await flush();
     }
