@@ -306,18 +306,44 @@ describeKube('the Helm chart against a real API server', () => {
     expect(standalone).toContain('tunkeeper/site-tunnels');
     expect(standalone).not.toContain('kubectl get tundevices');
   });
+});
 
-  it("the admin's path: helm install (CRDs included), apply the examples, kubectl get tundevices, uninstall keeps CRDs and objects", async () => {
-    // Start from a cluster without the CRDs, as an admin's is: helm installs them from crds/.
-    await kubectlOk(['delete', 'crd', 'tundevices.tunkeeper.io', 'tunnodestates.tunkeeper.io', '--wait=true']);
+describeKube("the admin's path: a cluster without the CRDs, as an admin's is", () => {
+  // A cluster of its own, started without crds/: helm must install them. (Deleting the shared
+  // cluster's CRDs first would test CRD deletion too, and it left a `kubectl delete --wait` waiting
+  // with no bound of its own.)
+  let cluster: KubeCluster;
+  // Each step is bounded well inside the test's own timeout, so a step that hangs fails with its
+  // command, what it printed and the API server's last lines, not with a bare jest timeout.
+  const STEP_MS = 45_000;
+  const kubectlOk = async (args: string[]) => {
+    const r = await cluster.kubectl(args, { timeoutMs: STEP_MS });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  };
+  // helm install waits up to 60 s of its own for the CRDs it created to be Established.
+  const helm = (args: string[]) => cluster.helm(args, { timeoutMs: 90_000 });
 
-    const install = await cluster.helm([
+  beforeAll(async () => {
+    cluster = await startKubeCluster({ crds: false });
+  }, 120_000);
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  it('helm install (CRDs included), apply the examples, kubectl get tundevices, uninstall keeps CRDs and objects', async () => {
+    const before = await kubectlOk(['get', 'crd', '-o', 'name']);
+    expect(before).not.toContain('tunkeeper.io');
+
+    const install = await helm([
       'install',
       'tunkeeper',
       CHART_DIR,
       '--namespace',
       'tunkeeper-system',
       '--create-namespace',
+      // What helm did, step by step, in stderr: a failure below quotes it.
+      '--debug',
       // No kubelet runs here, so no pod ever pulls it.
       '--set',
       'image.repository=registry.invalid/tunkeeper',
@@ -336,7 +362,7 @@ describeKube('the Helm chart against a real API server', () => {
     expect(daemonSet.spec.template.spec.containers[0]!.image).toBe(`registry.invalid/tunkeeper:${PACKAGE_VERSION}`);
     expect(daemonSet.metadata.labels['app.kubernetes.io/managed-by']).toBe('Helm');
 
-    const releases = JSON.parse((await cluster.helm(['list', '--namespace', 'tunkeeper-system', '-o', 'json'])).stdout) as Array<{ name: string; status: string; app_version: string }>;
+    const releases = JSON.parse((await helm(['list', '--namespace', 'tunkeeper-system', '-o', 'json'])).stdout) as Array<{ name: string; status: string; app_version: string }>;
     expect(releases.map((r) => [r.name, r.status, r.app_version])).toEqual([['tunkeeper', 'deployed', PACKAGE_VERSION]]);
 
     expect(EXAMPLES.length).toBeGreaterThan(0);
@@ -355,9 +381,9 @@ describeKube('the Helm chart against a real API server', () => {
     expect(kubectlTable(wide)[0]!.ADDRESSES).toContain('192.0.2.1/30');
 
     // Helm never deletes CRDs, so uninstalling the agents leaves every TunDevice in place.
-    const uninstall = await cluster.helm(['uninstall', 'tunkeeper', '--namespace', 'tunkeeper-system']);
+    const uninstall = await helm(['uninstall', 'tunkeeper', '--namespace', 'tunkeeper-system']);
     expect(uninstall.code).toBe(0);
-    expect((await cluster.kubectl(['get', 'daemonset', 'tunkeeper', '--namespace', 'tunkeeper-system'])).code).toBe(1);
-    expect((await cluster.kubectl(['get', 'tundevice', 'tk-p2p'])).code).toBe(0);
+    expect((await cluster.kubectl(['get', 'daemonset', 'tunkeeper', '--namespace', 'tunkeeper-system'], { timeoutMs: STEP_MS })).code).toBe(1);
+    expect((await cluster.kubectl(['get', 'tundevice', 'tk-p2p'], { timeoutMs: STEP_MS })).code).toBe(0);
   });
 });

@@ -16,7 +16,7 @@
  * No jest in here: bench/ (fleet-converge) starts the same cluster. kube-cluster.ts adds the
  * tier's `describeKube` for the tests.
  */
-import { runProcess, type RunResult } from './run-process.js';
+import { runProcess, type RunOptions, type RunResult } from './run-process.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -35,6 +35,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export type ProxyMode = 'pass' | 'blackhole' | 'refuse';
 
 export type { RunResult };
+export type ToolRunOptions = Pick<RunOptions, 'input' | 'timeoutMs'>;
 
 export interface KubeCluster {
   /** https://127.0.0.1:PORT of the API server itself. */
@@ -51,8 +52,10 @@ export interface KubeCluster {
   apiServerPid(): number | undefined;
   stopApiServer(): Promise<void>;
   startApiServer(): Promise<void>;
-  kubectl(args: string[], opts?: { input?: string }): Promise<RunResult>;
-  helm(args: string[], opts?: { input?: string }): Promise<RunResult>;
+  /** kubectl as the admin; with `timeoutMs`, a hang rejects with its output and the API server's last log lines. */
+  kubectl(args: string[], opts?: ToolRunOptions): Promise<RunResult>;
+  /** helm as the admin, its cache and config inside the cluster's folder; `timeoutMs` as for kubectl. */
+  helm(args: string[], opts?: ToolRunOptions): Promise<RunResult>;
   createNode(name: string, labels?: Record<string, string>): Promise<void>;
   close(): Promise<void>;
 }
@@ -344,8 +347,13 @@ export async function startKubeCluster(opts: StartKubeClusterOptions = {}): Prom
       HELM_CONFIG_HOME: join(dir, 'helm', 'config'),
       HELM_DATA_HOME: join(dir, 'helm', 'data'),
     };
-    const kubectl = (args: string[], o: { input?: string } = {}) => runProcess(tools.kubectl, args, { env: toolEnv, ...o });
-    const helm = (args: string[], o: { input?: string } = {}) => runProcess(tools.helm, args, { env: toolEnv, ...o });
+    // A tool that hangs is killed at its bound; the error then says what the API server was doing.
+    const run = (bin: string) => (args: string[], o: ToolRunOptions = {}) =>
+      runProcess(bin, args, { env: toolEnv, ...o }).catch((e: Error) => {
+        throw new Error(`${e.message}\nkube-apiserver's last lines:\n${lastLines(join(dir, 'kube-apiserver.log'), 20)}`);
+      });
+    const kubectl = run(tools.kubectl);
+    const helm = run(tools.helm);
 
     if (opts.crds ?? true) {
       const crdDir = join(ROOT, 'crds');
