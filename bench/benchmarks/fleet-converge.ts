@@ -42,6 +42,8 @@ const REAL_NODES = ['real-0', 'real-1', 'real-2'] as const;
 const NODES_PER_PROCESS = Number(process.env.TUNKEEPER_FLEET_NODES_PER_PROCESS ?? 250);
 const QUIET_MS = Number(process.env.TUNKEEPER_FLEET_QUIET_MS ?? 60_000);
 const TARGET_P99_MS = 10_000;
+/** Extra kube-apiserver flags, e.g. `--profiling=true` to take a CPU profile of the server during a change. */
+const APISERVER_ARGS = (process.env.TUNKEEPER_FLEET_APISERVER_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 
 const simName = (i: number) => `sim-${String(i).padStart(5, '0')}`;
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -115,7 +117,7 @@ async function run(ctx: BenchContext): Promise<Figures> {
   const started = Date.now();
   const phase = (what: string) => ctx.log(`  [${Math.round((Date.now() - started) / 1000)} s] ${what}`);
   try {
-    cluster = await startKubeCluster();
+    cluster = await startKubeCluster({ apiServerArgs: APISERVER_ARGS });
     const api = new KubeApi(cluster.kubeConfig());
     phase(`API server up (pid ${cluster.apiServerPid()}), CRDs loaded; ${cluster.dir}`);
     await createNamespace(api, DEFAULT_NAMESPACE);

@@ -37,6 +37,14 @@ export type ProxyMode = 'pass' | 'blackhole' | 'refuse';
 export type { RunResult };
 export type ToolRunOptions = Pick<RunOptions, 'input' | 'timeoutMs'>;
 
+/**
+ * kubectl's and helm's bound unless a call gives its own: inside jest's 120 s test timeout, so a
+ * tool that hangs (a `kubectl delete --wait` waits a week by default) fails with its command, its
+ * output and the API server's last lines rather than a bare timeout. A call that waits longer on
+ * purpose (`kubectl wait --timeout=120s`) passes a bound above its own.
+ */
+export const TOOL_TIMEOUT_MS = 100_000;
+
 export interface KubeCluster {
   /** https://127.0.0.1:PORT of the API server itself. */
   readonly server: string;
@@ -52,7 +60,7 @@ export interface KubeCluster {
   apiServerPid(): number | undefined;
   stopApiServer(): Promise<void>;
   startApiServer(): Promise<void>;
-  /** kubectl as the admin; with `timeoutMs`, a hang rejects with its output and the API server's last log lines. */
+  /** kubectl as the admin; past `timeoutMs` (default TOOL_TIMEOUT_MS) it is killed and rejects with its output and the API server's last log lines. */
   kubectl(args: string[], opts?: ToolRunOptions): Promise<RunResult>;
   /** helm as the admin, its cache and config inside the cluster's folder; `timeoutMs` as for kubectl. */
   helm(args: string[], opts?: ToolRunOptions): Promise<RunResult>;
@@ -349,7 +357,7 @@ export async function startKubeCluster(opts: StartKubeClusterOptions = {}): Prom
     };
     // A tool that hangs is killed at its bound; the error then says what the API server was doing.
     const run = (bin: string) => (args: string[], o: ToolRunOptions = {}) =>
-      runProcess(bin, args, { env: toolEnv, ...o }).catch((e: Error) => {
+      runProcess(bin, args, { env: toolEnv, timeoutMs: TOOL_TIMEOUT_MS, ...o }).catch((e: Error) => {
         throw new Error(`${e.message}\nkube-apiserver's last lines:\n${lastLines(join(dir, 'kube-apiserver.log'), 20)}`);
       });
     const kubectl = run(tools.kubectl);

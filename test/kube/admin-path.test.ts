@@ -123,7 +123,7 @@ describeKube("a cluster admin's path: helm install, apply a TunDevice, read tund
 
         // The agent holds the status Lease (the only one), with only the chart's RBAC: the summary
         // reaches the TunDevice, and `kubectl wait` sees it.
-        const wait = await cluster.kubectl(['wait', '--for=condition=Ready', 'tundevice/tk-p2p', '--timeout=120s']);
+        const wait = await cluster.kubectl(['wait', '--for=condition=Ready', 'tundevice/tk-p2p', '--timeout=120s'], { timeoutMs: 150_000 });
         expect({ code: wait.code, stderr: wait.stderr }).toEqual({ code: 0, stderr: '' });
         const ready = await eventually('READY 1/1 in kubectl get tundevices', async () => {
           const row = kubectlTable(await kubectl('get', 'tundevices'))[0];

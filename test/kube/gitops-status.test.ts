@@ -129,7 +129,7 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
 
   it('Ready on every node: kubectl wait succeeds, kstatus Current, Argo CD Healthy, `kubectl get tundevices` shows 3/3', async () => {
     await apply(deviceYaml('gw', 'tk-gw0', 1400, '192.0.2.1/24'));
-    const wait = await cluster.kubectl(['wait', '--for=condition=Ready', 'tundevice/gw', `--timeout=${PATIENCE_MS / 1000}s`]);
+    const wait = await cluster.kubectl(['wait', '--for=condition=Ready', 'tundevice/gw', `--timeout=${PATIENCE_MS / 1000}s`], { timeoutMs: PATIENCE_MS + 30_000 });
     expect({ code: wait.code, out: wait.stdout.trim() }).toEqual({ code: 0, out: 'tundevice.tunkeeper.io/gw condition met' });
     const d = await statusOf('gw', 'Ready 3/3', (x) => cond(x, 'Ready')?.status === 'True');
     expect(d.status).toMatchObject({ observedGeneration: 1, ready: '3/3', nodes: { selected: 3, ready: 3, degraded: 0, refused: 0, conflicted: 0, notReporting: 0 }, failingNodes: [], moreFailingNodes: 0 });
