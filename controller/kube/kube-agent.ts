@@ -172,6 +172,7 @@ export async function startKubeSide(opts: KubeAgentOptions, loop: ReconcileLoop,
       await elector.stop();
       await source.close();
       await Promise.all([writer.close(), events.close()]);
+      api.close();
     },
   };
 }

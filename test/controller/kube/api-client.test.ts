@@ -63,6 +63,23 @@ describe('KubeApi', () => {
     expect(getEventListeners(lifetime.signal, 'abort')).toHaveLength(0);
   });
 
+  it('sends its requests over one kept-alive connection, and opens a new one when the server closed it', async () => {
+    let connections = 0;
+    const api = await fakeApi((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"kind":"Node"}');
+    });
+    server!.on('connection', () => connections++);
+    for (let i = 0; i < 10; i++) await expect(api.request({ method: 'GET', path: '/api/v1/nodes/x' })).resolves.toEqual({ kind: 'Node' });
+    expect(connections).toBe(1);
+    // The server drops it (a restart, its idle timeout) and the next request goes at once: whether
+    // the pool has noticed yet or the request meets the reset, it is answered on a new connection.
+    server!.closeAllConnections();
+    await expect(api.request({ method: 'GET', path: '/api/v1/nodes/x' })).resolves.toEqual({ kind: 'Node' });
+    expect(connections).toBe(2);
+    api.close();
+  });
+
   it('still ends a request in flight when the caller signal aborts', async () => {
     let arrived: () => void = () => undefined;
     const requested = new Promise<void>((r) => (arrived = r));
