@@ -144,8 +144,8 @@ async function run(ctx: BenchContext): Promise<Figures> {
       const created = Date.now() - t;
       const current = Math.max(...obs.nodeReadyAt.keys());
       await fleet.add(names, 10 * 60_000);
-      await obs.until(`${n} simulated nodes Ready at generation ${current}`, () => obs.readyCount(current) >= n + REAL_NODES.length, 10 * 60_000);
-      await obs.until(`TunDevice Ready ${n + REAL_NODES.length}/${n + REAL_NODES.length}`, () => obs.latestReady?.generation === current && obs.latestReady.n === n + REAL_NODES.length, 5 * 60_000);
+      await obs.until(`${n} simulated nodes Ready at generation ${current}`, () => obs.readyCount(current) >= n + REAL_NODES.length, 10 * 60_000, () => `${obs.readyCount(current)} of ${n + REAL_NODES.length} nodes were`);
+      await obs.until(`TunDevice Ready ${n + REAL_NODES.length}/${n + REAL_NODES.length}`, () => obs.latestReady?.generation === current && obs.latestReady.n === n + REAL_NODES.length, 5 * 60_000, () => `it said Ready ${obs.latestReady?.n ?? 0} at generation ${obs.latestReady?.generation ?? '-'}`);
       phase(`${n} simulated nodes: Nodes created in ${created} ms, all started and reporting after ${Date.now() - t} ms`);
       have = n;
       const changes: ChangeResult[] = [];
@@ -172,8 +172,18 @@ async function run(ctx: BenchContext): Promise<Figures> {
     phase(`workers: ${mem.map((w) => `${w.nodes} nodes ${Math.round(w.rss / 2 ** 20)} MiB (${Math.round(w.baseline / 2 ** 20)} before any node, heap ${Math.round(w.heapUsed / 2 ** 20)} MiB)`).join('; ')}: ${Math.round(bytesPerNode / 1024)} KiB per node`);
     phase(`real agents: ${realAgentStats(real).map((a) => `${a.node} ${a.rssMb} MiB, ${round(a.cpuSeconds, 1)} CPU s`).join('; ')}`);
 
+    // What an idle fleet costs: the workers' CPU (every simulated node's timers, bookmarks, Lease
+    // candidate) and the API server's, over the quiet window. It bounds how many simulated nodes
+    // 2 cores can hold at all.
+    const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + procStat(pid).cpuSeconds, 0);
+    const quietCpuBefore = { workers: cpuOf(fleet.pids()), api: procStat(cluster.apiServerPid()!).cpuSeconds };
     const quiet = await quietWindow(cluster, QUIET_MS);
-    phase(`quiet ${QUIET_MS / 1000} s: ${quiet.writes} writes (${fmt(quiet.byResource)}), ${quiet.leaseRenewals} lease renewals by the holder, ${sumOf(quiet.requests.requests)} requests (${fmt(byVerb(quiet.requests.requests))})`);
+    const quietCpu = { workers: cpuOf(fleet.pids()) - quietCpuBefore.workers, api: procStat(cluster.apiServerPid()!).cpuSeconds - quietCpuBefore.api };
+    const quietCpuMsPerNodePerMinute = round((quietCpu.workers * 1000) / largest / (QUIET_MS / 60_000), 2);
+    phase(
+      `quiet ${QUIET_MS / 1000} s: ${quiet.writes} writes (${fmt(quiet.byResource)}), ${quiet.leaseRenewals} lease renewals by the holder, ${sumOf(quiet.requests.requests)} requests (${fmt(byVerb(quiet.requests.requests))}); ` +
+        `CPU: workers ${round(quietCpu.workers, 2)} s (${quietCpuMsPerNodePerMinute} ms per simulated node per minute), API server ${round(quietCpu.api, 2)} s`,
+    );
 
     const apiBefore = procStat(cluster.apiServerPid()!);
     const storm = await restartStorm({ cluster, fleet, nodes: largest, timeoutMs: 5 * 60_000, log: ctx.log });
@@ -211,6 +221,8 @@ async function run(ctx: BenchContext): Promise<Figures> {
       quietWrites: quiet.writes,
       quietSeconds: QUIET_MS / 1000,
       quietLeaseRenewals: quiet.leaseRenewals,
+      quietCpuMsPerNodePerMinute,
+      quietApiserverCpuSeconds: round(quietCpu.api, 2),
       restartResyncMs: storm.resyncMs,
       restartPeakRequestsPerSecond: storm.peakRequestsPerSecond,
       relistsPerNodeAfterRestart: restartLists,

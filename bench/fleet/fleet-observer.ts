@@ -54,11 +54,12 @@ export class FleetObserver {
   }
 
   /** Resolves when `pred` holds, checked after every event; rejects after `timeoutMs` with `what`. */
-  async until(what: string, pred: () => boolean, timeoutMs: number): Promise<void> {
+  /** Waits for `pred`; past the deadline it fails, saying how far it got (`progress`). */
+  async until(what: string, pred: () => boolean, timeoutMs: number, progress?: () => string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred()) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`fleet-converge: ${what}: not within ${Math.round(timeoutMs / 1000)} s`);
+      if (left <= 0) throw new Error(`fleet-converge: ${what}: not within ${Math.round(timeoutMs / 1000)} s${progress ? ` (${progress()})` : ''}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 1000));
         this.#waiters.push(() => {

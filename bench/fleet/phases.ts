@@ -35,7 +35,7 @@ export async function measureChange(o: { api: KubeApi; cluster: KubeCluster; obs
   const cpu0 = procStat(pid).cpuSeconds;
   const t0 = Date.now();
   const g = await setFleetMtu(o.api, o.mtu);
-  await o.observer.until(`generation ${g} Ready on all ${o.nodes} nodes (${o.observer.readyCount(g)} so far)`, () => o.observer.readyCount(g) >= o.nodes, o.timeoutMs);
+  await o.observer.until(`generation ${g} Ready on all ${o.nodes} nodes`, () => o.observer.readyCount(g) >= o.nodes, o.timeoutMs, () => `${o.observer.readyCount(g)} were`);
   await o.observer.until(`TunDevice Ready at generation ${g}`, () => o.observer.deviceReadyAt.has(g), o.timeoutMs);
   await sleep(SETTLE_MS);
   const after = await scrape(o.cluster.server, o.cluster.dir);
