@@ -38,6 +38,17 @@ const json = (res: ServerResponse, body: unknown) => {
   res.end(JSON.stringify(body));
 };
 
+/**
+ * The fake server's answer to a plain watch (after a LIST): recorded in `requests` with its
+ * resourceVersion, then a 410 Expired when `gone`, else held open.
+ */
+function answerWatch(res: ServerResponse, q: URLSearchParams, requests: string[], gone: boolean): void {
+  requests.push(`watch rv=${q.get('resourceVersion')}`);
+  res.writeHead(200, { 'content-type': 'application/json' });
+  if (gone) return void res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old' } })}\n`);
+  res.write('\n');
+}
+
 async function until(check: () => boolean, what: string): Promise<void> {
   const start = Date.now();
   while (!check()) {
@@ -227,10 +238,7 @@ describe('Reflector', () => {
         return json(res, lists === 1 ? { items: [obj('a', '9')], metadata: { resourceVersion: '10' } } : { items: [obj('b', '11')], metadata: { resourceVersion: '20' } });
       }
       watches++;
-      requests.push(`watch rv=${q.get('resourceVersion')}`);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      if (watches === 1) return res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old' } })}\n`);
-      res.write('\n');
+      answerWatch(res, q, requests, watches === 1);
     });
     const changes: ReflectorChange[] = [];
     const r = new Reflector<KubeObject>({ api, path: '/apis/x/v1/things', resource: 'things', watchTimeoutSeconds: 60, random: () => 0 }, { onChange: (_r, c) => changes.push(c) });
@@ -266,11 +274,7 @@ describe('Reflector', () => {
         return json(res, { items: [obj(`l${lists}`, '9')], metadata: { resourceVersion: String(10 * lists) } });
       }
       watches++;
-      requests.push(`watch rv=${q.get('resourceVersion')}`);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      if (watches === 1) return res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old' } })}\n`);
-      if (watches === 2) return res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old' } })}\n`);
-      res.write('\n');
+      answerWatch(res, q, requests, watches <= 2);
     });
     const changes: ReflectorChange[] = [];
     const r = new Reflector<KubeObject>({ api, path: '/apis/x/v1/things', resource: 'things', watchTimeoutSeconds: 60, listTimeoutMs: 300, random: () => 0 }, { onChange: (_r, c) => changes.push(c) });

@@ -74,6 +74,9 @@ interface Harness {
   fights: Array<{ device: string; streak: number; hold: number }>;
 }
 
+/** The storm tests' churn gap (250 ms growing to 1 s) with a 25 ms trailing edge. */
+const EDGE_OPTS = { churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 } satisfies Partial<LoopOptions>;
+
 function harness(opts: Partial<LoopOptions> = {}): Harness {
   const rec = new FakeReconcile();
   const clock = new ManualClock(1_000_000);
@@ -591,7 +594,7 @@ describe('ReconcileLoop: churn', () => {
   });
 
   it('runs a pass the gap deferred once the kernel has been quiet for quietMs (the trailing edge), not at the end of the gap', async () => {
-    const { loop, rec, clock, reasons } = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
+    const { loop, rec, clock, reasons } = harness(EDGE_OPTS);
     // A storm: every pass ends with more events queued, and the streak grows to the 1 s gap.
     let storming = true;
     rec.auto = () => {
@@ -640,13 +643,18 @@ describe('ReconcileLoop: churn', () => {
     return { drift: (d) => void drifted.add(d), repairedAt };
   }
 
-  it('keeps event-woken passes rate-limited while a storm goes on, and repairs a drift made at its very end within quietMs', async () => {
-    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
-    const { loop, rec, clock } = h;
+  /** A loop with EDGE_OPTS (and `extra`) over a mini kernel holding `names`, started and idle. */
+  async function edgeLoop(names: string[], extra: Partial<LoopOptions> = {}): Promise<Harness & { kernel: ReturnType<typeof miniKernel> }> {
+    const h = harness({ ...EDGE_OPTS, ...extra });
     const kernel = miniKernel(h);
-    loop.updateSource('files', [device('a'), device('b')], true);
-    loop.start();
-    await loop.idle();
+    h.loop.updateSource('files', names.map((d) => device(d)), true);
+    h.loop.start();
+    await h.loop.idle();
+    return { ...h, kernel };
+  }
+
+  it('keeps event-woken passes rate-limited while a storm goes on, and repairs a drift made at its very end within quietMs', async () => {
+    const { loop, rec, clock, kernel } = await edgeLoop(['a', 'b']);
     const before = rec.calls.length;
     // 10 s of events every 2 ms; a drifts in the middle, b with the storm's last event.
     await churnFor(loop, clock, 5_000, 2);
@@ -668,12 +676,7 @@ describe('ReconcileLoop: churn', () => {
   });
 
   it('spends at most one pass per gap on a quiet spell that was not the end of the churn (bursts of foreign changes)', async () => {
-    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
-    const { loop, rec, clock } = h;
-    const kernel = miniKernel(h);
-    loop.updateSource('files', [device('a')], true);
-    loop.start();
-    await loop.idle();
+    const { loop, rec, clock, kernel } = await edgeLoop(['a']);
     const before = rec.calls.length;
     // 10 s of bursts: 50 ms of events, then 50 ms of quiet (twice quietMs) — none of it ours.
     for (let i = 0; i < 100; i++) {
@@ -717,12 +720,8 @@ describe('ReconcileLoop: churn', () => {
   }
 
   it('re-arms a spent trailing edge for an event about our own state: that drift is repaired quietMs after the kernel goes quiet, not at the gap', async () => {
-    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
-    const { loop, clock } = h;
-    const kernel = miniKernel(h);
-    loop.updateSource('files', [device('a')], true);
-    loop.start();
-    await loop.idle();
+    const h = await edgeLoop(['a']);
+    const { loop, clock, kernel } = h;
     await spendTrailingEdge(h);
     // The storm goes on (foreign), our drift comes in the middle of it, then more foreign events.
     await churnFor(loop, clock, 10, 2);
@@ -743,12 +742,8 @@ describe('ReconcileLoop: churn', () => {
   });
 
   it('keeps a spent trailing edge spent for events not marked ours (foreign churn): that drift waits for the gap', async () => {
-    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
-    const { loop, clock } = h;
-    const kernel = miniKernel(h);
-    loop.updateSource('files', [device('a')], true);
-    loop.start();
-    await loop.idle();
+    const h = await edgeLoop(['a']);
+    const { loop, clock, kernel } = h;
     await spendTrailingEdge(h);
     const falseEndAt = clock.now();
     kernel.drift('a');
@@ -765,7 +760,7 @@ describe('ReconcileLoop: churn', () => {
   });
 
   it('keeps the trailing edge armed when an event about our state comes while a quiet-spell pass runs that then finds nothing', async () => {
-    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
+    const h = harness(EDGE_OPTS);
     const { loop, rec, clock } = h;
     let storming = true;
     let oursDuringPass = false;
@@ -795,12 +790,7 @@ describe('ReconcileLoop: churn', () => {
   });
 
   it('answers an actor fighting a held device with the gap, not with a pass per pause of the actor, and re-arms the trailing edge with the repair', async () => {
-    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25, fight: { initialMs: 60_000, maxMs: 60_000, jitter: 0 } });
-    const { loop, rec, clock } = h;
-    const kernel = miniKernel(h);
-    loop.updateSource('files', [device('a'), device('b')], true);
-    loop.start();
-    await loop.idle();
+    const { loop, rec, clock, kernel } = await edgeLoop(['a', 'b'], { fight: { initialMs: 60_000, maxMs: 60_000, jitter: 0 } });
     // Two repairs of a in a row: a fight, a is held for a minute.
     for (let i = 0; i < 2; i++) {
       kernel.drift('a');
@@ -833,7 +823,7 @@ describe('ReconcileLoop: churn', () => {
   });
 
   it('carries nothing from storm to storm: the 20th storm ends as promptly, in as few passes, as the first', async () => {
-    const h = harness({ churn: { initialMs: 250, maxMs: 1000, factor: 4, jitter: 0 }, quietMs: 25 });
+    const h = harness(EDGE_OPTS);
     const { loop, rec, clock } = h;
     const kernel = miniKernel(h);
     const devices = Array.from({ length: 20 }, (_, i) => `d${i}`);

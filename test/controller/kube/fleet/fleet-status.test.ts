@@ -219,6 +219,13 @@ class FakeCluster extends KubeApi {
     await this.until(() => this.recomputes > seen, 'a recompute');
   }
 
+  /** Does `act` (a report, a delivery) and waits for the recompute it makes. */
+  async recomputeAfter(act: () => void): Promise<void> {
+    const recomputed = this.nextRecompute();
+    act();
+    await recomputed;
+  }
+
   putNode(name: string, labels: Labels): void {
     const type = this.nodes.has(name) ? 'MODIFIED' : 'ADDED';
     const o: KubeObject = { apiVersion: 'meta.k8s.io/v1', kind: 'PartialObjectMetadata', metadata: { name, labels, resourceVersion: this.#next() } };
@@ -428,9 +435,7 @@ function leaderOf(fake: FakeCluster, over: Partial<FleetStatusOptions> = {}): Fl
 async function recomputePast(fleet: FleetStatus, fake: FakeCluster, until: number, atLeast = 3): Promise<number> {
   let n = 0;
   while (n < atLeast || clock() < until) {
-    const next = fake.nextRecompute();
-    fleet.changed();
-    await next;
+    await fake.recomputeAfter(() => fleet.changed());
     n++;
   }
   await new Promise((resolve) => setTimeout(resolve, 1));
@@ -599,9 +604,7 @@ describe('FleetStatus', () => {
     fleet.startLeading();
     await fake.until(() => fake.patches().length >= 1, 'the first write to be sent');
     // While it is under way a report comes: the recompute sees the version the write is replacing.
-    const recomputed = fake.nextRecompute();
-    fake.putState('a', reportReady({ edge: 3 }, '2026-12-07T10:00:30Z'));
-    await recomputed;
+    await fake.recomputeAfter(() => fake.putState('a', reportReady({ edge: 3 }, '2026-12-07T10:00:30Z')));
     // The write takes longer than minIntervalMs (a slow API server): when it ends, the next write is due at once.
     clockAheadMs += MIN;
     release();
@@ -629,9 +632,7 @@ describe('FleetStatus', () => {
     await recomputePast(fleet, fake, first.at + MIN + DUE_MARGIN_MS);
     expect(fake.patches()).toHaveLength(1);
     // The new version arrives: it equals the summary, so still nothing to write.
-    const recomputed = fake.nextRecompute();
-    fake.deliver('edge');
-    await recomputed;
+    await fake.recomputeAfter(() => fake.deliver('edge'));
     await recomputePast(fleet, fake, clock() + MIN + DUE_MARGIN_MS);
     expect(fake.patches()).toHaveLength(1);
     // A real change is written, against the new version.
@@ -659,9 +660,7 @@ describe('FleetStatus', () => {
 
     // The rollout: one node after another reports generation 3, each report its own recompute.
     for (const n of nodes) {
-      const recomputed = fake.nextRecompute();
-      fake.putState(n, reportReady({ edge: 3 }));
-      await recomputed;
+      await fake.recomputeAfter(() => fake.putState(n, reportReady({ edge: 3 })));
     }
     const lastReportAt = clock();
     await fake.until(() => fake.written().some((p) => statusOf(p).ready === '6/6'), 'a write of 6/6');
@@ -697,9 +696,7 @@ describe('FleetStatus', () => {
     // The owner keeps calling changed() meanwhile: recomputes, not retries.
     let recomputes = 0;
     while (fake.count('conflict') < 3) {
-      const next = fake.nextRecompute();
-      fleet.changed();
-      await next;
+      await fake.recomputeAfter(() => fleet.changed());
       recomputes++;
     }
     expect(recomputes).toBeGreaterThan(3);
@@ -799,9 +796,7 @@ describe('FleetStatus', () => {
     expect(fake.watches.filter((w) => !w.aborted)).toHaveLength(2);
 
     // Node b reports generation 3: a summary (2/2) is pending, due `MIN` after the last write.
-    const recomputed = fake.nextRecompute();
-    fake.putState('b', reportReady({ edge: 3 }));
-    await recomputed;
+    await fake.recomputeAfter(() => fake.putState('b', reportReady({ edge: 3 })));
     const oldWatches = fake.watches.filter((w) => !w.aborted);
     await settles(fleet.stopLeading(), 'stopLeading()');
     expect(oldWatches.every((w) => w.aborted)).toBe(true);
@@ -849,9 +844,7 @@ describe('FleetStatus', () => {
     expect(fake.patches()).toHaveLength(1);
 
     // A new version, still bad: logged once more.
-    const recomputed = fake.nextRecompute();
-    fake.putState('b', garbage);
-    await recomputed;
+    await fake.recomputeAfter(() => fake.putState('b', garbage));
     await recomputePast(fleet, fake, 0, 3);
     expect(fake.warnings('TunNodeState b is not what an agent writes')).toHaveLength(2);
 
@@ -877,9 +870,7 @@ describe('FleetStatus', () => {
 
     // Reports that change (heartbeats) and plain recomputes: the size holds.
     for (const at of ['2026-12-07T10:00:10Z', '2026-12-07T10:00:20Z', '2026-12-07T10:00:30Z']) {
-      const recomputed = fake.nextRecompute();
-      fake.putState('a', reportReady({ edge: 3 }, at));
-      await recomputed;
+      await fake.recomputeAfter(() => fake.putState('a', reportReady({ edge: 3 }, at)));
     }
     const n = await recomputePast(fleet, fake, 0, 5);
     expect(n).toBe(5);
@@ -916,9 +907,7 @@ describe('FleetStatus', () => {
 
     // All but one node report generation 3, each its own recompute: progress only (the conditions hold).
     for (const n of nodes.slice(0, -1)) {
-      const recomputed = fake.nextRecompute();
-      fake.putState(n, reportReady({ edge: 3 }));
-      await recomputed;
+      await fake.recomputeAfter(() => fake.putState(n, reportReady({ edge: 3 })));
     }
     const lastReportAt = clock();
     await fake.until(() => fake.written().some((p) => statusOf(p).ready === '19/20'), 'the paced write of 19/20');
