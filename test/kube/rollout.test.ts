@@ -362,7 +362,13 @@ describeKube('safe rollout: probes, rollback and maxUnavailable across three age
     async () => {
       const r3 = agents.get('r3')!.ns;
       const first = await apply(echoYaml({ mtu: 1500, timeout: 60 }));
-      await until('tk-echo0 to exist on r3', async () => (await r3.exec('ip', ['-j', 'link', 'show']).then((o) => o.includes('"tk-echo0"'))));
+      // Not "the link exists": it exists from TUNSETIFF on, while the agent still holds the only
+      // queue (a CI run attached in that window and got EBUSY). Probing starts only after the pass
+      // that created the device has ended, by when the agent has made it persistent and let go.
+      await until('r3 to be probing the echo device', async () => {
+        const e = await nodeEntry('r3', 'echo');
+        return e?.rollout?.generation === first.metadata.generation && e.rollout.phase === 'Probing';
+      });
       responder = await EchoResponder.start(r3, 'tk-echo0');
       const passed = await until('r3 to report the ping probe passed', async () => {
         const e = await nodeEntry('r3', 'echo');
