@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { describeKube, kubeToolPaths, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { CLUSTER_START_MS, describeKube, kubeToolPaths, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { CHART_DIR, HelmRunner, PACKAGE_VERSION, ROOT } from './chart-render.js';
+import { pollUntil } from '../helpers/poll.js';
 
 const EXAMPLES = readdirSync(join(ROOT, 'examples'))
   .filter((f) => f.endsWith('.yaml'))
@@ -129,7 +130,7 @@ describeKube('the Helm chart against a real API server', () => {
     cluster = await startKubeCluster();
     helm = new HelmRunner(kubeToolPaths()?.helm ?? 'helm');
     for (const ns of ['tunkeeper', 'tk-rbac']) await kubectlOk(['create', 'namespace', ns]);
-  }, 120_000);
+  }, CLUSTER_START_MS);
   afterAll(async () => {
     helm?.close();
     await cluster?.close();
@@ -172,6 +173,9 @@ describeKube('the Helm chart against a real API server', () => {
       const rendered = await helm.template({ release: 'rbac', namespace: NS });
       expect(rendered.one('ServiceAccount').metadata.name).toBe(SA);
       await kubectlOk(['apply', '--server-side', '-f', '-'], rendered.yaml);
+      // The API server's authorizer reads RBAC objects from its own informers, a moment behind the
+      // write: wait until both bindings (the cluster-wide one and the Lease's Role) are in force.
+      await pollUntil('the chart\'s RBAC to be in force', async () => (await canI('list', 'nodes')).endsWith(': yes') && (await canI('create', 'leases.coordination.k8s.io', { namespace: NS })).endsWith(': yes'), 60_000);
     });
 
     const canI = async (verb: string, resource: string, opts: { namespace?: string; subresource?: string } = {}) => {
@@ -316,6 +320,8 @@ describeKube("the admin's path: a cluster without the CRDs, as an admin's is", (
   // Each step is bounded well inside the test's own timeout, so a step that hangs fails with its
   // command, what it printed and the API server's last lines, not with a bare jest timeout.
   const STEP_MS = 45_000;
+  /** The whole test: two helm calls and several kubectl steps, each bounded, add up past jest's default 120 s. */
+  const ADMIN_TEST_MS = 300_000;
   const kubectlOk = async (args: string[]) => {
     const r = await cluster.kubectl(args, { timeoutMs: STEP_MS });
     if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
@@ -326,7 +332,7 @@ describeKube("the admin's path: a cluster without the CRDs, as an admin's is", (
 
   beforeAll(async () => {
     cluster = await startKubeCluster({ crds: false });
-  }, 120_000);
+  }, CLUSTER_START_MS);
   afterAll(async () => {
     await cluster?.close();
   });
@@ -385,5 +391,5 @@ describeKube("the admin's path: a cluster without the CRDs, as an admin's is", (
     expect(uninstall.code).toBe(0);
     expect((await cluster.kubectl(['get', 'daemonset', 'tunkeeper', '--namespace', 'tunkeeper-system'], { timeoutMs: STEP_MS })).code).toBe(1);
     expect((await cluster.kubectl(['get', 'tundevice', 'tk-p2p'], { timeoutMs: STEP_MS })).code).toBe(0);
-  });
+  }, ADMIN_TEST_MS);
 });

@@ -101,7 +101,9 @@ describeKernel('probes from the command line', () => {
 
           // A restart remembers the rejection: the failed version is not applied again.
           p = new CliProcess([...args, '--log-level', 'debug']);
-          await eventually(p, 'a first pass', async () => messages(p).find((m) => m.startsWith('reconcile')));
+          // A pass that has ended (its log line carries the outcome), not one that has started:
+          // mid-pass the MTU would read 1400 even if that pass were about to set 1380.
+          await eventually(p, 'a first pass to end', async () => p.lines().find((l) => /"outcome":"(converged|failed)"/.test(l)));
           expect(await mtuOf(ns)).toBe(1400);
           expect(messages(p).some((m) => m.includes('every probe passed') || m.includes('failed ('))).toBe(false);
         } finally {

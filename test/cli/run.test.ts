@@ -110,7 +110,7 @@ describeKernel('tunkeeper run', () => {
         await withAgent(['-f', dir, '--netns', ns.name, '--metrics-address', 'off'], async (p) => {
           await eventually(p, 'both devices', async () => ((await link(ns, 'tk-keep')) && (await link(ns, 'tk-gone')) ? true : undefined));
           await writeFile(file, doc('tk-keep'));
-          await eventually(p, 'a pass over the new declarations', async () =>
+          await eventually(p, 'the new declarations read', async () =>
             logs(p).some((l) => l.msg === 'desired state read' && l.devices === 1) ? true : undefined,
           );
           // Wake the loop a few times: still nothing may be pruned.

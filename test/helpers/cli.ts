@@ -15,6 +15,9 @@ export interface CliResult {
   stderr: string;
 }
 
+/** How long until() and eventually() wait before failing with the output (below jest's 120 s). */
+const GUARD_MS = 100_000;
+
 /** A running `tunkeeper ...`; its output accumulates as it comes. */
 export class CliProcess {
   readonly child: ChildProcess;
@@ -43,15 +46,28 @@ export class CliProcess {
     });
   }
 
-  /** Resolves once pred holds for the output so far; rejects if the process ends first. */
-  async until(pred: (p: CliProcess) => boolean): Promise<void> {
+  /**
+   * Resolves once pred holds for the output so far; rejects if the process ends first, or after
+   * `guardMs` (a hang then fails with the output, inside jest's timeout; no speed claim).
+   */
+  async until(pred: (p: CliProcess) => boolean, guardMs = GUARD_MS): Promise<void> {
     let ended = false;
     void this.exited.then(() => (ended = true));
-    while (!pred(this)) {
-      if (ended || this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`tunkeeper exited (code ${this.child.exitCode}, signal ${this.child.signalCode}) before the expected output.\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+    let timedOut = false;
+    const guard = setTimeout(() => {
+      timedOut = true;
+      this.#wake();
+    }, guardMs);
+    try {
+      while (!pred(this)) {
+        if (ended || this.child.exitCode !== null || this.child.signalCode !== null) {
+          throw new Error(`tunkeeper exited (code ${this.child.exitCode}, signal ${this.child.signalCode}) before the expected output.\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+        }
+        if (timedOut) throw new Error(`gave up after ${guardMs / 1000} s waiting for the expected output.\nstdout:\n${this.stdout.slice(-4000)}\nstderr:\n${this.stderr.slice(-4000)}`);
+        await new Promise<void>((r) => this.#waiters.push(r));
       }
-      await new Promise<void>((r) => this.#waiters.push(r));
+    } finally {
+      clearTimeout(guard);
     }
   }
 
@@ -78,10 +94,15 @@ export function runCli(args: string[], opts: { input?: string; env?: NodeJS.Proc
   return new CliProcess(args, opts).exited;
 }
 
-/** Polls until check() gives a value (not undefined); fails if the process has ended meanwhile. */
-export async function eventually<T>(p: CliProcess, what: string, check: () => Promise<T | undefined>, everyMs = 50): Promise<T> {
+/**
+ * Polls until check() gives a value (not undefined); fails if the process has ended meanwhile, or
+ * after `guardMs` with what it waited for and the output.
+ */
+export async function eventually<T>(p: CliProcess, what: string, check: () => Promise<T | undefined>, everyMs = 50, guardMs = GUARD_MS): Promise<T> {
+  const deadline = Date.now() + guardMs;
   for (;;) {
     if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`tunkeeper exited while waiting for ${what}\n${p.stdout.slice(-4000)}\n${p.stderr.slice(-4000)}`);
+    if (Date.now() > deadline) throw new Error(`gave up after ${guardMs / 1000} s waiting for ${what}\n${p.stdout.slice(-4000)}\n${p.stderr.slice(-4000)}`);
     const v = await check().catch(() => undefined);
     if (v !== undefined) return v;
     await new Promise<void>((r) => setTimeout(r, everyMs));

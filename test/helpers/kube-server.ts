@@ -45,6 +45,12 @@ export type ToolRunOptions = Pick<RunOptions, 'input' | 'timeoutMs'>;
  */
 export const TOOL_TIMEOUT_MS = 100_000;
 
+/**
+ * The jest timeout of a beforeAll that calls startKubeCluster: etcd and the API server each get up
+ * to 90 s to answer, then the CRDs must be Established; jest's default 120 s is less than that.
+ */
+export const CLUSTER_START_MS = 240_000;
+
 export interface KubeCluster {
   /** https://127.0.0.1:PORT of the API server itself. */
   readonly server: string;

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CliProcess } from '../helpers/cli.js';
-import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { describeKube, CLUSTER_START_MS, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { pollUntil } from '../helpers/poll.js';
 
@@ -21,6 +21,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const NAMESPACE = 'tunkeeper-system';
 const NODE = 'node-admin';
 
+/** helm install (bounded at 90 s), the agent's first sync, then `kubectl wait` (150 s): more than jest's default 120 s. */
+const ADMIN_PATH_TEST_MS = 360_000;
 const eventually = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => pollUntil(what, probe, timeoutMs, 250);
 
 interface Condition {
@@ -41,7 +43,7 @@ describeKube("a cluster admin's path: helm install, apply a TunDevice, read tund
     // No CRDs loaded by the harness: the chart installs them, as on an admin's cluster.
     cluster = await startKubeCluster({ crds: false });
     work = mkdtempSync(join(tmpdir(), 'tk-admin-path-'));
-  }, 180_000);
+  }, CLUSTER_START_MS);
   afterAll(async () => {
     await cluster?.close();
     if (work) rmSync(work, { recursive: true, force: true });
@@ -140,5 +142,5 @@ describeKube("a cluster admin's path: helm install, apply a TunDevice, read tund
       // The device outlives the agent (persistent, by design).
       expect(await ns.ip('link', 'show', 'tk-p2p0')).toContain('tk-p2p0');
     }, 'kube-admin');
-  });
+  }, ADMIN_PATH_TEST_MS);
 });

@@ -20,12 +20,18 @@ import { createAgentReconciler } from '../../controller/agent/reconciler.js';
 import { DEFAULT_SETTINGS } from '../../controller/agent/settings.js';
 import { convergedWith, PassRecorder } from '../helpers/agent-passes.js';
 import { CliProcess } from '../helpers/cli.js';
-import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { describeKube, CLUSTER_START_MS, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { pollUntil } from '../helpers/poll.js';
 
 /** Generous: a guard against hangs, never a speed claim. */
 const PATIENCE_MS = 90_000;
+/**
+ * The outage tests stop and start the API server (startApiServer may take most of a minute on a
+ * busy machine) and then wait out the reflector's reconnect backoff (up to 30 s): jest's default
+ * 120 s is less than the sum of what they wait for.
+ */
+const OUTAGE_TEST_MS = 300_000;
 
 const eventually = <T>(what: string, probe: () => Promise<T | undefined | false>, guardMs = PATIENCE_MS): Promise<T> => pollUntil(what, probe, guardMs);
 
@@ -72,7 +78,7 @@ describeKube('tunkeeper run --kube against a real API server', () => {
   beforeAll(async () => {
     cluster = await startKubeCluster();
     work = await mkdtemp(join(tmpdir(), 'tk-kube-agent-'));
-  }, 180_000);
+  }, CLUSTER_START_MS);
   afterAll(async () => {
     await cluster?.close();
     if (work) await rm(work, { recursive: true, force: true });
@@ -404,7 +410,7 @@ describeKube('tunkeeper run --kube against a real API server', () => {
         await cluster.kubectl(['delete', 'tundevice', 'out-a', 'out-b', 'out-c', '--ignore-not-found']);
       }
     }, 'kube-out');
-  });
+  }, OUTAGE_TEST_MS);
 
   it('brings devices back from the state dir after a restart with the API server down', async () => {
     await withNetns(async (ns) => {
@@ -450,7 +456,7 @@ describeKube('tunkeeper run --kube against a real API server', () => {
         await cluster.kubectl(['delete', 'tundevice', 'rb-a', '--ignore-not-found']);
       }
     }, 'kube-rb');
-  });
+  }, OUTAGE_TEST_MS);
 });
 
 describe('the agent needs a source', () => {

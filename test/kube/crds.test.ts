@@ -12,7 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import { tunDeviceCrd } from '../../controller/schema/crd.js';
 import { fieldMessage } from '../../controller/schema/problem.js';
 import { validateTunDevice } from '../../controller/schema/validate.js';
-import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { describeKube, CLUSTER_START_MS, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -118,7 +118,7 @@ describeKube('the CRDs in a real API server', () => {
   let cluster: KubeCluster;
   beforeAll(async () => {
     cluster = await startKubeCluster();
-  }, 180_000);
+  }, CLUSTER_START_MS);
   afterAll(async () => {
     await cluster?.close();
   });

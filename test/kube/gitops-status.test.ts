@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { CliProcess } from '../helpers/cli.js';
 import { argoHealthOf, kstatusOf } from '../helpers/gitops-clients.js';
 import { httpGet } from '../helpers/http.js';
-import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { describeKube, CLUSTER_START_MS, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { kubectlHeader, kubectlTable } from '../helpers/kubectl-table.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
 import { kubeObjects } from '../helpers/kube-objects.js';
@@ -115,7 +115,7 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     await startAgent('g1');
     await startAgent('g2');
     await startAgent('g3', ['--allowed-prefix', 'tk-']);
-  }, PATIENCE_MS);
+  }, CLUSTER_START_MS);
 
   afterAll(async () => {
     for (const a of agents.values()) {
@@ -190,8 +190,9 @@ describeKube('GitOps health: TunDevice.status read by kubectl wait, kstatus and 
     const d = await statusOf('gw', 'g5 unreadable', (x) => x.status?.failingNodes?.some((f) => f.node === 'g5' && f.reason === 'Unreadable') === true);
     expect(d.status).toMatchObject({ ready: '3/4', nodes: { selected: 4, ready: 3, notReporting: 1 } });
     expect(d.status!.failingNodes!.find((f) => f.node === 'g5')!.message).toBe('its TunNodeState is not readable: device gw: Ready and Refused both True');
-    const holder = (await lease()).spec.holderIdentity!.split('_')[0]!;
-    expect(agents.get(holder)!.p.stdout).toMatch(/TunNodeState g5 is not what an agent writes/);
+    // Said by the agent that summed it up: the holder then, which may not be the holder now (a
+    // 3 s Lease can move on a busy machine), so any agent's log will do, once it has said it.
+    await until('an agent to log why g5 is unreadable', async () => [...agents.values()].some((a) => /TunNodeState g5 is not what an agent writes/.test(a.p.stdout)));
     // The Node goes: so does its place in the counts (its TunNodeState stays, counting for nothing).
     await kubectl('delete', 'node', 'g5');
     const back = await statusOf('gw', 'Ready 3/3 without g5', (x) => cond(x, 'Ready')?.status === 'True');

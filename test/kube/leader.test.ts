@@ -21,7 +21,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi, type WatchHandle } from '../../controller/kube/api-client.js';
 import { LeaderElector, parseMicroTime, type LeaseObject } from '../../controller/kube/fleet/leader.js';
 import { createLogger } from '../../controller/telemetry/logger.js';
-import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { describeKube, CLUSTER_START_MS, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { pollUntil } from '../helpers/poll.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -254,7 +254,7 @@ describeKube('status leader election against a real API server', () => {
       contexts: [{ name: 'agent', cluster: 'test', user: 'agent' }],
       currentContext: 'agent',
     };
-  }, 180_000);
+  }, CLUSTER_START_MS);
   afterAll(async () => {
     await cluster?.close();
   });

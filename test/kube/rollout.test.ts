@@ -25,7 +25,7 @@ import { CliProcess } from '../helpers/cli.js';
 import { EchoResponder } from '../helpers/echo-responder.js';
 import { kstatusOf } from '../helpers/gitops-clients.js';
 import { httpGet } from '../helpers/http.js';
-import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { describeKube, CLUSTER_START_MS, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
 import { kubeObjects } from '../helpers/kube-objects.js';
 import { pollUntil } from '../helpers/poll.js';
@@ -38,9 +38,12 @@ const NODES = ['r1', 'r2', 'r3'] as const;
 const LEASE = ['--leader-elect-lease-duration', '3s', '--leader-elect-renew-deadline', '2s', '--leader-elect-retry-period', '500ms'];
 /**
  * A slot unanswered for the probe timeout (5 s here) plus this is reclaimed. Long enough that a
- * live node on a busy machine answers in time (seeing the grant, a pass, a probe, a status write).
+ * live node on a busy machine answers in time: seeing the grant, a pass, a failing probe that
+ * retries for its whole 5 s, a paced status write, the leader seeing it. At 10 s a stall of about
+ * 8 s (the other jest worker in a storm test) would reclaim a live r1's slot and grant r2 the bad
+ * generation; the killed-agent test pays the longer grace once (its reclaim comes ~35 s in).
  */
-const SLOT_GRACE = ['--rollout-slot-grace', '10s'];
+const SLOT_GRACE = ['--rollout-slot-grace', '30s'];
 const PATIENCE_MS = 120_000;
 const TEST_GUARD_MS = 3 * PATIENCE_MS;
 const MOVING = new Set(['Applying', 'Probing']);
@@ -231,7 +234,7 @@ describeKube('safe rollout: probes, rollback and maxUnavailable across three age
       agents.set(node, { ns, p: undefined as unknown as CliProcess });
       startAgent(node);
     }
-  }, PATIENCE_MS);
+  }, CLUSTER_START_MS);
 
   afterAll(async () => {
     history.stop();

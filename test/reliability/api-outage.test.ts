@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliProcess } from '../helpers/cli.js';
-import { describeKube, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { describeKube, CLUSTER_START_MS, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { withNetns, type Netns } from '../helpers/netns.js';
 import { scale } from './helpers/scale.js';
 
@@ -50,7 +50,7 @@ describeKube('API server outage: killed and black-holed', () => {
   beforeAll(async () => {
     cluster = await startKubeCluster();
     work = mkdtempSync(join(tmpdir(), 'tk-outage-'));
-  }, 180_000);
+  }, CLUSTER_START_MS);
   afterAll(async () => {
     await cluster?.close();
     if (work) rmSync(work, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { podSpec, ROOT, type Rendered } from '../chart/chart-render.js';
-import { startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
+import { CLUSTER_START_MS, startKubeCluster, type KubeCluster } from '../helpers/kube-cluster.js';
 import { pollUntil } from '../helpers/poll.js';
 import { startApiRelay } from './api-relay.js';
 import { hostSnapshot, type HostSnapshot } from './host-snapshot.js';
@@ -46,7 +46,7 @@ describeRuntime('the image in kube mode, as the chart runs it, with a real servi
     const objects = rendered.objects.filter((o) => o.kind !== 'DaemonSet');
     const applied = await cluster.kubectl(['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n---\n') });
     if (applied.code !== 0) throw new Error(`applying the chart's objects: ${applied.stderr}`);
-  });
+  }, CLUSTER_START_MS);
 
   afterAll(async () => {
     await cluster?.close();

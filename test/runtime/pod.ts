@@ -24,8 +24,14 @@ process.once('exit', () => {
   for (const [name, conf] of live) spawnSync('podman', ['rm', '--force', '--time', '0', name], { env: { ...process.env, CONTAINERS_CONF: conf }, stdio: 'ignore' });
 });
 
+/**
+ * podman's bound: a call that hangs (a stuck `podman stop`, a lock held by a dead process) is
+ * killed and fails naming its command and output, inside the tests' own timeout.
+ */
+const PODMAN_TIMEOUT_MS = 100_000;
+
 export function podman(built: BuiltImage, args: string[]): Promise<RunResult> {
-  return runProcess('podman', args, { env: { ...process.env, CONTAINERS_CONF: built.containersConf } });
+  return runProcess('podman', args, { env: { ...process.env, CONTAINERS_CONF: built.containersConf }, timeoutMs: PODMAN_TIMEOUT_MS });
 }
 
 async function podmanOk(built: BuiltImage, args: string[]): Promise<string> {
