@@ -39,6 +39,8 @@ export interface ReflectorOptions {
   idleTimeoutMs?: number;
   /** Deadline of a LIST, and of a streaming list's initial events (until its end bookmark). */
   listTimeoutMs?: number;
+  /** Deadline of a streaming list's initial events alone, if it must differ (default listTimeoutMs). */
+  initialEventsTimeoutMs?: number;
   /** Re-sync with a streaming list (WatchList) while the server takes it (default true). */
   streamingList?: boolean;
   /**
@@ -77,7 +79,7 @@ type WatchOutcome = 'ended' | 'gone' | KubeApiError;
 type StreamOutcome = WatchOutcome | 'unsupported' | 'no-end';
 
 export class Reflector<T extends KubeObject> {
-  readonly #opts: Required<Omit<ReflectorOptions, 'fieldSelector' | 'idleTimeoutMs' | 'metadataOnly'>> & Pick<ReflectorOptions, 'fieldSelector' | 'idleTimeoutMs' | 'metadataOnly'>;
+  readonly #opts: Required<Omit<ReflectorOptions, 'fieldSelector' | 'idleTimeoutMs' | 'metadataOnly' | 'initialEventsTimeoutMs'>> & Pick<ReflectorOptions, 'fieldSelector' | 'idleTimeoutMs' | 'metadataOnly' | 'initialEventsTimeoutMs'>;
   readonly #observer: ReflectorObserver<T>;
   readonly #objects = new Map<string, T>();
   #resourceVersion = '';
@@ -298,7 +300,7 @@ export class Reflector<T extends KubeObject> {
       endTimer = setTimeout(() => {
         noEnd = true;
         handle.abort();
-      }, this.#opts.listTimeoutMs);
+      }, this.#opts.initialEventsTimeoutMs ?? this.#opts.listTimeoutMs);
       endTimer.unref();
     }
     const err = await handle.done;

@@ -9,6 +9,9 @@ import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
 
+/** An `ip` command's bound: far above any real one (a dump of 100k routes takes about a second). */
+const IP_TIMEOUT_MS = 60_000;
+
 /** Prefix of every namespace this test run creates: `tkt-<runid>-`. */
 export function runPrefix(): string {
   const id = process.env.TUNKEEPER_TEST_RUN ?? String(process.ppid);
@@ -34,14 +37,15 @@ export class Netns {
     }
   }
 
-  /** `ip -n NAME ...` */
+  /** `ip -n NAME ...`; one that hangs is killed after IP_TIMEOUT_MS and fails naming itself. */
   async ip(...args: string[]): Promise<string> {
     try {
-      const { stdout } = await execFileAsync('ip', ['-n', this.name, ...args], { maxBuffer: 256 << 20 });
+      const { stdout } = await execFileAsync('ip', ['-n', this.name, ...args], { maxBuffer: 256 << 20, timeout: IP_TIMEOUT_MS, killSignal: 'SIGKILL' });
       return stdout;
     } catch (e) {
-      const err = e as { stderr?: string; message: string };
-      throw new Error(`ip ${args.join(' ')} (in ${this.name}) failed: ${err.stderr?.trim() || err.message}`);
+      const err = e as { stderr?: string; message: string; killed?: boolean };
+      const why = err.killed ? `no answer within ${IP_TIMEOUT_MS / 1000} s` : err.stderr?.trim() || err.message;
+      throw new Error(`ip ${args.join(' ')} (in ${this.name}) failed: ${why}`);
     }
   }
 

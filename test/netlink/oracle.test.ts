@@ -411,8 +411,10 @@ describeKernel('oracle: decoded dumps agree with `ip -j -d`', () => {
   beforeAll(async () => {
     ns = await createNetns('oracle');
     for (const args of SETUP) await ns.ip(...args);
-    // The veth pair has carrier: wait for the kernel's IPv6 link-local addresses (DAD done).
-    await ns.settledLinkLocals('tk-veth0');
+    // The veth pair and the bridge have carrier: wait for the kernel's IPv6 link-local addresses on
+    // all three (DAD done, each after its own random delay), or a local fe80 route may appear
+    // between our dump and ip's.
+    await ns.settledLinkLocals('tk-veth0', 'tk-veth1', 'tk-br0');
     rtnl = await Rtnl.open({ netns: ns.name });
   });
 

@@ -122,7 +122,10 @@ function violations(base: KernelView, now: KernelView): string[] {
       out.push(`link ${name} was torn down`);
       continue;
     }
-    const shape = (l: IpLink) => JSON.stringify({ ifindex: l.ifindex, mtu: l.mtu, flags: [...l.flags].sort(), ifalias: l.ifalias, address: l.address });
+    // Carrier (LOWER_UP, NO-CARRIER) is the kernel's to say, not a setting: a TUN device loses it
+    // when the agent lets go of its fd, and the link watch applies that up to a second later, so a
+    // baseline taken right after the pass may not show it yet. Everything that can be set is compared.
+    const shape = (l: IpLink) => JSON.stringify({ ifindex: l.ifindex, mtu: l.mtu, flags: l.flags.filter((f) => f !== 'LOWER_UP' && f !== 'NO-CARRIER').sort(), ifalias: l.ifalias, address: l.address });
     if (shape(n) !== shape(b)) out.push(`link ${name} changed: ${shape(b)} -> ${shape(n)}`);
     const ba = JSON.stringify(base.addrs.get(name) ?? []);
     const na = JSON.stringify(now.addrs.get(name) ?? []);

@@ -127,13 +127,19 @@ describeKernel('TUN lifecycle: process exit, and a flooded reader', () => {
           rss.push(process.memoryUsage().rss);
         }
         const s = tun.stats();
+        const dk = await kernelDropped();
         console.log(
           `flooded reader: ${sent} packets of ${payload.length} bytes in ${rounds} rounds; read ${s.packetsRead}, dropped by the reader ${s.dropped}, ` +
-            `dropped by the kernel ${await kernelDropped()}; RSS ${rss.map((x) => Math.round(x / 2 ** 20)).join(' → ')} MiB`,
+            `dropped by the kernel ${dk}; RSS ${rss.map((x) => Math.round(x / 2 ** 20)).join(' → ')} MiB`,
         );
         // Held in memory: at most the queue limit and what JS holds (one batch), not the flood.
         expect(s.packetsRead).toBeLessThanOrEqual(1024 + 2 * 64);
-        expect(s.dropped).toBeGreaterThan(sent / 2);
+        // Most of the flood is dropped. Which queue drops it depends on how fast the reader thread
+        // is scheduled: a starved one leaves it to the device's own queue (500). The reader drops
+        // some in any case: each settled round hands it at least those 500, and four rounds are
+        // more than its limit plus what JS holds.
+        expect(s.dropped).toBeGreaterThan(0);
+        expect(s.dropped + dk).toBeGreaterThan(sent / 2);
         // Rounds 2.. add as many packets again each time, and no memory: the growth from the first
         // round to the last is below one round's payload (perRound × 512 bytes ≥ 9.7 MiB).
         expect(rss[rss.length - 1]! - rss[0]!).toBeLessThan(perRound * payload.length);

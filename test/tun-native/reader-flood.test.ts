@@ -29,11 +29,16 @@ const WIRE_LENGTH = 20 + 8 + PAYLOAD;
 const WANT = 100000;
 /** Sender processes: together they outrun the reader whenever JS leaves them the CPU. */
 const SENDERS = 2;
+/** Above the flood's hang guard (100 s) plus the accounting wait, so a guard fails first, with its message. */
+const FLOOD_TEST_MS = 240_000;
 
-// Floods until killed. SO_SNDBUFFORCE (root): the default send buffer would hold only a few
-// hundred packets in flight, so the sender would wait on the reader and the queue stay shallow.
+// Floods until killed, or for at most 150 s (SIGALRM ends it): a test stopped by jest's timeout
+// never reaches its finally, and a flood left running would starve every test after it.
+// SO_SNDBUFFORCE (root): the default send buffer would hold only a few hundred packets in flight,
+// so the sender would wait on the reader and the queue stay shallow.
 const FLOOD = `
-import socket, sys
+import signal, socket, sys
+signal.alarm(150)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, 32, 64 << 20)  # SO_SNDBUFFORCE
 s.setsockopt(socket.SOL_UDP, 103, ${PAYLOAD})  # UDP_SEGMENT
@@ -140,7 +145,7 @@ async function flood(ns: Netns, dev: string, segment: boolean): Promise<void> {
 }
 
 describeKernel('a reader under a continuous flood keeps waking JS', () => {
-  it('plain reader: batches arrive while the flood runs; stats match the callback and the device', () => withNetns((ns) => flood(ns, 'tkfl0', false)));
+  it('plain reader: batches arrive while the flood runs; stats match the callback and the device', () => withNetns((ns) => flood(ns, 'tkfl0', false)), FLOOD_TEST_MS);
 
-  it('segmenting reader: the same with GSO super-packets split on the reader thread', () => withNetns((ns) => flood(ns, 'tkfl1', true)));
+  it('segmenting reader: the same with GSO super-packets split on the reader thread', () => withNetns((ns) => flood(ns, 'tkfl1', true)), FLOOD_TEST_MS);
 });

@@ -277,7 +277,7 @@ describe('Reflector', () => {
       answerWatch(res, q, requests, watches <= 2);
     });
     const changes: ReflectorChange[] = [];
-    const r = new Reflector<KubeObject>({ api, path: '/apis/x/v1/things', resource: 'things', watchTimeoutSeconds: 60, listTimeoutMs: 300, random: () => 0 }, { onChange: (_r, c) => changes.push(c) });
+    const r = new Reflector<KubeObject>({ api, path: '/apis/x/v1/things', resource: 'things', watchTimeoutSeconds: 60, initialEventsTimeoutMs: 300, random: () => 0 }, { onChange: (_r, c) => changes.push(c) });
     r.start();
     try {
       await until(() => watches >= 3, 'the third watch');
