@@ -53,8 +53,10 @@ export class FleetObserver {
     for (const w of this.#watches) w.abort();
   }
 
-  /** Resolves when `pred` holds, checked after every event; rejects after `timeoutMs` with `what`. */
-  /** Waits for `pred`; past the deadline it fails, saying how far it got (`progress`). */
+  /**
+   * Resolves when `pred` holds, checked after every event; rejects after `timeoutMs` with `what`
+   * and how far it got (`progress`).
+   */
   async until(what: string, pred: () => boolean, timeoutMs: number, progress?: () => string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred()) {

@@ -78,8 +78,11 @@ type WatchOutcome = 'ended' | 'gone' | KubeApiError;
 /** A streaming list that did not deliver: rejected or ignored ('unsupported'), or no end bookmark in time. */
 type StreamOutcome = WatchOutcome | 'unsupported' | 'no-end';
 
+/** Options with no default: absent means "none" (or, for initialEventsTimeoutMs, listTimeoutMs). */
+type UnsetByDefault = 'fieldSelector' | 'idleTimeoutMs' | 'metadataOnly' | 'initialEventsTimeoutMs';
+
 export class Reflector<T extends KubeObject> {
-  readonly #opts: Required<Omit<ReflectorOptions, 'fieldSelector' | 'idleTimeoutMs' | 'metadataOnly' | 'initialEventsTimeoutMs'>> & Pick<ReflectorOptions, 'fieldSelector' | 'idleTimeoutMs' | 'metadataOnly' | 'initialEventsTimeoutMs'>;
+  readonly #opts: Required<Omit<ReflectorOptions, UnsetByDefault>> & Pick<ReflectorOptions, UnsetByDefault>;
   readonly #observer: ReflectorObserver<T>;
   readonly #objects = new Map<string, T>();
   #resourceVersion = '';

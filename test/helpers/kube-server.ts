@@ -16,7 +16,7 @@
  * No jest in here: bench/ (fleet-converge) starts the same cluster. kube-cluster.ts adds the
  * tier's `describeKube` for the tests.
  */
-import { runProcess, type RunOptions, type RunResult } from './run-process.js';
+import { runProcess, TOOL_TIMEOUT_MS, type RunOptions, type RunResult } from './run-process.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -37,13 +37,8 @@ export type ProxyMode = 'pass' | 'blackhole' | 'refuse';
 export type { RunResult };
 export type ToolRunOptions = Pick<RunOptions, 'input' | 'timeoutMs'>;
 
-/**
- * kubectl's and helm's bound unless a call gives its own: inside jest's 120 s test timeout, so a
- * tool that hangs (a `kubectl delete --wait` waits a week by default) fails with its command, its
- * output and the API server's last lines rather than a bare timeout. A call that waits longer on
- * purpose (`kubectl wait --timeout=120s`) passes a bound above its own.
- */
-export const TOOL_TIMEOUT_MS = 100_000;
+/** kubectl's and helm's bound (run-process.ts says why); a timeout also carries the API server's last lines. */
+export { TOOL_TIMEOUT_MS };
 
 /**
  * The jest timeout of a beforeAll that calls startKubeCluster: etcd and the API server each get up

@@ -19,6 +19,14 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/**
+ * The bound of a tool the tests run (kubectl, helm, podman) unless a call gives its own: inside
+ * jest's 120 s test timeout, so a tool that hangs (a `kubectl delete --wait` waits a week by
+ * default, a stuck `podman stop`) fails with its command and output rather than a bare timeout. A
+ * call that waits longer on purpose (`kubectl wait --timeout=120s`) passes a bound above its own.
+ */
+export const TOOL_TIMEOUT_MS = 100_000;
+
 /** A signal ends the program with code 128, as a shell would say. */
 export function runProcess(bin: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {

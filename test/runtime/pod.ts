@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { runProcess, type RunResult } from '../helpers/run-process.js';
+import { runProcess, TOOL_TIMEOUT_MS, type RunResult } from '../helpers/run-process.js';
 import type { BuiltImage } from './tier.js';
 import type { PodPlan } from './kubelet.js';
 import { applyDevicePolicy, type DevicePolicy, type DevicePolicyOutcome } from './device-policy.js';
@@ -24,14 +24,8 @@ process.once('exit', () => {
   for (const [name, conf] of live) spawnSync('podman', ['rm', '--force', '--time', '0', name], { env: { ...process.env, CONTAINERS_CONF: conf }, stdio: 'ignore' });
 });
 
-/**
- * podman's bound: a call that hangs (a stuck `podman stop`, a lock held by a dead process) is
- * killed and fails naming its command and output, inside the tests' own timeout.
- */
-const PODMAN_TIMEOUT_MS = 100_000;
-
 export function podman(built: BuiltImage, args: string[]): Promise<RunResult> {
-  return runProcess('podman', args, { env: { ...process.env, CONTAINERS_CONF: built.containersConf }, timeoutMs: PODMAN_TIMEOUT_MS });
+  return runProcess('podman', args, { env: { ...process.env, CONTAINERS_CONF: built.containersConf }, timeoutMs: TOOL_TIMEOUT_MS });
 }
 
 async function podmanOk(built: BuiltImage, args: string[]): Promise<string> {
