@@ -165,17 +165,23 @@ describeKernel('NetlinkSocket lifecycle', () => {
         const count = async () => (await import('node:fs')).readdirSync('/proc/self/fd').length;
         (await NetlinkSocket.open({ netns: process.argv[2] })).close();
         const before = await count();
-        // In a function of its own, so no stack slot keeps the last one reachable.
-        const openAndDrop = async () => {
+        // Held until counted: a GC during the loop (the machine busy, V8's own timing) would
+        // otherwise close some before they are counted as opened. In a function of its own, so
+        // no stack slot keeps the last one reachable once the array is dropped.
+        const openAll = async () => {
+          const held = [];
           for (let i = 0; i < 30; i++) {
             const s = await NetlinkSocket.open({ netns: process.argv[2] });
             if (i % 2) { s.start({ data() {}, overflow() {}, error() {} }); s.stop(); }
+            held.push(s);
           }
+          return held;
         };
-        await openAndDrop();
+        let held = await openAll();
         await new Promise((r) => setImmediate(r));
         // Printed at the end: the first write to stdout may itself open descriptors.
         const opened = (await count()) - before;
+        held = undefined;
         let after = await count();
         for (let i = 0; i < 100 && after !== before; i++) {
           globalThis.gc();
